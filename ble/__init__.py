@@ -1,0 +1,1 @@
+"""Lockbox protocol: credentials, access records, One Day Codes, GATT framing and clients."""

@@ -1,0 +1,121 @@
+"""The requests a phone sends and the answers a lockbox gives: compact JSON inside frames."""
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ble.outcomes import AccessOutcome
+
+
+class ProtocolError(Exception):
+    """A message of the wrong shape, or the lockbox's refusal to serve a request."""
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    credential: str
+    sig: str  # base64url Ed25519 signature over this connection's nonce, by the device key
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    code: str
+
+
+@dataclass(frozen=True)
+class RecordsRequest:
+    after: int  # the records with a greater seq, as many as fit one message
+
+
+@dataclass(frozen=True)
+class AckRequest:
+    upto: int  # the server has these records: the lockbox may drop them
+
+
+Request = OpenRequest | CodeRequest | RecordsRequest | AckRequest
+
+_OPS: dict[str, type[Request]] = {
+    "open": OpenRequest,
+    "code": CodeRequest,
+    "records": RecordsRequest,
+    "ack": AckRequest,
+}
+
+
+def encode_request(request: Request) -> bytes:
+    op = next(op for op, kind in _OPS.items() if isinstance(request, kind))
+    return _dump({"op": op} | vars(request))
+
+
+def decode_request(data: bytes) -> Request:
+    message = _load(data)
+    op = message.pop("op", None)
+    kind = _OPS.get(op) if isinstance(op, str) else None
+    if kind is None:
+        raise ProtocolError("unknown op")
+    fields = {field.name: field.type for field in dataclasses.fields(kind)}
+    if set(message) != set(fields) or not all(_is(message[n], t) for n, t in fields.items()):
+        raise ProtocolError(f"bad fields for {kind.__name__}")
+    return kind(**message)
+
+
+def outcome_answer(outcome: AccessOutcome) -> bytes:
+    return _dump({"ok": outcome is AccessOutcome.OPENED, "outcome": outcome.value})
+
+
+def records_answer(records: list[str]) -> bytes:
+    return _dump({"records": records})
+
+
+def ack_answer() -> bytes:
+    return _dump({"ok": True})
+
+
+def error_answer(error: str) -> bytes:
+    return _dump({"ok": False, "error": error})
+
+
+def read_outcome(data: bytes) -> AccessOutcome:
+    outcome = _answer(data).get("outcome")
+    if not isinstance(outcome, str) or outcome not in AccessOutcome.__members__:
+        raise ProtocolError("answer without a known outcome")
+    return AccessOutcome(outcome)
+
+
+def read_records(data: bytes) -> list[str]:
+    records = _answer(data).get("records")
+    if not isinstance(records, list) or not all(isinstance(r, str) for r in records):
+        raise ProtocolError("answer without a list of records")
+    return records
+
+
+def read_ack(data: bytes) -> None:
+    if _answer(data).get("ok") is not True:
+        raise ProtocolError("acknowledgement not confirmed")
+
+
+def _answer(data: bytes) -> dict[str, Any]:
+    answer = _load(data)
+    if "error" in answer:
+        raise ProtocolError(f"lockbox refused: {answer['error']}")
+    return answer
+
+
+def _is(value: object, kind: Any) -> bool:
+    # `kind` is a dataclass field's type: a real class, as annotations here are not postponed
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _dump(message: dict[str, object]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(data)
+    except ValueError as error:
+        raise ProtocolError("not JSON") from error
+    if not isinstance(message, dict):
+        raise ProtocolError("not a JSON object")
+    return message

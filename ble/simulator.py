@@ -1,0 +1,187 @@
+"""A lockbox in software: the checks and the access log of a real one, for tests and demos."""
+
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ble.b64 import b64url_decode
+from ble.credential import CredentialClaims, InvalidCredential, decode_credential
+from ble.framing import MAX_MESSAGE
+from ble.gatt import NONCE_SIZE
+from ble.messages import (
+    AckRequest,
+    CodeRequest,
+    OpenRequest,
+    ProtocolError,
+    RecordsRequest,
+    ack_answer,
+    decode_request,
+    error_answer,
+    outcome_answer,
+    records_answer,
+)
+from ble.onedaycode import check_one_day_code
+from ble.outcomes import HOLDER_VERIFIED, AccessMethod, AccessOutcome
+from ble.records import AccessRecord, encode_record
+from ble.recurrence import within_recurrence
+from ble.secret import normalize_secret
+
+Clock = Callable[[], datetime]
+# Room for the JSON around the records in one answer.
+_RECORDS_BUDGET = MAX_MESSAGE - 64
+
+
+class LockboxSimulator:
+    """One lockbox: its serial, secret, the server keys it trusts and its own clock."""
+
+    def __init__(
+        self,
+        serial: str,
+        secret: str,
+        trusted_keys: Mapping[str, Ed25519PublicKey],
+        clock: Clock,
+        time_zone: str = "UTC",
+    ) -> None:
+        ZoneInfo(time_zone)  # fail at set-up, not at the first One Day Code
+        self.serial = serial
+        self.time_zone = time_zone
+        self.open_count = 0
+        self._secret = normalize_secret(secret)
+        self._trusted = dict(trusted_keys)
+        self._clock = clock
+        self._revoked: set[str] = set()
+        self._log: list[tuple[int, str]] = []  # (seq, signed record), oldest first
+        self._next_seq = 1
+
+    def connect(self) -> "LockboxSession":
+        return LockboxSession(self, secrets.token_bytes(NONCE_SIZE))
+
+    def revoke(self, jti: str) -> None:
+        """Lockboxes learn revocations when a phone or the server syncs them."""
+        self._revoked.add(jti)
+
+    def pending_records(self) -> list[str]:
+        return [record for _, record in self._log]
+
+    def records_after(self, seq: int) -> list[str]:
+        """The oldest records after `seq` that fit in one answer."""
+        batch: list[str] = []
+        size = 0
+        for record in (record for record_seq, record in self._log if record_seq > seq):
+            size += len(record) + 3  # quotes and a comma
+            if batch and size > _RECORDS_BUDGET:
+                break
+            batch.append(record)
+        return batch
+
+    def drop_records(self, upto: int) -> None:
+        self._log = [(seq, record) for seq, record in self._log if seq > upto]
+
+    def present(self, credential: str, sig: str, nonce: bytes | None) -> AccessOutcome:
+        """Judge a credential shown with a signature over `nonce` (None once it is spent)."""
+        now = self._clock()
+        try:
+            claims = decode_credential(credential, self._trusted)
+        except InvalidCredential:
+            # Nothing in a forged token is worth logging: its ids are the forger's choice.
+            outcome = AccessOutcome.DENIED_INVALID_CREDENTIAL
+            return self._conclude(AccessMethod.BLE_CREDENTIAL, outcome, now)
+        return self._conclude(claims.mth, self._judge(claims, sig, nonce, now), now, claims)
+
+    def enter_code(self, code: str) -> AccessOutcome:
+        now = self._clock()
+        outcome = check_one_day_code(self._secret, code, now, self.time_zone)
+        return self._conclude(AccessMethod.ONE_DAY_CODE, outcome, now)
+
+    def _judge(
+        self, claims: CredentialClaims, sig: str, nonce: bytes | None, now: datetime
+    ) -> AccessOutcome:
+        if nonce is None or not _holder_signed(claims, sig, nonce):
+            return AccessOutcome.DENIED_INVALID_CREDENTIAL
+        if claims.aud != self.serial:
+            return AccessOutcome.DENIED_WRONG_LOCKBOX
+        if claims.jti in self._revoked:
+            return AccessOutcome.DENIED_REVOKED
+        if now.timestamp() < claims.nbf:
+            return AccessOutcome.DENIED_NOT_YET_VALID
+        if now.timestamp() >= claims.exp:
+            return AccessOutcome.DENIED_EXPIRED
+        # Outside its weekly hours a grant is not over: it opens again at the next window,
+        # and the contract has no outcome closer to "not now, later" than NOT_YET_VALID.
+        if claims.rec is not None and not within_recurrence(claims.rec, now):
+            return AccessOutcome.DENIED_NOT_YET_VALID
+        return AccessOutcome.OPENED
+
+    def _conclude(
+        self,
+        method: AccessMethod,
+        outcome: AccessOutcome,
+        now: datetime,
+        claims: CredentialClaims | None = None,
+    ) -> AccessOutcome:
+        """Open (or not), and log the attempt either way."""
+        if outcome is AccessOutcome.OPENED:
+            self.open_count += 1
+        record = AccessRecord(
+            serial=self.serial,
+            seq=self._next_seq,
+            at=int(now.timestamp()),
+            method=method,
+            outcome=outcome,
+            jti=claims.jti if claims else None,
+            sub=claims.sub if claims else None,
+        )
+        self._log.append((self._next_seq, encode_record(record, self._secret)))
+        self._next_seq += 1
+        return outcome
+
+
+class LockboxSession:
+    """One BLE connection: its own nonce, good for a single open attempt."""
+
+    def __init__(self, lockbox: LockboxSimulator, nonce: bytes) -> None:
+        self.nonce = nonce
+        self._lockbox = lockbox
+        self._nonce_spent = False
+        self._holder_verified = False
+
+    def handle(self, message: bytes) -> bytes:
+        """The answer to one request message."""
+        try:
+            request = decode_request(message)
+        except ProtocolError:
+            return error_answer("bad_request")
+        match request:
+            case OpenRequest(credential=credential, sig=sig):
+                return outcome_answer(self._open(credential, sig))
+            case CodeRequest(code=code):
+                return outcome_answer(self._lockbox.enter_code(code))
+            case RecordsRequest(after=after) if self._holder_verified:
+                return records_answer(self._lockbox.records_after(after))
+            case AckRequest(upto=upto) if self._holder_verified:
+                self._lockbox.drop_records(upto)
+                return ack_answer()
+        # The log names who came and when: only a verified credential holder may read it,
+        # and only one may acknowledge (erase) it.
+        return error_answer("holder_not_verified")
+
+    def _open(self, credential: str, sig: str) -> AccessOutcome:
+        # Spent on the first attempt, whatever its outcome, so a signature seen once on the
+        # air can never be tried again on this connection.
+        nonce = None if self._nonce_spent else self.nonce
+        self._nonce_spent = True
+        outcome = self._lockbox.present(credential, sig, nonce)
+        self._holder_verified |= outcome in HOLDER_VERIFIED
+        return outcome
+
+
+def _holder_signed(claims: CredentialClaims, sig: str, nonce: bytes) -> bool:
+    try:
+        claims.device_public_key().verify(b64url_decode(sig), nonce)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,79 @@
+"""Database wiring: the Tortoise config for a Settings, migrations, and the session helpers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as migrate_api
+
+from settings import Settings
+
+log = logging.getLogger("keybin.db")
+
+MODEL_MODULES = [
+    "models.accounts",
+    "models.staff",
+    "models.listings",
+    "models.grants",
+    "models.access",
+    "models.messages",
+    "models.outbox",
+]
+
+# secure_delete: a deleted account must leave no bytes behind in the file.
+SQLITE_PRAGMAS = {"busy_timeout": "5000", "secure_delete": "on", "foreign_keys": "ON"}
+
+
+def database_url(settings: Settings) -> str:
+    """The settings' URL with the PRAGMAs keybin relies on added for SQLite."""
+    url = settings.database_url
+    if not settings.is_sqlite:
+        return url
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    for key, value in SQLITE_PRAGMAS.items():
+        query.setdefault(key, value)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url(settings)},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "migrations": "models.migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate(settings: Settings) -> None:
+    """Apply every pending migration (run before serving)."""
+    await migrate_api(config=tortoise_config(settings))
+    log.info("database migrated")
+
+
+@asynccontextmanager
+async def connected(settings: Settings, *, run_migrations: bool = True) -> AsyncIterator[None]:
+    """Open the ORM for a command-line task, migrating first; always close it."""
+    if run_migrations:
+        await migrate(settings)
+        await Tortoise.close_connections()
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+    try:
+        yield
+    finally:
+        await Tortoise.close_connections()
+
+
+# For Tortoise's own CLI (`tortoise -c db.TORTOISE_ORM makemigrations`).
+TORTOISE_ORM = tortoise_config(Settings(database_url="sqlite://./keybin.sqlite3"))

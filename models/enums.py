@@ -1,0 +1,114 @@
+"""Enumerations shared by models and the GraphQL schema (names match the contract)."""
+
+from enum import StrEnum
+
+
+class AccountKind(StrEnum):
+    AGENT = "AGENT"
+    CONTRACTOR = "CONTRACTOR"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+    SUSPENDED = "SUSPENDED"
+    PAST_DUE = "PAST_DUE"
+
+
+class ContractorRole(StrEnum):
+    CONTRACTOR = "CONTRACTOR"
+    HOME_INSPECTOR = "HOME_INSPECTOR"
+    APPRAISER = "APPRAISER"
+    PHOTOGRAPHER = "PHOTOGRAPHER"
+    CLEANER = "CLEANER"
+    STAGER = "STAGER"
+    PEST_CONTROL = "PEST_CONTROL"
+    SURVEYOR = "SURVEYOR"
+    OTHER = "OTHER"
+
+
+class ListingSource(StrEnum):
+    IMPORTED = "IMPORTED"
+    MANUAL = "MANUAL"
+
+
+class ListingStatus(StrEnum):
+    COMING_SOON = "COMING_SOON"
+    ACTIVE = "ACTIVE"
+    PENDING = "PENDING"
+    CLOSED = "CLOSED"
+    WITHDRAWN = "WITHDRAWN"
+
+
+class AccessMethod(StrEnum):
+    BLE_CREDENTIAL = "BLE_CREDENTIAL"
+    ONE_DAY_CODE = "ONE_DAY_CODE"
+    AGENT_KEY = "AGENT_KEY"
+
+
+class AccessOutcome(StrEnum):
+    OPENED = "OPENED"
+    DENIED_NOT_YET_VALID = "DENIED_NOT_YET_VALID"
+    DENIED_EXPIRED = "DENIED_EXPIRED"
+    DENIED_REVOKED = "DENIED_REVOKED"
+    DENIED_INVALID_CREDENTIAL = "DENIED_INVALID_CREDENTIAL"
+    DENIED_WRONG_LOCKBOX = "DENIED_WRONG_LOCKBOX"
+
+
+class MessageKind(StrEnum):
+    ACCESS_GRANTED = "ACCESS_GRANTED"
+    ACCESS_REVOKED = "ACCESS_REVOKED"
+    ACCESS_USED = "ACCESS_USED"
+    ACCESS_STARTING = "ACCESS_STARTING"
+    ACCOUNT = "ACCOUNT"
+
+
+class PushPlatform(StrEnum):
+    APNS = "APNS"
+    FCM = "FCM"
+
+
+class VerificationPurpose(StrEnum):
+    SIGNUP = "SIGNUP"
+    PHONE_CHANGE = "PHONE_CHANGE"
+
+
+class StaffRole(StrEnum):
+    SUPPORT = "SUPPORT"
+    SYSADMIN = "SYSADMIN"
+
+
+class OutboxChannel(StrEnum):
+    EMAIL = "EMAIL"
+    SMS = "SMS"
+    EVENT = "EVENT"
+    PUSH = "PUSH"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "PENDING"
+    SENT = "SENT"
+    DEAD = "DEAD"
+
+
+class AccountEventKind(StrEnum):
+    IMPORTED = "IMPORTED"
+    INVITED = "INVITED"
+    SIGNED_UP = "SIGNED_UP"
+    SIGNED_IN = "SIGNED_IN"
+    SIGN_IN_FAILED = "SIGN_IN_FAILED"
+    ACCOUNT_LOCKED = "ACCOUNT_LOCKED"
+    SIGNED_OUT = "SIGNED_OUT"
+    DEVICE_REGISTERED = "DEVICE_REGISTERED"
+    DEVICE_REMOVED = "DEVICE_REMOVED"
+    PASSWORD_RESET_REQUESTED = "PASSWORD_RESET_REQUESTED"
+    PASSWORD_RESET = "PASSWORD_RESET"
+    PASSWORD_CHANGED = "PASSWORD_CHANGED"
+    PIN_SET = "PIN_SET"
+    PIN_FAILED = "PIN_FAILED"
+    PIN_LOCKED = "PIN_LOCKED"
+    EMAIL_CHANGED = "EMAIL_CHANGED"
+    PHONE_CHANGED = "PHONE_CHANGED"
+    PROFILE_UPDATED = "PROFILE_UPDATED"
+    SECURITY_ANSWERS_VIEWED = "SECURITY_ANSWERS_VIEWED"
+    DELETED = "DELETED"

@@ -1,0 +1,26 @@
+"""Support-console staff: password + TOTP, roles SUPPORT and SYSADMIN."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.enums import StaffRole
+
+
+class Staff(Model):
+    id = fields.IntField(primary_key=True)
+    email = fields.CharField(max_length=254, unique=True)
+    name = fields.CharField(max_length=200, default="")
+    role = fields.CharEnumField(StaffRole, max_length=16)
+    password_hash = fields.CharField(max_length=255)
+    totp_secret = fields.CharField(max_length=64)
+    must_change_password = fields.BooleanField(default=True)
+    failed_logins = fields.IntField(default=0)
+    locked_until = fields.DatetimeField(null=True)
+    last_totp_step = fields.BigIntField(default=0)
+    disabled = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "staff"

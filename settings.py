@@ -1,0 +1,126 @@
+"""keybin's configuration: read once from the environment into one frozen object."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_DATABASE_URL = "sqlite://./keybin.sqlite3"
+SECRET_KEY_FILE = "keybin.secret"
+
+
+class ConfigurationError(Exception):
+    """The environment asks for something keybin refuses to run with."""
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str = ""
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "keybin@localhost"
+    sms_backend: str = "console"
+    sms_http_url: str = ""
+    device_limit: int = 5
+    max_grant_days: int = 30
+    rate_limit_per_minute: int = 300
+    env: str = "development"
+    # Outbox dispatcher pacing; tests shorten these.
+    outbox_poll_seconds: float = 1.0
+    outbox_backoff_base: float = 2.0
+    outbox_backoff_max: float = 300.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the database (SQLite) and generated secrets live."""
+        if self.is_sqlite:
+            path = self.database_url.split("://", 1)[1].split("?", 1)[0]
+            if path and path != ":memory:":
+                return Path(path).expanduser().resolve().parent
+        return Path(os.environ.get("KEYBIN_DATA_DIR", ".")).resolve()
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the environment, then fill and check the secrets."""
+    env = os.environ if environ is None else environ
+    get = env.get
+    settings = Settings(
+        database_url=get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        secret_key=get("SECRET_KEY", ""),
+        public_url=get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        smtp_host=get("SMTP_HOST", ""),
+        smtp_port=int(get("SMTP_PORT", "25")),
+        smtp_username=get("SMTP_USERNAME", ""),
+        smtp_password=get("SMTP_PASSWORD", ""),
+        smtp_starttls=_bool(get("SMTP_STARTTLS", "false")),
+        mail_from=get("MAIL_FROM", "keybin@localhost"),
+        sms_backend=get("SMS_BACKEND", "console"),
+        sms_http_url=get("SMS_HTTP_URL", ""),
+        device_limit=int(get("DEVICE_LIMIT", "5")),
+        max_grant_days=int(get("MAX_GRANT_DAYS", "30")),
+        rate_limit_per_minute=int(get("RATE_LIMIT_PER_MINUTE", "300")),
+        env=get("KEYBIN_ENV", "development"),
+        extra={k: v for k, v in env.items() if k.startswith(("FCM_", "APNS_"))},
+    )
+    return finalize(settings)
+
+
+def finalize(settings: Settings) -> Settings:
+    """Check the settings and supply a kept SECRET_KEY where none was given."""
+    if settings.sms_backend not in {"console", "http"}:
+        raise ConfigurationError("SMS_BACKEND must be 'console' or 'http'")
+    if settings.sms_backend == "http" and not settings.sms_http_url:
+        raise ConfigurationError("SMS_BACKEND=http needs SMS_HTTP_URL")
+    if not urlsplit(settings.database_url).scheme:
+        raise ConfigurationError("DATABASE_URL must be sqlite://... or postgres://...")
+    if settings.production:
+        if not settings.secret_key or len(settings.secret_key) < 32:
+            raise ConfigurationError("production needs a SECRET_KEY of 32 characters or more")
+        if not settings.smtp_host:
+            raise ConfigurationError("production needs SMTP_HOST: mail is never only logged")
+        return settings
+    if not settings.secret_key:
+        settings = settings.with_(secret_key=_kept_secret(settings.data_dir))
+    return settings
+
+
+def _kept_secret(data_dir: Path) -> str:
+    """A secret generated on first run and kept beside the database."""
+    path = data_dir / SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting together must not each write their own.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
