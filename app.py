@@ -1,0 +1,127 @@
+"""The ASGI application: routes, the GraphQL view, and what runs beside it (outbox, pub/sub)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from tortoise import Tortoise
+
+import db
+from notify.dispatcher import Dispatcher
+from notify.pubsub import PubSub
+from resolvers.auth import Authenticated, authenticate
+from schema.context import Context
+from schema.schema import build_schema
+from settings import Settings, from_env
+
+log = logging.getLogger("keybin")
+
+
+def bearer_token(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class KeybinGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with keybin's context and WebSocket authentication."""
+
+    def __init__(self, settings: Settings, pubsub: PubSub) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if not settings.production else None,
+            allow_queries_via_get=False,  # a GET must never change anything (CSRF)
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            multipart_uploads_enabled=False,
+        )
+        self.settings = settings
+        self.pubsub = pubsub
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        auth = None
+        if isinstance(request, Request):
+            token = bearer_token(request.headers.get("authorization"))
+            auth = await authenticate(token) if token else None
+        return Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            pubsub=self.pubsub,
+            auth=auth,
+        )
+
+    async def on_ws_connect(self, context: Context) -> None:
+        params = getattr(context, "connection_params", None) or {}
+        raw = params.get("authorization") if isinstance(params, dict) else None
+        if raw is None:
+            return None  # anonymous: subscribing then answers UNAUTHENTICATED
+        token = bearer_token(str(raw))
+        auth = await authenticate(token) if token else None
+        if auth is None:
+            raise ConnectionRejectionError({"message": "Invalid token"})
+        context.auth = auth
+        return None
+
+
+async def healthz(request: Request) -> Response:
+    try:
+        await Tortoise.get_connection("default").execute_query("SELECT 1")
+    except Exception as error:  # noqa: BLE001  (any failure means "not healthy")
+        log.warning("health check failed: %s", error)
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or from_env()
+    pubsub = PubSub()
+    dispatcher = Dispatcher(settings, pubsub)
+    graphql = KeybinGraphQL(settings, pubsub)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await Tortoise.init(config=db.tortoise_config(settings), _enable_global_fallback=True)
+        await pubsub.start()
+        dispatcher.start()
+        try:
+            yield
+        finally:
+            await dispatcher.stop()
+            await pubsub.stop()
+            await Tortoise.close_connections()
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.pubsub = pubsub
+    app.state.dispatcher = dispatcher
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn app:app` builds the app from the environment on first use only,
+    # so importing this module (tests, the CLI) never reads the environment.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
+
+
+__all__ = ["Authenticated", "create_app"]

@@ -1,0 +1,1 @@
+"""Delivery: the transactional outbox, its dispatcher, mail, SMS and live pub/sub."""

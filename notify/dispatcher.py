@@ -1,0 +1,157 @@
+"""The outbox dispatcher: claims due rows, delivers them, retries with exponential backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import aiosmtplib
+import httpx
+from tortoise.expressions import Q
+
+from models.enums import OutboxChannel, OutboxStatus
+from models.outbox import OutboxMessage
+from notify import mail, outbox, sms
+from notify.pubsub import PubSub
+from resolvers import clock
+from settings import Settings
+
+log = logging.getLogger("keybin.outbox")
+
+CLAIM_SECONDS = 120
+BATCH = 50
+MAX_ATTEMPTS = 40  # with a 5-minute cap on the backoff: about three days of trying
+
+# Errors that mean "try again later"; anything else is a bug and is left to surface.
+RETRYABLE: tuple[type[BaseException], ...] = (
+    aiosmtplib.SMTPException,
+    OSError,
+    TimeoutError,
+    httpx.HTTPError,
+    sms.SmsGatewayError,
+)
+
+Deliverer = Callable[[OutboxMessage], Awaitable[None]]
+
+
+class PermanentFailure(Exception):
+    """Delivery can never succeed (e.g. a push token the service rejected): drop the row."""
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, pubsub: PubSub) -> None:
+        self.settings = settings
+        self.pubsub = pubsub
+        self.name = secrets.token_hex(6)
+        self.wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.deliverers: dict[OutboxChannel, Deliverer] = {
+            OutboxChannel.EMAIL: self._email,
+            OutboxChannel.SMS: self._sms,
+            OutboxChannel.EVENT: self._event,
+        }
+
+    def start(self) -> None:
+        outbox.bind_wakeup(self.wakeup)
+        self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+
+    async def stop(self) -> None:
+        outbox.bind_wakeup(None)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self.wakeup.clear()
+            delivered = await self.run_once()
+            if delivered:
+                continue  # there may be more waiting
+            try:
+                async with asyncio.timeout(self.settings.outbox_poll_seconds):
+                    await self.wakeup.wait()
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many rows were attempted."""
+        now = clock.now()
+        due = (
+            await OutboxMessage.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .order_by("id")
+            .limit(BATCH)
+            .values_list("id", flat=True)
+        )
+        attempted = 0
+        for row_id in due:
+            row = await self._claim(int(row_id))
+            if row is not None:
+                attempted += 1
+                await self._deliver(row)
+        return attempted
+
+    async def _claim(self, row_id: int) -> OutboxMessage | None:
+        """A conditional update: of several dispatchers, exactly one wins the row."""
+        now = clock.now()
+        won = (
+            await OutboxMessage.filter(id=row_id, status=OutboxStatus.PENDING)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), claimed_by=self.name)
+        )
+        if not won:
+            return None
+        return await OutboxMessage.get_or_none(id=row_id, claimed_by=self.name)
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        try:
+            await self.deliverers[row.channel](row)
+        except PermanentFailure as error:
+            log.warning("outbox %s %s dropped: %s", row.channel, row.id, error)
+            await self._finish(row, OutboxStatus.DEAD, str(error))
+        except RETRYABLE as error:
+            await self._retry(row, f"{type(error).__name__}: {error}")
+        else:
+            await self._finish(row, OutboxStatus.SENT, None)
+
+    async def _finish(self, row: OutboxMessage, status: OutboxStatus, error: str | None) -> None:
+        await OutboxMessage.filter(id=row.id).update(
+            status=status,
+            sent_at=clock.now() if status == OutboxStatus.SENT else None,
+            attempts=row.attempts + 1,
+            last_error=error[:500] if error else None,
+            claimed_until=None,
+        )
+
+    async def _retry(self, row: OutboxMessage, error: str, delay: float | None = None) -> None:
+        attempts = row.attempts + 1
+        if attempts >= MAX_ATTEMPTS:
+            log.error("outbox %s %s gave up after %d attempts: %s", row.channel, row.id, attempts, error)
+            await self._finish(row, OutboxStatus.DEAD, error)
+            return
+        if delay is None:
+            base = self.settings.outbox_backoff_base * 2 ** (attempts - 1)
+            delay = min(base, self.settings.outbox_backoff_max)
+        log.warning("outbox %s %s failed (%s), retry in %.1fs", row.channel, row.id, error, delay)
+        await OutboxMessage.filter(id=row.id).update(
+            attempts=attempts,
+            last_error=error[:500],
+            next_attempt_at=clock.now() + timedelta(seconds=delay),
+            claimed_until=None,
+        )
+
+    async def _email(self, row: OutboxMessage) -> None:
+        await mail.send(self.settings, row.recipient, row.payload)
+
+    async def _sms(self, row: OutboxMessage) -> None:
+        await sms.send(self.settings, row.recipient, row.payload["body"])
+
+    async def _event(self, row: OutboxMessage) -> None:
+        await self.pubsub.publish(int(row.payload["account_id"]), int(row.payload["message_id"]))

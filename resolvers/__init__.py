@@ -1,0 +1,1 @@
+"""The domain operations: plain async functions over models/, one module per capability."""

@@ -1,0 +1,278 @@
+"""Sign-in, sessions and devices, password reset, and the PIN."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from models.accounts import Account, Device, PasswordReset, PushToken, Session
+from models.enums import AccountEventKind
+from notify import outbox
+from resolvers import clock, events
+from resolvers.errors import DomainError, invalid_input
+from resolvers.events import SELF, Actor
+from resolvers.security import (
+    check_password_policy,
+    check_pin_format,
+    hash_secret,
+    new_token,
+    token_digest,
+    verify_secret,
+)
+from settings import Settings
+
+MAX_FAILED_LOGINS = 5
+MAX_FAILED_PINS = 3
+LOCKOUT = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(days=30)
+RESET_LIFETIME = timedelta(hours=1)
+RESET_THROTTLE = timedelta(minutes=1)
+KEY_ID = re.compile(r"\d{9}")
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str
+    account: Account
+    device: Device
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    account: Account
+    session: Session
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def accounts_for_login(login: str) -> list[Account]:
+    """The live accounts a login (Key ID or email) names: several when agents share an email."""
+    login = login.strip()
+    query = Account.filter(deleted_at__isnull=True)
+    if KEY_ID.fullmatch(login):
+        return await query.filter(key_id=login)
+    return await query.filter(email=normalize_email(login)).order_by("id")
+
+
+async def sign_in(
+    settings: Settings,
+    login: str,
+    password: str,
+    device_id: str,
+    device_name: str,
+    public_key: str | None,
+    client_address: str | None = None,
+) -> SignedIn:
+    if not device_id.strip() or len(device_id) > 128:
+        raise invalid_input("A device id of 1-128 characters is required.", "deviceId")
+    account = await _check_password(login, password, Actor(client_address=client_address))
+    device = await _register_device(settings, account, device_id, device_name, public_key)
+    token = new_token()
+    async with in_transaction():
+        await Session.create(
+            token_hash=token_digest(token),
+            account=account,
+            device=device,
+            expires_at=clock.now() + SESSION_LIFETIME,
+        )
+        await Account.filter(id=account.id).update(failed_logins=0)
+        await events.record(account, AccountEventKind.SIGNED_IN, f"device {device.name}")
+    return SignedIn(token=token, account=account, device=device)
+
+
+async def _check_password(login: str, password: str, actor: Actor) -> Account:
+    candidates = await accounts_for_login(login)
+    if not candidates:
+        verify_secret(None, password)  # same work, same timing, as a real check
+        raise DomainError("INVALID_CREDENTIALS", "Wrong login or password.")
+    now = clock.now()
+    for account in candidates:
+        if account.locked_until and account.locked_until > now:
+            continue
+        if verify_secret(account.password_hash, password):
+            return account
+    locked = [a for a in candidates if a.locked_until and a.locked_until > now]
+    if len(locked) == len(candidates):
+        raise DomainError(
+            "ACCOUNT_LOCKED", "Too many wrong passwords: try again in 15 minutes."
+        )
+    for account in candidates:
+        if account not in locked:
+            await register_failed_password(account, actor)
+    raise DomainError("INVALID_CREDENTIALS", "Wrong login or password.")
+
+
+async def register_failed_password(account: Account, actor: Actor = SELF) -> None:
+    """Count a wrong password; the fifth in a row locks sign-in for 15 minutes."""
+    await Account.filter(id=account.id).update(failed_logins=F("failed_logins") + 1)
+    await account.refresh_from_db(fields=["failed_logins"])
+    await events.record(account, AccountEventKind.SIGN_IN_FAILED, "wrong password", actor)
+    if account.failed_logins >= MAX_FAILED_LOGINS:
+        await Account.filter(id=account.id).update(
+            failed_logins=0, locked_until=clock.now() + LOCKOUT
+        )
+        await events.record(account, AccountEventKind.ACCOUNT_LOCKED, "5 wrong passwords", actor)
+
+
+async def check_password_of(account: Account, password: str, *field: str) -> None:
+    """Re-authentication for sensitive changes; wrong answers count toward the lockout."""
+    if account.locked_until and account.locked_until > clock.now():
+        raise DomainError("ACCOUNT_LOCKED", "Too many wrong passwords: try again in 15 minutes.")
+    if not verify_secret(account.password_hash, password):
+        await register_failed_password(account)
+        raise DomainError("INVALID_CREDENTIALS", "The password is not right.", ["input", *field])
+
+
+async def _register_device(
+    settings: Settings, account: Account, device_id: str, name: str, public_key: str | None
+) -> Device:
+    device = await Device.get_or_none(account=account, device_id=device_id)
+    name = name.strip()[:100] or "Device"
+    if device is not None:
+        device.name = name
+        device.last_seen_at = clock.now()
+        if public_key:
+            device.public_key = public_key
+        await device.save(update_fields=["name", "last_seen_at", "public_key"])
+        return device
+    if await Device.filter(account=account).count() >= settings.device_limit:
+        raise DomainError(
+            "DEVICE_LIMIT_REACHED",
+            f"This account already has {settings.device_limit} registered devices: "
+            "remove one, or call support.",
+        )
+    async with in_transaction():
+        device = await Device.create(
+            account=account, device_id=device_id, name=name, public_key=public_key
+        )
+        await events.record(account, AccountEventKind.DEVICE_REGISTERED, f"device {name}")
+    return device
+
+
+async def authenticate(token: str) -> Authenticated | None:
+    session = await Session.get_or_none(token_hash=token_digest(token)).select_related("account")
+    if session is None or session.expires_at <= clock.now():
+        return None
+    if session.account.deleted_at is not None:
+        return None
+    return Authenticated(account=session.account, session=session)
+
+
+async def sign_out(auth: Authenticated) -> None:
+    async with in_transaction():
+        # Signing out of a device stops pushes to it as well.
+        await PushToken.filter(device_id=auth.session.device_id).delete()  # type: ignore[attr-defined]
+        await Session.filter(id=auth.session.id).delete()
+        await events.record(auth.account, AccountEventKind.SIGNED_OUT)
+
+
+async def remove_device(account: Account, device_pk: int, actor: Actor = SELF) -> None:
+    device = await Device.get_or_none(id=device_pk, account=account)
+    if device is None:
+        raise DomainError("NOT_FOUND", "No such device on this account.", ["input", "deviceId"])
+    async with in_transaction():
+        await device.delete()  # sessions and push tokens go with it
+        await events.record(account, AccountEventKind.DEVICE_REMOVED, f"device {device.name}", actor)
+
+
+async def request_password_reset(settings: Settings, login: str) -> None:
+    """Mail a single-use link to each account the login names; silent when none."""
+    if len(login) > 254:
+        return
+    now = clock.now()
+    for account in await accounts_for_login(login):
+        if not account.email:
+            continue
+        recent = await PasswordReset.filter(
+            account=account, created_at__gte=now - RESET_THROTTLE
+        ).exists()
+        if recent:
+            continue  # a burst of requests sends one mail
+        token = new_token()
+        async with in_transaction():
+            await PasswordReset.create(
+                token_hash=token_digest(token), account=account, expires_at=now + RESET_LIFETIME
+            )
+            await outbox.email(
+                account.email,
+                "password_reset",
+                {
+                    "name": account.first_name or "there",
+                    "key_id": account.key_id,
+                    "link": f"{settings.public_url}/reset-password?token={token}",
+                },
+                account_id=account.id,
+            )
+            await events.record(account, AccountEventKind.PASSWORD_RESET_REQUESTED)
+    outbox.wake()
+
+
+async def reset_password(token: str, new_password: str) -> Account:
+    check_password_policy(new_password, "newPassword")
+    reset = await PasswordReset.get_or_none(token_hash=token_digest(token))
+    now = clock.now()
+    if reset is None or reset.used_at is not None or reset.expires_at <= now:
+        raise DomainError("INVALID_TOKEN", "This reset link is invalid or has expired.")
+    async with in_transaction():
+        # Conditional update: two concurrent uses of one link, only one succeeds.
+        used = await PasswordReset.filter(id=reset.id, used_at__isnull=True).update(used_at=now)
+        if not used:
+            raise DomainError("INVALID_TOKEN", "This reset link has already been used.")
+        await Account.filter(id=reset.account_id).update(  # type: ignore[attr-defined]
+            password_hash=hash_secret(new_password), failed_logins=0, locked_until=None
+        )
+        await Session.filter(account_id=reset.account_id).delete()  # type: ignore[attr-defined]
+        await events.record(reset.account_id, AccountEventKind.PASSWORD_RESET)  # type: ignore[attr-defined]
+    return await Account.get(id=reset.account_id)  # type: ignore[attr-defined]
+
+
+async def change_password(account: Account, current: str, new_password: str) -> None:
+    await check_password_of(account, current, "currentPassword")
+    check_password_policy(new_password, "newPassword")
+    async with in_transaction():
+        await Account.filter(id=account.id).update(password_hash=hash_secret(new_password))
+        await events.record(account, AccountEventKind.PASSWORD_CHANGED)
+
+
+async def set_pin(account: Account, password: str, new_pin: str) -> None:
+    check_pin_format(new_pin, "newPin")
+    await check_password_of(account, password, "password")
+    async with in_transaction():
+        await Account.filter(id=account.id).update(
+            pin_hash=hash_secret(new_pin), failed_pins=0, pin_locked_until=None
+        )
+        await events.record(account, AccountEventKind.PIN_SET)
+
+
+async def check_pin(account: Account, pin: str, *field: str) -> None:
+    """Step-up check before a grant or a One Day Code; three misses lock PIN use for 15 min.
+
+    Runs before (outside) the operation's transaction, so a miss is counted even
+    though the operation itself changes nothing.
+    """
+    await account.refresh_from_db(fields=["failed_pins", "pin_locked_until", "pin_hash"])
+    path = ["input", *field] if field else ["input", "pin"]
+    if account.pin_locked_until and account.pin_locked_until > clock.now():
+        raise DomainError("TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path)
+    if account.pin_hash is None:
+        raise DomainError("INVALID_PIN", "Set a PIN first (setPin).", path)
+    if verify_secret(account.pin_hash, pin):
+        if account.failed_pins:
+            await Account.filter(id=account.id).update(failed_pins=0)
+        return
+    await Account.filter(id=account.id).update(failed_pins=F("failed_pins") + 1)
+    await account.refresh_from_db(fields=["failed_pins"])
+    await events.record(account, AccountEventKind.PIN_FAILED)
+    if account.failed_pins >= MAX_FAILED_PINS:
+        await Account.filter(id=account.id).update(
+            failed_pins=0, pin_locked_until=clock.now() + LOCKOUT
+        )
+        await events.record(account, AccountEventKind.PIN_LOCKED, "3 wrong PINs")
+        raise DomainError("TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path)
+    raise DomainError("INVALID_PIN", "The PIN is not right.", path)

@@ -1,0 +1,24 @@
+"""The Message Center: a keyset-paged feed per account, read marks, deletion."""
+
+from __future__ import annotations
+
+from tortoise.queryset import QuerySet
+
+from models.messages import Message
+
+
+def _feed(account_id: int, unread_only: bool) -> QuerySet[Message]:
+    query = Message.filter(account_id=account_id)
+    return query.filter(read_at__isnull=True) if unread_only else query
+
+
+async def page(account_id: int, limit: int, before_id: int | None, unread_only: bool) -> list[Message]:
+    """Newest first; `before_id` is the keyset cursor, so new messages never shift a page."""
+    query = _feed(account_id, unread_only)
+    if before_id is not None:
+        query = query.filter(id__lt=before_id)
+    return await query.order_by("-id").limit(limit)
+
+
+async def count(account_id: int, unread_only: bool = False) -> int:
+    return await _feed(account_id, unread_only).count()

@@ -1,0 +1,67 @@
+"""Secrets: argon2id hashes for passwords, PINs and answers; random tokens kept as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from resolvers.errors import DomainError
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+PASSWORD_RULE = (
+    "Password must be 6-20 characters with at least one upper case letter, "
+    "one lower case letter and one digit."
+)
+_PIN = re.compile(r"\d{4}")
+# A valid hash of nothing in particular: verifying against it when an account is
+# missing keeps the answer time the same whether or not the login exists.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+def hash_secret(value: str) -> str:
+    return _hasher.hash(value)
+
+
+def verify_secret(stored: str | None, value: str) -> bool:
+    try:
+        return _hasher.verify(stored or _DUMMY_HASH, value) and stored is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def check_password_policy(password: str, *field: str) -> None:
+    ok = (
+        6 <= len(password) <= 20
+        and re.search(r"[A-Z]", password) is not None
+        and re.search(r"[a-z]", password) is not None
+        and re.search(r"\d", password) is not None
+    )
+    if not ok:
+        raise DomainError("WEAK_PASSWORD", PASSWORD_RULE, ["input", *field])
+
+
+def check_pin_format(pin: str, *field: str) -> None:
+    if not _PIN.fullmatch(pin):
+        raise DomainError("INVALID_INPUT", "A PIN is exactly 4 digits.", ["input", *field])
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_code(digits: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(digits))
+
+
+def constant_equals(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

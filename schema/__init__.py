@@ -1,0 +1,1 @@
+"""The GraphQL layer: types, inputs, payloads and the Schema object. No business rules here."""

@@ -1,0 +1,166 @@
+"""Account types: the Account interface, Agent, Contractor, Device, LinkedAccount."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+import schema.enums  # noqa: F401  (registers the enums used below)
+from models.accounts import Account as AccountModel
+from models.enums import AccountKind, AccountStatus, ContractorRole
+from resolvers import messages as message_ops
+from schema.base import Node, build_connection, check_first, decode_cursor
+from schema.context import Info
+from schema.ids import to_global_id
+from schema.messages import Message, MessageConnection
+
+if TYPE_CHECKING:
+    from schema.grants import GrantConnection, GrantStatus
+    from schema.listings import ListingConnection, LockboxConnection
+
+
+@strawberry.type
+class Device(Node):
+    name: str
+    registered_at: datetime
+    last_seen_at: datetime
+    current: bool
+
+
+@strawberry.type
+class LinkedAccount:
+    key_id: str
+    association: str
+    status: AccountStatus
+
+
+@strawberry.interface(description="A signed-in person: a member agent or a contractor.")
+class Account(Node):
+    pk: strawberry.Private[int]
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None = strawberry.field(description="E.164, e.g. +15135550100")
+    status: AccountStatus
+
+    @strawberry.field
+    async def messages(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        unread_only: bool | None = False,
+    ) -> MessageConnection:
+        limit = check_first(first)
+        page = await message_ops.page(self.pk, limit + 1, decode_cursor(after), bool(unread_only))
+        return build_connection(
+            MessageConnection,
+            [Message.from_model(m) for m in page],
+            [m.id for m in page],
+            limit,
+            after,
+            lambda: message_ops.count(self.pk, bool(unread_only)),
+        )
+
+    @strawberry.field
+    async def unread_message_count(self, info: Info) -> int:
+        return await message_ops.count(self.pk, unread_only=True)
+
+    @strawberry.field
+    async def devices(self, info: Info) -> list[Device]:
+        from models.accounts import Device as DeviceModel
+
+        current = info.context.auth.session.device_id if info.context.auth else None  # type: ignore[attr-defined]
+        rows = await DeviceModel.filter(account_id=self.pk).order_by("registered_at", "id")
+        return [
+            Device(
+                id=strawberry.ID(to_global_id("Device", d.id)),
+                name=d.name,
+                registered_at=d.registered_at,
+                last_seen_at=d.last_seen_at,
+                current=d.id == current,
+            )
+            for d in rows
+        ]
+
+
+@strawberry.type(description="A member agent (REALTOR) of an association or MLS.")
+class Agent(Account):
+    key_id: str = strawberry.field(
+        description="The 9-digit Key ID the agent signs in and calls support with."
+    )
+    association: str
+
+    @strawberry.field(
+        description="The person's other agent accounts; switching means signing in to that one."
+    )
+    async def linked_accounts(self, info: Info) -> list[LinkedAccount]:
+        if not self.email:
+            return []
+        rows = await AccountModel.filter(
+            email=self.email, kind=AccountKind.AGENT, deleted_at__isnull=True
+        ).exclude(id=self.pk)
+        return [
+            LinkedAccount(key_id=r.key_id or "", association=r.association, status=r.status)
+            for r in rows
+        ]
+
+    @strawberry.field
+    async def listings(
+        self, info: Info, first: int | None = 20, after: str | None = None, search: str | None = None
+    ) -> Annotated[ListingConnection, strawberry.lazy("schema.listings")]:
+        from schema.listings import agent_listings
+
+        return await agent_listings(info, self.pk, first, after, search)
+
+    @strawberry.field(description="My Lockboxes: the lockboxes assigned to this agent.")
+    async def lockboxes(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Annotated[LockboxConnection, strawberry.lazy("schema.listings")]:
+        from schema.listings import agent_lockboxes
+
+        return await agent_lockboxes(info, self.pk, first, after)
+
+
+@strawberry.type(description="A non-member agent, contractor or service provider.")
+class Contractor(Account):
+    role: ContractorRole
+    company: str | None
+
+    @strawberry.field(description="Accesses granted to this contractor, newest first.")
+    async def grants(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        status: list[Annotated[GrantStatus, strawberry.lazy("schema.grants")]] | None = None,
+    ) -> Annotated[GrantConnection, strawberry.lazy("schema.grants")]:
+        from schema.grants import contractor_grants
+
+        return await contractor_grants(info, self.pk, first, after, status)
+
+
+def account_from_model(row: AccountModel) -> Agent | Contractor:
+    common = {
+        "pk": row.id,
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "email": row.email or "",
+        "phone": row.phone,
+        "status": row.status,
+    }
+    if row.kind == AccountKind.AGENT:
+        return Agent(
+            id=strawberry.ID(to_global_id("Agent", row.id)),
+            key_id=row.key_id or "",
+            association=row.association,
+            **common,  # type: ignore[arg-type]
+        )
+    return Contractor(
+        id=strawberry.ID(to_global_id("Contractor", row.id)),
+        role=row.role or ContractorRole.OTHER,
+        company=row.company,
+        **common,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,236 @@
+"""Listing types: Region, Address, Listing, Lockbox, and their connections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+import schema.enums  # noqa: F401  (registers the enums used below)
+from models.enums import ListingSource, ListingStatus
+from models.listings import Listing as ListingModel
+from models.listings import Lockbox as LockboxModel
+from models.listings import Region as RegionModel
+from resolvers import listings as listing_ops
+from schema.base import Connection, Node, build_connection, check_first, decode_cursor
+from schema.context import Info
+from schema.errors import forbidden
+from schema.ids import to_global_id
+
+if TYPE_CHECKING:
+    from schema.accounts import Agent
+    from schema.grants import AccessEventConnection, GrantConnection, GrantStatus
+
+
+@strawberry.type
+class Region:
+    code: str
+    name: str
+    time_zone: str = strawberry.field(description="IANA time zone, e.g. America/New_York")
+
+    @classmethod
+    def from_model(cls, row: RegionModel) -> Region:
+        return cls(code=row.code, name=row.name, time_zone=row.time_zone)
+
+
+@strawberry.type
+class Address:
+    line1: str
+    line2: str | None
+    city: str
+    state: str
+    postal_code: str
+
+
+async def _region(info: Info, code: str | None) -> Region | None:
+    if code is None:
+        return None
+    row = await info.context.loaders.by_id(RegionModel).load(code)
+    return Region.from_model(row) if row else None
+
+
+def _lockbox_by_listing(info: Info) -> DataLoader[int, LockboxModel | None]:
+    async def load(listing_ids: list[int]) -> Sequence[LockboxModel | None]:
+        rows = {r.listing_id: r for r in await LockboxModel.filter(listing_id__in=listing_ids)}  # type: ignore[attr-defined]
+        return [rows.get(i) for i in listing_ids]
+
+    return info.context.loaders.named("lockbox_by_listing", lambda: DataLoader(load_fn=load))
+
+
+@strawberry.type
+class Listing(Node):
+    pk: strawberry.Private[int]
+    agent_pk: strawberry.Private[int]
+    mls_number: str | None
+    address: Address
+    status: ListingStatus
+    source: ListingSource
+
+    @strawberry.field
+    async def agent(self, info: Info) -> Annotated[Agent, strawberry.lazy("schema.accounts")]:
+        from models.accounts import Account as AccountModel
+        from schema.accounts import Agent, account_from_model
+
+        row = await info.context.loaders.by_id(AccountModel).load(self.agent_pk)
+        agent = account_from_model(row)  # type: ignore[arg-type]
+        assert isinstance(agent, Agent)  # noqa: S101  (listings belong to agents by construction)
+        return agent
+
+    @strawberry.field
+    async def lockbox(self, info: Info) -> Lockbox | None:
+        row = await _lockbox_by_listing(info).load(self.pk)
+        return Lockbox.from_model(row) if row else None
+
+    @strawberry.field
+    async def on_listing_since(self, info: Info) -> date | None:
+        row = await _lockbox_by_listing(info).load(self.pk)
+        return row.on_listing_since if row else None
+
+    @strawberry.field
+    async def region(self, info: Info) -> Region | None:
+        row = await _lockbox_by_listing(info).load(self.pk)
+        return await _region(info, row.region_id) if row else None  # type: ignore[attr-defined]
+
+    @strawberry.field(description="SentriConnect-style access history for this listing, newest first.")
+    async def grants(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        status: list[Annotated[GrantStatus, strawberry.lazy("schema.grants")]] | None = None,
+    ) -> Annotated[GrantConnection, strawberry.lazy("schema.grants")]:
+        from schema.grants import listing_grants
+
+        return await listing_grants(info, self.pk, first, after, status)
+
+    @strawberry.field
+    async def access_events(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Annotated[AccessEventConnection, strawberry.lazy("schema.grants")]:
+        from schema.grants import listing_access_events
+
+        return await listing_access_events(info, self.pk, first, after)
+
+    @classmethod
+    def from_model(cls, row: ListingModel) -> Listing:
+        return cls(
+            id=strawberry.ID(to_global_id("Listing", row.id)),
+            pk=row.id,
+            agent_pk=row.agent_id,  # type: ignore[attr-defined]
+            mls_number=row.mls_number,
+            address=Address(
+                line1=row.line1,
+                line2=row.line2,
+                city=row.city,
+                state=row.state,
+                postal_code=row.postal_code,
+            ),
+            status=row.status,
+            source=row.source,
+        )
+
+
+@strawberry.type
+class Lockbox(Node):
+    pk: strawberry.Private[int]
+    serial_number: str
+    model: str
+    ble_capable: bool = strawberry.field(
+        description="Bluetooth Low Energy lockboxes take app credentials; others take One Day Codes."
+    )
+    on_listing_since: date | None
+    last_access_at: datetime | None
+    assigned_pk: strawberry.Private[int | None]
+    listing_pk: strawberry.Private[int | None]
+    region_code: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def assigned_to(
+        self, info: Info
+    ) -> Annotated[Agent, strawberry.lazy("schema.accounts")] | None:
+        from models.accounts import Account as AccountModel
+        from schema.accounts import Agent, account_from_model
+
+        if self.assigned_pk is None:
+            return None
+        row = await info.context.loaders.by_id(AccountModel).load(self.assigned_pk)
+        agent = account_from_model(row) if row else None
+        return agent if isinstance(agent, Agent) else None
+
+    @strawberry.field
+    async def listing(self, info: Info) -> Listing | None:
+        if self.listing_pk is None:
+            return None
+        row = await info.context.loaders.by_id(ListingModel).load(self.listing_pk)
+        return Listing.from_model(row) if row else None
+
+    @strawberry.field
+    async def region(self, info: Info) -> Region | None:
+        return await _region(info, self.region_code)
+
+    @classmethod
+    def from_model(cls, row: LockboxModel) -> Lockbox:
+        return cls(
+            id=strawberry.ID(to_global_id("Lockbox", row.id)),
+            pk=row.id,
+            serial_number=row.serial_number,
+            model=row.model,
+            ble_capable=row.ble,
+            on_listing_since=row.on_listing_since,
+            last_access_at=row.last_access_at,
+            assigned_pk=row.assigned_to_id,  # type: ignore[attr-defined]
+            listing_pk=row.listing_id,  # type: ignore[attr-defined]
+            region_code=row.region_id,  # type: ignore[attr-defined]
+        )
+
+
+@strawberry.type
+class ListingConnection(Connection[Listing]):
+    pass
+
+
+@strawberry.type
+class LockboxConnection(Connection[Lockbox]):
+    pass
+
+
+async def agent_listings(
+    info: Info, agent_pk: int, first: int | None, after: str | None, search: str | None
+) -> ListingConnection:
+    _only_self(info, agent_pk)
+    limit = check_first(first)
+    rows = await listing_ops.agent_listings(agent_pk, limit + 1, decode_cursor(after), search)
+    return build_connection(
+        ListingConnection,
+        [Listing.from_model(r) for r in rows],
+        [r.id for r in rows],
+        limit,
+        after,
+        lambda: listing_ops.count_agent_listings(agent_pk, search),
+    )
+
+
+async def agent_lockboxes(
+    info: Info, agent_pk: int, first: int | None, after: str | None
+) -> LockboxConnection:
+    _only_self(info, agent_pk)
+    limit = check_first(first)
+    rows = await listing_ops.agent_lockboxes(agent_pk, limit + 1, decode_cursor(after))
+    return build_connection(
+        LockboxConnection,
+        [Lockbox.from_model(r) for r in rows],
+        [r.id for r in rows],
+        limit,
+        after,
+        lambda: listing_ops.count_agent_lockboxes(agent_pk),
+    )
+
+
+def _only_self(info: Info, agent_pk: int) -> None:
+    """An agent's listings and lockboxes are shown to that agent only."""
+    account = info.context.account
+    if account is None or account.id != agent_pk:
+        raise forbidden()

@@ -1,0 +1,57 @@
+"""Message Center types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from models.enums import MessageKind
+from models.grants import Grant as GrantModel
+from models.messages import Message as MessageModel
+from schema.base import Connection, Node
+from schema.context import Info
+from schema.enums import MessageKind as MessageKindEnum  # noqa: F401  (registers the enum)
+from schema.ids import to_global_id
+
+if TYPE_CHECKING:
+    from schema.grants import Grant
+
+
+@strawberry.type
+class Message(Node):
+    kind: MessageKind
+    title: str
+    body: str
+    created_at: datetime
+    read_at: datetime | None
+    grant_pk: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def grant(
+        self, info: Info
+    ) -> Annotated[Grant, strawberry.lazy("schema.grants")] | None:
+        from schema.grants import Grant
+
+        if self.grant_pk is None:
+            return None
+        row = await info.context.loaders.by_id(GrantModel).load(self.grant_pk)
+        return Grant.from_model(row) if row else None
+
+    @classmethod
+    def from_model(cls, row: MessageModel) -> Message:
+        return cls(
+            id=strawberry.ID(to_global_id("Message", row.id)),
+            kind=row.kind,
+            title=row.title,
+            body=row.body,
+            created_at=row.created_at,
+            read_at=row.read_at,
+            grant_pk=row.grant_id,  # type: ignore[attr-defined]
+        )
+
+
+@strawberry.type
+class MessageConnection(Connection[Message]):
+    pass

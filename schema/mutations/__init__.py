@@ -1,0 +1,1 @@
+"""Mutations, one module per capability; the root Mutation merges them."""

@@ -1,0 +1,170 @@
+"""My account: profile, phone, email, password, PIN, devices, deletion."""
+
+from __future__ import annotations
+
+import strawberry
+
+from models.enums import ContractorRole
+from resolvers import auth
+from resolvers.errors import DomainError
+from schema.accounts import Account
+from schema.context import Info
+from schema.errors import UserError, not_available, user_errors
+from schema.ids import parse_pk
+
+
+@strawberry.input
+class UpdateMyInfoInput:
+    first_name: str | None = None
+    last_name: str | None = None
+    role: ContractorRole | None = None
+    company: str | None = None
+
+
+@strawberry.type
+class UpdateMyInfoPayload:
+    account: Account | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class BeginPhoneChangeInput:
+    new_phone: str
+
+
+@strawberry.type
+class BeginPhoneChangePayload:
+    verification_id: strawberry.ID | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ConfirmPhoneChangeInput:
+    verification_id: strawberry.ID
+    code: str
+
+
+@strawberry.type
+class ConfirmPhoneChangePayload:
+    account: Account | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UpdateEmailInput:
+    new_email: str
+    password: str
+
+
+@strawberry.type
+class UpdateEmailPayload:
+    account: Account | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ChangePasswordInput:
+    current_password: str
+    new_password: str
+
+
+@strawberry.type
+class ChangePasswordPayload:
+    ok: bool
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SetPinInput:
+    password: str
+    new_pin: str = strawberry.field(description="4 digits.")
+
+
+@strawberry.type
+class SetPinPayload:
+    ok: bool
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class DeleteMyAccountInput:
+    password: str
+
+
+@strawberry.type
+class DeleteMyAccountPayload:
+    ok: bool
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="deviceId is the Device's node id.")
+class RemoveDeviceInput:
+    device_id: strawberry.ID
+
+
+@strawberry.type
+class RemoveDevicePayload:
+    ok: bool
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ProfileMutation:
+    @strawberry.mutation
+    async def update_my_info(self, info: Info, input: UpdateMyInfoInput) -> UpdateMyInfoPayload:
+        info.context.require_account()
+        raise not_available("updateMyInfo")
+
+    @strawberry.mutation
+    async def begin_phone_change(
+        self, info: Info, input: BeginPhoneChangeInput
+    ) -> BeginPhoneChangePayload:
+        info.context.require_account()
+        raise not_available("beginPhoneChange")
+
+    @strawberry.mutation
+    async def confirm_phone_change(
+        self, info: Info, input: ConfirmPhoneChangeInput
+    ) -> ConfirmPhoneChangePayload:
+        info.context.require_account()
+        raise not_available("confirmPhoneChange")
+
+    @strawberry.mutation
+    async def update_email(self, info: Info, input: UpdateEmailInput) -> UpdateEmailPayload:
+        info.context.require_account()
+        raise not_available("updateEmail")
+
+    @strawberry.mutation
+    async def change_password(self, info: Info, input: ChangePasswordInput) -> ChangePasswordPayload:
+        account = info.context.require_account()
+        try:
+            await auth.change_password(account, input.current_password, input.new_password)
+        except DomainError as error:
+            return ChangePasswordPayload(ok=False, user_errors=user_errors(error))
+        return ChangePasswordPayload(ok=True)
+
+    @strawberry.mutation(description="Sets or changes the PIN that grants and One Day Codes ask for.")
+    async def set_pin(self, info: Info, input: SetPinInput) -> SetPinPayload:
+        account = info.context.require_account()
+        try:
+            await auth.set_pin(account, input.password, input.new_pin)
+        except DomainError as error:
+            return SetPinPayload(ok=False, user_errors=user_errors(error))
+        return SetPinPayload(ok=True)
+
+    @strawberry.mutation
+    async def delete_my_account(
+        self, info: Info, input: DeleteMyAccountInput
+    ) -> DeleteMyAccountPayload:
+        info.context.require_account()
+        raise not_available("deleteMyAccount")
+
+    @strawberry.mutation
+    async def remove_device(self, info: Info, input: RemoveDeviceInput) -> RemoveDevicePayload:
+        account = info.context.require_account()
+        try:
+            device_pk = parse_pk(input.device_id, ("Device",), "deviceId")
+            await auth.remove_device(account, device_pk)
+        except DomainError as error:
+            return RemoveDevicePayload(ok=False, user_errors=user_errors(error))
+        return RemoveDevicePayload(ok=True)

@@ -1,0 +1,73 @@
+"""Query.node: resolve a global id, showing only what the signed-in account may see."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from models.accounts import Account as AccountModel
+from models.accounts import Device as DeviceModel
+from models.messages import Message as MessageModel
+from schema.accounts import account_from_model
+from schema.base import Node
+from schema.context import Info
+from schema.ids import from_global_id
+from schema.messages import Message
+
+NodeResolver = Callable[[Info, int], Awaitable[Node | None]]
+
+# type name -> resolver; each returns None for what the caller may not see, so
+# another account's objects are indistinguishable from missing ones.
+RESOLVERS: dict[str, NodeResolver] = {}
+
+
+def node_resolver(*type_names: str) -> Callable[[NodeResolver], NodeResolver]:
+    def register(fn: NodeResolver) -> NodeResolver:
+        for name in type_names:
+            RESOLVERS[name] = fn
+        return fn
+
+    return register
+
+
+async def resolve_node(info: Info, global_id: str) -> Node | None:
+    account = info.context.require_account()
+    parsed = from_global_id(global_id)
+    if parsed is None or not parsed[1].isdigit() or parsed[0] not in RESOLVERS:
+        return None
+    del account
+    return await RESOLVERS[parsed[0]](info, int(parsed[1]))
+
+
+@node_resolver("Agent", "Contractor")
+async def _account(info: Info, pk: int) -> Node | None:
+    me = info.context.require_account()
+    if pk != me.id:
+        return None
+    row = await AccountModel.get_or_none(id=pk, deleted_at__isnull=True)
+    return account_from_model(row) if row else None
+
+
+@node_resolver("Device")
+async def _device(info: Info, pk: int) -> Node | None:
+    me = info.context.require_account()
+    row = await DeviceModel.get_or_none(id=pk, account_id=me.id)
+    if row is None:
+        return None
+    from schema.accounts import Device
+    from schema.ids import to_global_id
+
+    current = info.context.auth.session.device_id if info.context.auth else None  # type: ignore[attr-defined]
+    return Device(
+        id=to_global_id("Device", row.id),  # type: ignore[arg-type]
+        name=row.name,
+        registered_at=row.registered_at,
+        last_seen_at=row.last_seen_at,
+        current=row.id == current,
+    )
+
+
+@node_resolver("Message")
+async def _message(info: Info, pk: int) -> Node | None:
+    me = info.context.require_account()
+    row = await MessageModel.get_or_none(id=pk, account_id=me.id)
+    return Message.from_model(row) if row else None

@@ -1,0 +1,86 @@
+"""The Schema object: the root types merged, the limits and error masking applied."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from schema.accounts import Agent, Contractor
+from schema.grants import AccessEvent, Grant
+from schema.listings import Listing, Lockbox
+from schema.messages import Message
+from schema.mutations.auth import AuthMutation
+from schema.mutations.credentials import CredentialMutation
+from schema.mutations.grants import GrantMutation
+from schema.mutations.listings import ListingMutation
+from schema.mutations.messages import MessageMutation
+from schema.mutations.profile import ProfileMutation
+from schema.mutations.signup import SignupMutation
+from schema.query import Query
+from schema.subscription import Subscription
+from settings import Settings
+
+MAX_DEPTH = 15
+MAX_ALIASES = 30
+MAX_TOKENS = 5000
+
+Mutation = merge_types(
+    "Mutation",
+    (
+        AuthMutation,
+        SignupMutation,
+        ProfileMutation,
+        ListingMutation,
+        GrantMutation,
+        CredentialMutation,
+        MessageMutation,
+    ),
+)
+
+
+def keep_unmasked(error: GraphQLError) -> bool:
+    """Mask only the unexpected: errors with an explicit code and validation errors pass."""
+    if error.extensions and "code" in error.extensions:
+        return False
+    return error.original_error is not None
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[type[SchemaExtension] | SchemaExtension] = [
+        # Factories, never shared instances: an instance would serve concurrent requests.
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),  # type: ignore[list-item]
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),  # type: ignore[list-item]
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),  # type: ignore[list-item]
+        lambda: ParserCache(maxsize=256),  # type: ignore[list-item]
+        lambda: ValidationCache(maxsize=256),  # type: ignore[list-item]
+    ]
+    if settings.env != "development":
+        extensions.append(
+            lambda: MaskErrors(should_mask_error=keep_unmasked, error_message="Unexpected error")  # type: ignore[list-item]
+        )
+    if settings.production:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[Agent, Contractor, Listing, Lockbox, Grant, AccessEvent, Message],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=settings.production),
+    )
+
+
+def export_sdl() -> str:
+    return build_schema(Settings()).as_str() + "\n"

@@ -1,0 +1,111 @@
+"""Shared fixtures: a fresh database per test, the app over ASGI, a real SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from tortoise import Tortoise
+
+import db
+from resolvers import clock
+from settings import Settings
+from tests.factories import GraphQLClient
+from tests.smtp import SmtpServer
+
+POSTGRES_URL = os.environ.get("KEYBIN_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated once per run; each test gets a copy, so every test owns its data."""
+    path = tmp_path_factory.mktemp("template") / "keybin.sqlite3"
+
+    async def build() -> None:
+        await db.migrate(Settings(database_url=f"sqlite://{path}"))
+        await Tortoise.close_connections()
+
+    asyncio.run(build())
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, template_db: Path) -> Settings:
+    target = tmp_path / "keybin.sqlite3"
+    shutil.copy(template_db, target)
+    return Settings(
+        database_url=f"sqlite://{target}",
+        secret_key="test-secret-key-" + "x" * 32,
+        public_url="http://keybin.test",
+        outbox_poll_seconds=0.05,
+        outbox_backoff_base=0.05,
+        outbox_backoff_max=0.5,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock() -> Iterator[None]:
+    clock.reset()
+    yield
+    clock.reset()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override with @pytest.mark.parametrize("settings_overrides", [{...}]) per test."""
+    return {}
+
+
+@pytest.fixture
+def app_settings(
+    settings: Settings, smtp: SmtpServer, settings_overrides: dict[str, Any]
+) -> Settings:
+    return settings.with_(smtp_host="127.0.0.1", smtp_port=smtp.port, **settings_overrides)
+
+
+@pytest.fixture
+async def app(app_settings: Settings) -> AsyncIterator[Starlette]:
+    from app import create_app
+
+    application = create_app(app_settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://keybin.test") as client:
+        yield client
+
+
+@pytest.fixture
+def gql(http: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(http)
+
+
+@pytest.fixture
+async def orm(settings: Settings) -> AsyncIterator[None]:
+    """The ORM alone, for tests of resolvers and importers without the app."""
+    await Tortoise.init(config=db.tortoise_config(settings), _enable_global_fallback=True)
+    yield
+    await Tortoise.close_connections()
+
+
+def pytest_configure(config: Any) -> None:
+    os.environ.setdefault("KEYBIN_ENV", "development")

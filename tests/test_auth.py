@@ -1,0 +1,200 @@
+"""Agents signing in: email or Key ID, devices, lockout, password reset over real SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from models.accounts import Account, PasswordReset
+from models.enums import AccountEventKind
+from models.accounts import AccountEvent
+from resolvers import clock
+from tests.factories import SIGN_IN, GraphQLClient, make_agent
+from tests.smtp import SmtpServer, text_body
+
+ME = "{ me { id firstName ... on Agent { keyId devices { id name current } } } }"
+REQUEST_RESET = """
+mutation($login: String!) { requestPasswordReset(input: {login: $login}) { ok userErrors { code } } }
+"""
+RESET = """
+mutation($token: String!, $pw: String!) {
+  resetPassword(input: {token: $token, newPassword: $pw}) { ok userErrors { code field message } }
+}
+"""
+REMOVE_DEVICE = """
+mutation($id: ID!) { removeDevice(input: {deviceId: $id}) { ok userErrors { code } } }
+"""
+
+
+def sign_in_vars(login: str, password: str = "Secret123", device: str = "d1") -> dict[str, object]:
+    return {"input": {"login": login, "password": password, "deviceId": device, "deviceName": "Phone"}}
+
+
+async def test_sign_in_by_email_and_by_key_id(gql: GraphQLClient) -> None:
+    # given
+    agent = await make_agent(email="Alice@Example.com")
+    # when
+    by_email = await gql.sign_in("alice@example.com")
+    by_key_id = await gql.sign_in(agent.key_id or "")
+    # then
+    for token in (by_email, by_key_id):
+        me = (await gql(ME, token=token))["me"]
+        assert me["keyId"] == agent.key_id
+        assert me["firstName"] == "Alice"
+
+
+async def test_no_token_is_unauthenticated_and_me_is_null(gql: GraphQLClient) -> None:
+    body = await gql.raw("{ me { id } }")
+    assert body["data"]["me"] is None
+    body = await gql.raw(
+        "mutation { setPin(input: {password: \"x\", newPin: \"1234\"}) { ok } }", token="bogus"
+    )
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_wrong_password_then_lockout_after_five(gql: GraphQLClient) -> None:
+    agent = await make_agent()
+    codes = []
+    for _ in range(5):
+        data = await gql(SIGN_IN, sign_in_vars(agent.email or "", "Wrong123"))
+        codes.append(data["signIn"]["userErrors"][0]["code"])
+    assert codes == ["INVALID_CREDENTIALS"] * 5
+    # The right password is refused while locked ...
+    data = await gql(SIGN_IN, sign_in_vars(agent.email or ""))
+    assert data["signIn"]["userErrors"][0]["code"] == "ACCOUNT_LOCKED"
+    assert data["signIn"]["token"] is None
+    # ... and accepted once the 15 minutes have passed.
+    clock.travel(15 * 60 + 1)
+    data = await gql(SIGN_IN, sign_in_vars(agent.email or ""))
+    assert data["signIn"]["userErrors"] == []
+    kinds = await AccountEvent.filter(account_id=agent.id).values_list("kind", flat=True)
+    assert kinds.count(AccountEventKind.SIGN_IN_FAILED.value) == 5
+    assert AccountEventKind.ACCOUNT_LOCKED.value in kinds
+
+
+async def test_unknown_login_answers_like_a_wrong_password(gql: GraphQLClient) -> None:
+    data = await gql(SIGN_IN, sign_in_vars("nobody@example.com"))
+    assert data["signIn"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"device_limit": 3}])
+async def test_device_limit_then_removal(gql: GraphQLClient) -> None:
+    agent = await make_agent()
+    tokens = [await gql.sign_in(agent.email or "", device_id=f"d{i}") for i in range(3)]
+    data = await gql(SIGN_IN, sign_in_vars(agent.email or "", device="d4"))
+    assert data["signIn"]["userErrors"][0]["code"] == "DEVICE_LIMIT_REACHED"
+    # A device already registered still signs in.
+    await gql.sign_in(agent.email or "", device_id="d1")
+    devices = (await gql(ME, token=tokens[0]))["me"]["devices"]
+    assert len(devices) == 3
+    removable = next(d for d in devices if not d["current"])
+    removed = await gql(REMOVE_DEVICE, {"id": removable["id"]}, token=tokens[0])
+    assert removed["removeDevice"] == {"ok": True, "userErrors": []}
+    await gql.sign_in(agent.email or "", device_id="d4")
+
+
+async def test_remove_device_of_another_account_is_not_found(gql: GraphQLClient) -> None:
+    alice, bob = await make_agent(), await make_agent()
+    alice_token = await gql.sign_in(alice.email or "")
+    bob_token = await gql.sign_in(bob.email or "")
+    bob_device = (await gql(ME, token=bob_token))["me"]["devices"][0]["id"]
+    data = await gql(REMOVE_DEVICE, {"id": bob_device}, token=alice_token)
+    assert data["removeDevice"]["userErrors"][0]["code"] == "NOT_FOUND"
+    assert len((await gql(ME, token=bob_token))["me"]["devices"]) == 1
+
+
+async def test_password_reset_by_email_link_works_once(
+    gql: GraphQLClient, smtp: SmtpServer
+) -> None:
+    # given an imported agent who never set a password
+    agent = await make_agent(password=None)
+    # when
+    data = await gql(REQUEST_RESET, {"login": agent.key_id})
+    assert data["requestPasswordReset"] == {"ok": True, "userErrors": []}
+    [mail] = await smtp.wait_for(1)
+    # then
+    assert mail["To"] == agent.email
+    body = text_body(mail)
+    match = re.search(r"reset-password\?token=([\w-]+)", body)
+    assert match, body
+    token = match.group(1)
+    first = await gql(RESET, {"token": token, "pw": "NewPass1"})
+    assert first["resetPassword"] == {"ok": True, "userErrors": []}
+    second = await gql(RESET, {"token": token, "pw": "Other1234"})
+    assert second["resetPassword"]["userErrors"][0]["code"] == "INVALID_TOKEN"
+    await gql.sign_in(agent.key_id or "", password="NewPass1")
+
+
+async def test_reset_answer_is_the_same_for_unknown_login(
+    gql: GraphQLClient, smtp: SmtpServer
+) -> None:
+    data = await gql(REQUEST_RESET, {"login": "ghost@example.com"})
+    assert data["requestPasswordReset"] == {"ok": True, "userErrors": []}
+    await asyncio.sleep(0.3)
+    assert smtp.inbox == []
+
+
+async def test_reset_link_expires_after_an_hour(gql: GraphQLClient, smtp: SmtpServer) -> None:
+    agent = await make_agent()
+    await gql(REQUEST_RESET, {"login": agent.email})
+    [mail] = await smtp.wait_for(1)
+    token = re.search(r"token=([\w-]+)", text_body(mail)).group(1)  # type: ignore[union-attr]
+    clock.travel(3601)
+    data = await gql(RESET, {"token": token, "pw": "NewPass1"})
+    assert data["resetPassword"]["userErrors"][0]["code"] == "INVALID_TOKEN"
+
+
+async def test_weak_password_refused_and_token_kept(gql: GraphQLClient, smtp: SmtpServer) -> None:
+    agent = await make_agent()
+    await gql(REQUEST_RESET, {"login": agent.email})
+    [mail] = await smtp.wait_for(1)
+    token = re.search(r"token=([\w-]+)", text_body(mail)).group(1)  # type: ignore[union-attr]
+    data = await gql(RESET, {"token": token, "pw": "short"})
+    assert data["resetPassword"]["userErrors"][0]["code"] == "WEAK_PASSWORD"
+    assert await PasswordReset.filter(used_at__isnull=True).count() == 1
+
+
+SET_PIN = """
+mutation($pw: String!, $pin: String!) { setPin(input: {password: $pw, newPin: $pin}) { ok userErrors { code field } } }
+"""
+
+
+async def test_set_pin_needs_the_password(gql: GraphQLClient) -> None:
+    agent = await make_agent(pin=None)
+    token = await gql.sign_in(agent.email or "")
+    wrong = await gql(SET_PIN, {"pw": "Nope1234", "pin": "4321"}, token=token)
+    assert wrong["setPin"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
+    bad = await gql(SET_PIN, {"pw": "Secret123", "pin": "12a4"}, token=token)
+    assert bad["setPin"]["userErrors"][0]["code"] == "INVALID_INPUT"
+    assert (await Account.get(id=agent.id)).pin_hash is None
+    ok = await gql(SET_PIN, {"pw": "Secret123", "pin": "4321"}, token=token)
+    assert ok["setPin"] == {"ok": True, "userErrors": []}
+    assert (await Account.get(id=agent.id)).pin_hash is not None
+
+
+LINKED = "{ me { ... on Agent { keyId linkedAccounts { keyId association status } } } }"
+
+
+async def test_linked_accounts_share_an_email(gql: GraphQLClient) -> None:
+    first = await make_agent(email="pat@example.com", association="North MLS")
+    second = await make_agent(email="pat@example.com", association="South MLS")
+    token = await gql.sign_in(first.key_id or "")
+    me = (await gql(LINKED, token=token))["me"]
+    assert me["linkedAccounts"] == [
+        {"keyId": second.key_id, "association": "South MLS", "status": "ACTIVE"}
+    ]
+
+
+async def test_healthz(http: object) -> None:
+    response = await http.get("/healthz")  # type: ignore[attr-defined]
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_operations_not_built_answer_clearly(gql: GraphQLClient) -> None:
+    agent = await make_agent()
+    token = await gql.sign_in(agent.email or "")
+    body = await gql.raw('{ lockboxBySerial(serialNumber: "X") { id } }', token=token)
+    assert body["errors"][0]["extensions"]["code"] in {"NOT_IMPLEMENTED"}
