@@ -1,0 +1,100 @@
+"""The `keybin` command line: serve, migrate, import, staff, schema, keys, lockbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from settings import ConfigurationError, Settings, from_env
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int] | int]
+
+# Subcommand modules register here (see `register`), keeping this file a dispatcher.
+_registrars: list[Callable[[argparse._SubParsersAction[Any]], None]] = []
+
+
+def register(fn: Callable[[argparse._SubParsersAction[Any]], None]) -> None:
+    _registrars.append(fn)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    import db
+    from app import create_app
+
+    async def prepare() -> None:
+        async with db.connected(settings):
+            if args.demo:
+                from demo import load_demo
+
+                await load_demo(settings, announce=True, host=args.host, port=args.port)
+
+    asyncio.run(prepare())
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    import db
+
+    async with db.connected(settings):
+        pass
+    print("database is up to date")
+    return 0
+
+
+def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    from schema.schema import export_sdl
+
+    sys.stdout.write(export_sdl())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keybin",
+        description="keybin: temporary, trackable access to real-estate lockboxes.",
+        epilog="Configuration comes from the environment (DATABASE_URL, SMTP_HOST, ...): "
+        "see the README.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="migrate the database, then serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo", action="store_true", help="load demo data and print sign-ins")
+    serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(func=_migrate)
+
+    schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema.set_defaults(func=_schema)
+
+    import cli_commands  # noqa: F401  (registers import, staff, keys, lockbox)
+
+    for registrar in _registrars:
+        registrar(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = from_env()
+    except ConfigurationError as error:
+        sys.exit(f"keybin: {error}")
+    result = args.func(args, settings)
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    sys.exit(int(result or 0))
+
+
+if __name__ == "__main__":
+    main()
