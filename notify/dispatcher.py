@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -62,10 +63,8 @@ class Dispatcher:
         outbox.bind_wakeup(None)
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _run(self) -> None:
@@ -92,7 +91,7 @@ class Dispatcher:
         )
         attempted = 0
         for row_id in due:
-            row = await self._claim(int(row_id))
+            row = await self._claim(int(str(row_id)))
             if row is not None:
                 attempted += 1
                 await self._deliver(row)
@@ -133,7 +132,9 @@ class Dispatcher:
     async def _retry(self, row: OutboxMessage, error: str, delay: float | None = None) -> None:
         attempts = row.attempts + 1
         if attempts >= MAX_ATTEMPTS:
-            log.error("outbox %s %s gave up after %d attempts: %s", row.channel, row.id, attempts, error)
+            log.error(
+                "outbox %s %s gave up after %d attempts: %s", row.channel, row.id, attempts, error
+            )
             await self._finish(row, OutboxStatus.DEAD, error)
             return
         if delay is None:

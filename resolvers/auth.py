@@ -99,9 +99,7 @@ async def _check_password(login: str, password: str, actor: Actor) -> Account:
             return account
     locked = [a for a in candidates if a.locked_until and a.locked_until > now]
     if len(locked) == len(candidates):
-        raise DomainError(
-            "ACCOUNT_LOCKED", "Too many wrong passwords: try again in 15 minutes."
-        )
+        raise DomainError("ACCOUNT_LOCKED", "Too many wrong passwords: try again in 15 minutes.")
     for account in candidates:
         if account not in locked:
             await register_failed_password(account, actor)
@@ -178,7 +176,9 @@ async def remove_device(account: Account, device_pk: int, actor: Actor = SELF) -
         raise DomainError("NOT_FOUND", "No such device on this account.", ["input", "deviceId"])
     async with in_transaction():
         await device.delete()  # sessions and push tokens go with it
-        await events.record(account, AccountEventKind.DEVICE_REMOVED, f"device {device.name}", actor)
+        await events.record(
+            account, AccountEventKind.DEVICE_REMOVED, f"device {device.name}", actor
+        )
 
 
 async def request_password_reset(settings: Settings, login: str) -> None:
@@ -259,7 +259,9 @@ async def check_pin(account: Account, pin: str, *field: str) -> None:
     await account.refresh_from_db(fields=["failed_pins", "pin_locked_until", "pin_hash"])
     path = ["input", *field] if field else ["input", "pin"]
     if account.pin_locked_until and account.pin_locked_until > clock.now():
-        raise DomainError("TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path)
+        raise DomainError(
+            "TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path
+        )
     if account.pin_hash is None:
         raise DomainError("INVALID_PIN", "Set a PIN first (setPin).", path)
     if verify_secret(account.pin_hash, pin):
@@ -274,5 +276,7 @@ async def check_pin(account: Account, pin: str, *field: str) -> None:
             failed_pins=0, pin_locked_until=clock.now() + LOCKOUT
         )
         await events.record(account, AccountEventKind.PIN_LOCKED, "3 wrong PINs")
-        raise DomainError("TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path)
+        raise DomainError(
+            "TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path
+        )
     raise DomainError("INVALID_PIN", "The PIN is not right.", path)

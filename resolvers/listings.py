@@ -1,11 +1,17 @@
-"""Listings and My Lockboxes: queries an agent runs on their own portfolio."""
+"""Listings: an agent's own portfolio, searched, paged and added to by hand."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from models.accounts import Account
+from models.enums import AccountKind, ListingSource, ListingStatus
 from models.listings import Listing, Lockbox
+from resolvers.errors import DomainError, Forbidden, invalid_input
 
 
 def _agent_listings(agent_id: int, search: str | None) -> QuerySet[Listing]:
@@ -43,3 +49,74 @@ async def agent_lockboxes(agent_id: int, limit: int, after_id: int | None) -> li
 
 async def count_agent_lockboxes(agent_id: int) -> int:
     return await Lockbox.filter(assigned_to_id=agent_id).count()
+
+
+@dataclass(frozen=True)
+class AddressFields:
+    line1: str
+    city: str
+    state: str
+    postal_code: str
+    line2: str | None = None
+
+
+# Column widths of models.listings.Listing: longer input is refused, never cut.
+_LIMITS = {"line1": 200, "line2": 200, "city": 100, "state": 50, "postalCode": 20}
+
+
+def _clean(value: str | None, limit: int, *field: str, required: bool = True) -> str | None:
+    text = (value or "").strip()
+    if "\x00" in text:
+        raise invalid_input("Text may not contain NUL characters.", *field)
+    if not text:
+        if required:
+            raise invalid_input("This field is required.", *field)
+        return None
+    if len(text) > limit:
+        raise invalid_input(f"At most {limit} characters.", *field)
+    return text
+
+
+async def add_listing(
+    agent: Account, address: AddressFields, mls_number: str | None, status: ListingStatus
+) -> Listing:
+    """A listing entered by hand (source MANUAL); imported ones come from `keybin import`."""
+    if agent.kind != AccountKind.AGENT:
+        raise Forbidden()
+    line1 = _clean(address.line1, _LIMITS["line1"], "address", "line1")
+    line2 = _clean(address.line2, _LIMITS["line2"], "address", "line2", required=False)
+    city = _clean(address.city, _LIMITS["city"], "address", "city")
+    state = _clean(address.state, _LIMITS["state"], "address", "state")
+    postal = _clean(address.postal_code, _LIMITS["postalCode"], "address", "postalCode")
+    mls = _clean(mls_number, 64, "mlsNumber", required=False)
+    taken = DomainError(
+        "INVALID_INPUT", "A listing with this MLS number exists.", ["input", "mlsNumber"]
+    )
+    if mls is not None and await Listing.exists(mls_number=mls):
+        raise taken
+    try:
+        return await Listing.create(
+            agent_id=agent.id,
+            source=ListingSource.MANUAL,
+            status=status,
+            mls_number=mls,
+            line1=line1,
+            line2=line2,
+            city=city,
+            state=state,
+            postal_code=postal,
+        )
+    except IntegrityError:
+        raise taken from None  # the same MLS number added concurrently
+
+
+async def own_listing(agent: Account, listing_pk: int, *field: str) -> Listing:
+    listing = await Listing.get_or_none(id=listing_pk, agent_id=agent.id)
+    if listing is None:
+        raise DomainError("NOT_FOUND", "No such listing.", ["input", *field])
+    return listing
+
+
+def one_line_address(listing: Listing) -> str:
+    parts = [listing.line1, listing.line2, listing.city, f"{listing.state} {listing.postal_code}"]
+    return ", ".join(p for p in parts if p)

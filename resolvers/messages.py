@@ -12,7 +12,9 @@ def _feed(account_id: int, unread_only: bool) -> QuerySet[Message]:
     return query.filter(read_at__isnull=True) if unread_only else query
 
 
-async def page(account_id: int, limit: int, before_id: int | None, unread_only: bool) -> list[Message]:
+async def page(
+    account_id: int, limit: int, before_id: int | None, unread_only: bool
+) -> list[Message]:
     """Newest first; `before_id` is the keyset cursor, so new messages never shift a page."""
     query = _feed(account_id, unread_only)
     if before_id is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -9,6 +10,9 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from resolvers.errors import DomainError
 
@@ -65,3 +69,29 @@ def new_code(digits: int) -> str:
 
 def constant_equals(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def normalize_answer(answer: str) -> str:
+    """A security answer as compared: case and spacing do not matter to a caller on the phone."""
+    return " ".join(answer.split()).casefold()
+
+
+def _answer_fernet(secret_key: str) -> Fernet:
+    # A key of its own, derived from SECRET_KEY, so a leak of one use does not open another.
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"keybin security answers"
+    ).derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal(secret_key: str, plaintext: str) -> str:
+    """Encrypt a value support must read back (security answers) under SECRET_KEY."""
+    return _answer_fernet(secret_key).encrypt(plaintext.encode()).decode()
+
+
+def unseal(secret_key: str, sealed: str) -> str | None:
+    """The sealed value, or None when it was sealed under another key or is damaged."""
+    try:
+        return _answer_fernet(secret_key).decrypt(sealed.encode()).decode()
+    except InvalidToken:
+        return None

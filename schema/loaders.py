@@ -31,7 +31,9 @@ class Loaders:
             self._loaders[key] = _by_id_loader(model)
         return self._loaders[key]
 
-    def named(self, key: Hashable, factory: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
+    def named(
+        self, key: Hashable, factory: Callable[[], DataLoader[Any, Any]]
+    ) -> DataLoader[Any, Any]:
         """A domain module's own loader, e.g. ("grants_by_listing", first, status)."""
         if key not in self._loaders:
             self._loaders[key] = factory()

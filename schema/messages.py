@@ -29,9 +29,7 @@ class Message(Node):
     grant_pk: strawberry.Private[int | None]
 
     @strawberry.field
-    async def grant(
-        self, info: Info
-    ) -> Annotated[Grant, strawberry.lazy("schema.grants")] | None:
+    async def grant(self, info: Info) -> Annotated[Grant, strawberry.lazy("schema.grants")] | None:
         from schema.grants import Grant
 
         if self.grant_pk is None:

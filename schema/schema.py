@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -58,17 +60,17 @@ def keep_unmasked(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    extensions: list[type[SchemaExtension] | SchemaExtension] = [
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         # Factories, never shared instances: an instance would serve concurrent requests.
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),  # type: ignore[list-item]
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),  # type: ignore[list-item]
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),  # type: ignore[list-item]
-        lambda: ParserCache(maxsize=256),  # type: ignore[list-item]
-        lambda: ValidationCache(maxsize=256),  # type: ignore[list-item]
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ]
     if settings.env != "development":
         extensions.append(
-            lambda: MaskErrors(should_mask_error=keep_unmasked, error_message="Unexpected error")  # type: ignore[list-item]
+            lambda: MaskErrors(should_mask_error=keep_unmasked, error_message="Unexpected error")
         )
     if settings.production:
         extensions.append(DisableIntrospection)

@@ -46,8 +46,15 @@ class GraphQLClient:
     ) -> str:
         data = await self(
             SIGN_IN,
-            {"input": {"login": login, "password": password, "deviceId": device_id,
-                       "deviceName": "Test phone", **extra}},
+            {
+                "input": {
+                    "login": login,
+                    "password": password,
+                    "deviceId": device_id,
+                    "deviceName": "Test phone",
+                    **extra,
+                }
+            },
         )
         payload = data["signIn"]
         assert payload["userErrors"] == [], payload["userErrors"]

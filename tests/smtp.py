@@ -42,8 +42,8 @@ class SmtpServer:
             self._controller.stop()
             self._controller = None
 
-    async def wait_for(self, count: int = 1, timeout: float = 5.0) -> list[Message]:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, count: int = 1, within: float = 5.0) -> list[Message]:
+        deadline = time.monotonic() + within
         while len(self.inbox) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} mail(s), got {len(self.inbox)}")

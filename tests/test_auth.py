@@ -7,9 +7,8 @@ import re
 
 import pytest
 
-from models.accounts import Account, PasswordReset
+from models.accounts import Account, AccountEvent, PasswordReset
 from models.enums import AccountEventKind
-from models.accounts import AccountEvent
 from resolvers import clock
 from tests.factories import SIGN_IN, GraphQLClient, make_agent
 from tests.smtp import SmtpServer, text_body
@@ -29,7 +28,9 @@ mutation($id: ID!) { removeDevice(input: {deviceId: $id}) { ok userErrors { code
 
 
 def sign_in_vars(login: str, password: str = "Secret123", device: str = "d1") -> dict[str, object]:
-    return {"input": {"login": login, "password": password, "deviceId": device, "deviceName": "Phone"}}
+    return {
+        "input": {"login": login, "password": password, "deviceId": device, "deviceName": "Phone"}
+    }
 
 
 async def test_sign_in_by_email_and_by_key_id(gql: GraphQLClient) -> None:
@@ -49,7 +50,7 @@ async def test_no_token_is_unauthenticated_and_me_is_null(gql: GraphQLClient) ->
     body = await gql.raw("{ me { id } }")
     assert body["data"]["me"] is None
     body = await gql.raw(
-        "mutation { setPin(input: {password: \"x\", newPin: \"1234\"}) { ok } }", token="bogus"
+        'mutation { setPin(input: {password: "x", newPin: "1234"}) { ok } }', token="bogus"
     )
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 

@@ -1,0 +1,157 @@
+"""syncCredentials: signing the caller's lockbox credentials for one registered device."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ble.b64 import b64url_decode
+from ble.credential import CredentialClaims, sign_credential
+from ble.outcomes import AccessMethod
+from ble.recurrence import Recurrence
+from models.accounts import Account, Device
+from models.enums import AccountKind, AccountStatus
+from models.grants import Grant
+from models.listings import Lockbox
+from resolvers import clock
+from resolvers.errors import DomainError
+from resolvers.signing_keys import MAX_CREDENTIAL_LIFETIME, SigningKey, keyring
+from schema.ids import to_global_id
+from settings import Settings
+
+log = logging.getLogger("keybin.credentials")
+
+BUNDLE_LIFETIME = MAX_CREDENTIAL_LIFETIME
+# Credentials also go out for grants starting this soon, so a phone that syncs in the
+# morning can open in the afternoon without signal at the listing.
+LOOKAHEAD = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    token: str
+    lockbox_serial: str
+    grant: Grant | None
+    not_before: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CredentialBundle:
+    issued_at: datetime
+    expires_at: datetime
+    credentials: list[IssuedCredential]
+
+
+async def sync_credentials(
+    settings: Settings, account: Account, device_id: str
+) -> CredentialBundle:
+    device_key = await _device_key(account, device_id)
+    if account.status != AccountStatus.ACTIVE:
+        raise DomainError(
+            "ACCOUNT_NOT_ACTIVE", "This account is not active, so it cannot open lockboxes."
+        )
+    now = clock.now().replace(microsecond=0)
+    signer = keyring(settings).signer
+    issuer = _Issuer(settings.public_url, signer, device_key, now)
+    if account.kind == AccountKind.AGENT:
+        credentials = await _agent_credentials(issuer, account)
+    else:
+        credentials = await _contractor_credentials(issuer, account)
+    return CredentialBundle(now, now + BUNDLE_LIFETIME, credentials)
+
+
+async def _device_key(account: Account, device_id: str) -> bytes:
+    device = await Device.get_or_none(account_id=account.id, device_id=device_id)
+    try:
+        raw = b64url_decode(device.public_key or "") if device else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise DomainError(
+            "DEVICE_NOT_REGISTERED",
+            "This device has no key on record: sign in on it again with devicePublicKey.",
+            ["input", "deviceId"],
+        )
+    return raw
+
+
+@dataclass(frozen=True)
+class _Issuer:
+    public_url: str
+    signer: SigningKey
+    device_key: bytes
+    now: datetime
+
+    def issue(
+        self,
+        sub: str,
+        lockbox: Lockbox,
+        nbf: datetime,
+        exp: datetime,
+        *,
+        grant: Grant | None = None,
+        rec: Recurrence | None = None,
+    ) -> IssuedCredential:
+        claims = CredentialClaims(
+            iss=self.public_url,
+            sub=sub,
+            aud=lockbox.serial_number,
+            jti=to_global_id("Grant", grant.id) if grant else None,
+            nbf=int(nbf.timestamp()),
+            exp=int(exp.timestamp()),
+            iat=int(self.now.timestamp()),
+            device_key=self.device_key,
+            rec=rec,
+            mth=AccessMethod.BLE_CREDENTIAL if grant else AccessMethod.AGENT_KEY,
+        )
+        token = sign_credential(self.signer.private_key, self.signer.kid, claims.to_dict())
+        return IssuedCredential(token, lockbox.serial_number, grant, nbf, exp)
+
+
+async def _contractor_credentials(issuer: _Issuer, account: Account) -> list[IssuedCredential]:
+    now = issuer.now
+    grants = (
+        await Grant.filter(
+            grantee_id=account.id,
+            revoked_at__isnull=True,
+            starts_at__lt=now + LOOKAHEAD,
+            ends_at__gt=now,
+            lockbox__ble=True,
+        )
+        .select_related("lockbox", "lockbox__region")
+        .order_by("starts_at", "id")
+    )
+    sub = to_global_id("Contractor", account.id)
+    issued = []
+    for grant in grants:
+        exp = min(grant.ends_at, now + MAX_CREDENTIAL_LIFETIME)
+        if int(exp.timestamp()) <= int(grant.starts_at.timestamp()):
+            continue  # starts just as this bundle ends: the next sync brings it
+        try:
+            rec = _recurrence(grant)
+        except ValueError:  # InvalidRecurrence, or weekdays that are not numbers
+            log.error("grant %s has unusable weekly hours; no credential issued", grant.id)
+            continue
+        issued.append(issuer.issue(sub, grant.lockbox, grant.starts_at, exp, grant=grant, rec=rec))
+    return issued
+
+
+async def _agent_credentials(issuer: _Issuer, account: Account) -> list[IssuedCredential]:
+    lockboxes = await Lockbox.filter(assigned_to_id=account.id, ble=True).order_by("serial_number")
+    sub = to_global_id("Agent", account.id)
+    exp = issuer.now + MAX_CREDENTIAL_LIFETIME
+    return [issuer.issue(sub, lockbox, issuer.now, exp) for lockbox in lockboxes]
+
+
+def _recurrence(grant: Grant) -> Recurrence | None:
+    if not grant.rec_weekdays:
+        return None
+    region = grant.lockbox.region
+    return Recurrence(
+        tz=region.time_zone if region else "UTC",
+        days=tuple(int(day) for day in grant.rec_weekdays.split(",")),
+        start=grant.rec_start or "",
+        end=grant.rec_end or "",
+    )

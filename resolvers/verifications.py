@@ -1,0 +1,170 @@
+"""SMS verification codes (signup, phone change): throttled sending, a try limit on checks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from models.accounts import Account, Verification
+from models.enums import VerificationPurpose
+from notify import outbox
+from resolvers import clock
+from resolvers.errors import DomainError
+from resolvers.security import hash_secret, new_code, verify_secret
+
+CODE_DIGITS = 4
+CODE_LIFETIME = timedelta(minutes=10)
+MAX_CODE_ATTEMPTS = 5
+RESEND_INTERVAL = timedelta(seconds=60)
+SEND_WINDOW = timedelta(hours=1)
+MAX_SENDS_PER_WINDOW = 5
+GLOBAL_ID_TYPE = "Verification"
+
+
+def sms_text(code: str) -> str:
+    return f"Your keybin verification code is {code}. It expires in 10 minutes."
+
+
+async def send_code(
+    purpose: VerificationPurpose,
+    phone: str,
+    *,
+    email: str | None = None,
+    account: Account | None = None,
+    invitation_id: int | None = None,
+) -> Verification:
+    """Create (or renew, for the same email/account and phone) a verification and queue its SMS.
+
+    Call after validating everything else: the throttles are the last check, and on
+    success the SMS is committed with the row. The caller wakes the outbox.
+    """
+    now = clock.now()
+    await _check_throttle(purpose, phone, email, account, now)
+    code = new_code(CODE_DIGITS)
+    code_hash = hash_secret(code)  # hashed before the transaction: argon2 takes a while
+    renewable = await _renewable(purpose, phone, email, account, now)
+    async with in_transaction():
+        if renewable is None:
+            verification = await Verification.create(
+                id=uuid.uuid4(),
+                purpose=purpose,
+                account=account,
+                email=email,
+                phone=phone,
+                code_hash=code_hash,
+                invitation_id=invitation_id,
+                expires_at=now + CODE_LIFETIME,
+                last_sent_at=now,
+            )
+        else:
+            # Conditional on last_sent_at: of two concurrent resends only one sends.
+            renewed = await Verification.filter(
+                id=renewable.id, last_sent_at=renewable.last_sent_at
+            ).update(
+                code_hash=code_hash,
+                sends=F("sends") + 1,
+                attempts=0,
+                last_sent_at=now,
+                expires_at=now + CODE_LIFETIME,
+                verified_at=None,
+                invitation_id=invitation_id,
+            )
+            if not renewed:
+                raise _too_soon()
+            verification = await Verification.get(id=renewable.id)
+        await outbox.sms(phone, sms_text(code), account_id=account.id if account else None)
+    return verification
+
+
+def _too_soon() -> DomainError:
+    return DomainError(
+        "TOO_MANY_ATTEMPTS", "A code was just sent: wait a minute before asking for another."
+    )
+
+
+def _same_person(
+    purpose: VerificationPurpose, phone: str, email: str | None, account: Account | None
+) -> Q:
+    """Rows that count toward the throttles: the same phone, or the same email/account."""
+    who = Q(phone=phone)
+    if email is not None:
+        who |= Q(email=email)
+    if account is not None:
+        who |= Q(account_id=account.id)
+    return Q(who, purpose=purpose)
+
+
+async def _check_throttle(
+    purpose: VerificationPurpose,
+    phone: str,
+    email: str | None,
+    account: Account | None,
+    now: datetime,
+) -> None:
+    rows = Verification.filter(_same_person(purpose, phone, email, account))
+    if await rows.filter(last_sent_at__gt=now - RESEND_INTERVAL).exists():
+        raise _too_soon()
+    sends = await rows.filter(created_at__gt=now - SEND_WINDOW).values_list("sends", flat=True)
+    if sum(int(n) for n in sends) >= MAX_SENDS_PER_WINDOW:
+        raise DomainError(
+            "TOO_MANY_ATTEMPTS",
+            f"At most {MAX_SENDS_PER_WINDOW} codes are sent per hour: try again later.",
+        )
+
+
+async def _renewable(
+    purpose: VerificationPurpose,
+    phone: str,
+    email: str | None,
+    account: Account | None,
+    now: datetime,
+) -> Verification | None:
+    """A resend for the same person and phone renews the open verification (same id)."""
+    query = Verification.filter(
+        purpose=purpose,
+        phone=phone,
+        completed_at__isnull=True,
+        created_at__gt=now - SEND_WINDOW,
+    )
+    if email is not None:
+        query = query.filter(email=email)
+    if account is not None:
+        query = query.filter(account_id=account.id)
+    return await query.order_by("-created_at").first()
+
+
+async def find(verification_pk: str, purpose: VerificationPurpose) -> Verification:
+    try:
+        pk = uuid.UUID(verification_pk)
+    except ValueError:
+        pk = None
+    verification = (
+        await Verification.get_or_none(id=pk, purpose=purpose) if pk is not None else None
+    )
+    if verification is None:
+        raise DomainError("NOT_FOUND", "No such verification.", ["input", "verificationId"])
+    return verification
+
+
+async def check_code(verification: Verification, code: str) -> None:
+    """Judge a code. Every try is counted and kept even though the caller's mutation fails."""
+    now = clock.now()
+    if verification.completed_at is not None:
+        raise DomainError("CODE_EXPIRED", "This code has already been used.", ["input", "code"])
+    if verification.expires_at <= now:
+        raise DomainError(
+            "CODE_EXPIRED", "This code has expired: ask for a new one.", ["input", "code"]
+        )
+    # Counted first and conditionally, so concurrent guesses cannot exceed the limit.
+    counted = await Verification.filter(id=verification.id, attempts__lt=MAX_CODE_ATTEMPTS).update(
+        attempts=F("attempts") + 1
+    )
+    if not counted:
+        raise DomainError(
+            "TOO_MANY_ATTEMPTS", "Too many wrong codes: ask for a new one.", ["input", "code"]
+        )
+    if not verify_secret(verification.code_hash, code.strip()):
+        raise DomainError("INVALID_CODE", "The code is not right.", ["input", "code"])
