@@ -20,7 +20,9 @@ from tortoise import Tortoise
 import db
 from notify.dispatcher import Dispatcher
 from notify.pubsub import PubSub
+from resolvers import signing_keys
 from resolvers.auth import Authenticated, authenticate
+from resolvers.ratelimit import RateLimiter
 from schema.context import Context
 from schema.schema import build_schema
 from settings import Settings, from_env
@@ -48,6 +50,7 @@ class KeybinGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.pubsub = pubsub
+        self.limiter = RateLimiter(settings.rate_limit_per_minute)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -62,6 +65,7 @@ class KeybinGraphQL(GraphQL[Context, None]):
             settings=self.settings,
             pubsub=self.pubsub,
             auth=auth,
+            limiter=self.limiter,
         )
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -75,6 +79,13 @@ class KeybinGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": "Invalid token"})
         context.auth = auth
         return None
+
+
+async def jwks_document(request: Request) -> Response:
+    """The public keys lockboxes trust; a retired key stays until its credentials expire."""
+    ring = signing_keys.keyring(request.app.state.settings)
+    # Short, so whoever fetches it learns a rotated key within minutes.
+    return JSONResponse(ring.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
 async def healthz(request: Request) -> Response:
@@ -108,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
+        Route("/.well-known/jwks.json", jwks_document),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,11 +42,35 @@ class Settings:
     outbox_poll_seconds: float = 1.0
     outbox_backoff_base: float = 2.0
     outbox_backoff_max: float = 300.0
-    extra: Mapping[str, str] = field(default_factory=dict)
+    # Push to closed apps: Firebase Cloud Messaging (HTTP v1) and Apple's APNs.
+    fcm_project_id: str = ""
+    fcm_service_account_file: str = ""
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    apns_key_file: str = ""
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""
+    apns_base_url: str = "https://api.push.apple.com"  # sandbox: https://api.sandbox.push.apple.com
+    # Extra CA bundle to trust for APNs (a test server's self-signed certificate).
+    apns_ca_file: str = ""
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def fcm_configured(self) -> bool:
+        return bool(self.fcm_project_id and self.fcm_service_account_file)
+
+    @property
+    def apns_configured(self) -> bool:
+        return bool(
+            self.apns_key_file and self.apns_key_id and self.apns_team_id and self.apns_topic
+        )
+
+    @property
+    def push_configured(self) -> bool:
+        return self.fcm_configured or self.apns_configured
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,7 +109,15 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         max_grant_days=int(get("MAX_GRANT_DAYS", "30")),
         rate_limit_per_minute=int(get("RATE_LIMIT_PER_MINUTE", "300")),
         env=get("KEYBIN_ENV", "development"),
-        extra={k: v for k, v in env.items() if k.startswith(("FCM_", "APNS_"))},
+        fcm_project_id=get("FCM_PROJECT_ID", ""),
+        fcm_service_account_file=get("FCM_SERVICE_ACCOUNT_FILE", ""),
+        fcm_base_url=get("FCM_BASE_URL", "https://fcm.googleapis.com").rstrip("/"),
+        apns_key_file=get("APNS_KEY_FILE", ""),
+        apns_key_id=get("APNS_KEY_ID", ""),
+        apns_team_id=get("APNS_TEAM_ID", ""),
+        apns_topic=get("APNS_TOPIC", ""),
+        apns_base_url=get("APNS_BASE_URL", "https://api.push.apple.com").rstrip("/"),
+        apns_ca_file=get("APNS_CA_FILE", ""),
     )
     return finalize(settings)
 
@@ -96,6 +128,7 @@ def finalize(settings: Settings) -> Settings:
         raise ConfigurationError("SMS_BACKEND must be 'console' or 'http'")
     if settings.sms_backend == "http" and not settings.sms_http_url:
         raise ConfigurationError("SMS_BACKEND=http needs SMS_HTTP_URL")
+    _check_push(settings)
     if not urlsplit(settings.database_url).scheme:
         raise ConfigurationError("DATABASE_URL must be sqlite://... or postgres://...")
     if settings.production:
@@ -107,6 +140,24 @@ def finalize(settings: Settings) -> Settings:
     if not settings.secret_key:
         settings = settings.with_(secret_key=_kept_secret(settings.data_dir))
     return settings
+
+
+def _check_push(settings: Settings) -> None:
+    """Half a push configuration is a mistake worth stopping for, not a silent no-push."""
+    fcm = {
+        "FCM_PROJECT_ID": settings.fcm_project_id,
+        "FCM_SERVICE_ACCOUNT_FILE": settings.fcm_service_account_file,
+    }
+    apns = {
+        "APNS_KEY_FILE": settings.apns_key_file,
+        "APNS_KEY_ID": settings.apns_key_id,
+        "APNS_TEAM_ID": settings.apns_team_id,
+        "APNS_TOPIC": settings.apns_topic,
+    }
+    for group in (fcm, apns):
+        missing = [name for name, value in group.items() if not value]
+        if 0 < len(missing) < len(group):
+            raise ConfigurationError(f"push is half configured: set {', '.join(missing)} too")
 
 
 def _kept_secret(data_dir: Path) -> str:

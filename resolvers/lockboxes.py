@@ -37,6 +37,13 @@ async def lockbox_by_serial(account: Account, serial_number: str) -> Lockbox | N
     return lockbox
 
 
+async def zone_of(lockbox: Lockbox) -> str:
+    """The IANA zone of the lockbox's region: local dates and weekly hours are judged there."""
+    region_code = lockbox.region_id  # type: ignore[attr-defined]
+    region = await Region.get_or_none(code=region_code) if region_code else None
+    return region.time_zone if region else "UTC"
+
+
 async def own_lockbox(agent: Account, lockbox_pk: int, *field: str) -> Lockbox:
     lockbox = await Lockbox.get_or_none(id=lockbox_pk, assigned_to_id=agent.id)
     if lockbox is None:
@@ -56,7 +63,9 @@ async def assign_lockbox(agent: Account, serial_number: str) -> Lockbox:
     await Lockbox.filter(id=lockbox.id, assigned_to_id__isnull=True).update(assigned_to_id=agent.id)
     await lockbox.refresh_from_db()
     if lockbox.assigned_to_id != agent.id:  # type: ignore[attr-defined]
-        raise DomainError("LOCKBOX_UNAVAILABLE", "This lockbox is assigned to another agent.", field)
+        raise DomainError(
+            "LOCKBOX_UNAVAILABLE", "This lockbox is assigned to another agent.", field
+        )
     return lockbox
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from tortoise.queryset import QuerySet
 
 from models.messages import Message
+from resolvers import clock
 
 
 def _feed(account_id: int, unread_only: bool) -> QuerySet[Message]:
@@ -24,3 +25,18 @@ async def page(
 
 async def count(account_id: int, unread_only: bool = False) -> int:
     return await _feed(account_id, unread_only).count()
+
+
+async def mark_read(account_id: int, message_ids: list[int]) -> int:
+    """Only the account's own unread messages change; other ids are ignored, not reported."""
+    if not message_ids:
+        return 0
+    return await Message.filter(
+        account_id=account_id, id__in=message_ids, read_at__isnull=True
+    ).update(read_at=clock.now())
+
+
+async def delete(account_id: int, message_ids: list[int]) -> int:
+    if not message_ids:
+        return 0
+    return await Message.filter(account_id=account_id, id__in=message_ids).delete()

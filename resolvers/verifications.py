@@ -107,8 +107,8 @@ async def _check_throttle(
     rows = Verification.filter(_same_person(purpose, phone, email, account))
     if await rows.filter(last_sent_at__gt=now - RESEND_INTERVAL).exists():
         raise _too_soon()
-    sends = await rows.filter(created_at__gt=now - SEND_WINDOW).values_list("sends", flat=True)
-    if sum(int(n) for n in sends) >= MAX_SENDS_PER_WINDOW:
+    recent = await rows.filter(created_at__gt=now - SEND_WINDOW)
+    if sum(row.sends for row in recent) >= MAX_SENDS_PER_WINDOW:
         raise DomainError(
             "TOO_MANY_ATTEMPTS",
             f"At most {MAX_SENDS_PER_WINDOW} codes are sent per hour: try again later.",

@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from models.accounts import Account
 from notify.pubsub import PubSub
 from resolvers.auth import Authenticated
+from resolvers.ratelimit import RateLimiter
 from schema.errors import unauthenticated
 from schema.loaders import Loaders
 from settings import Settings
@@ -25,6 +26,7 @@ class Context:
     settings: Settings
     pubsub: PubSub
     auth: Authenticated | None
+    limiter: RateLimiter | None = None
     loaders: Loaders = field(default_factory=Loaders)
     # Filled by Strawberry with the graphql-transport-ws connection_init payload.
     connection_params: dict[str, Any] | None = None
@@ -42,6 +44,11 @@ class Context:
         if self.auth is None:
             raise unauthenticated()
         return self.auth
+
+    def rate_limit(self, action: str) -> None:
+        """Raise TOO_MANY_ATTEMPTS (a DomainError) past the per-address limit."""
+        if self.limiter is not None:
+            self.limiter.hit(action, self.client_address)
 
     @property
     def client_address(self) -> str | None:

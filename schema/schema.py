@@ -21,6 +21,7 @@ from strawberry.tools import merge_types
 
 from schema.accounts import Agent, Contractor
 from schema.grants import AccessEvent, Grant
+from schema.limits import RejectBadText
 from schema.listings import Listing, Lockbox
 from schema.messages import Message
 from schema.mutations.auth import AuthMutation
@@ -59,6 +60,21 @@ def keep_unmasked(error: GraphQLError) -> bool:
     return error.original_error is not None
 
 
+class MaskUnexpected(MaskErrors):
+    """Replace unexpected errors by "Unexpected error" with extensions.code INTERNAL."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=keep_unmasked, error_message="Unexpected error")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return GraphQLError(
+            self.error_message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL"},
+        )
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         # Factories, never shared instances: an instance would serve concurrent requests.
@@ -67,11 +83,10 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
+        RejectBadText,
     ]
     if settings.env != "development":
-        extensions.append(
-            lambda: MaskErrors(should_mask_error=keep_unmasked, error_message="Unexpected error")
-        )
+        extensions.append(MaskUnexpected)
     if settings.production:
         extensions.append(DisableIntrospection)
     return strawberry.Schema(

@@ -69,6 +69,7 @@ class AuthMutation:
     @strawberry.mutation
     async def sign_in(self, info: Info, input: SignInInput) -> SignInPayload:
         try:
+            info.context.rate_limit("signIn")
             signed_in = await auth.sign_in(
                 info.context.settings,
                 input.login,
@@ -91,6 +92,10 @@ class AuthMutation:
     async def request_password_reset(
         self, info: Info, input: RequestPasswordResetInput
     ) -> RequestPasswordResetPayload:
+        try:
+            info.context.rate_limit("requestPasswordReset")
+        except DomainError as error:
+            return RequestPasswordResetPayload(ok=False, user_errors=user_errors(error))
         await auth.request_password_reset(info.context.settings, input.login)
         return RequestPasswordResetPayload(ok=True)
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from resolvers.credentials import sync_credentials
+from resolvers.errors import DomainError
+from resolvers.lockbox_events import report_lockbox_events
 from schema.context import Info
-from schema.credentials import CredentialBundle
-from schema.errors import UserError, not_available
+from schema.credentials import CredentialBundle, LockboxCredential
+from schema.errors import UserError, user_errors
+from schema.grants import Grant
 
 
 @strawberry.input(description="deviceId is the app's own id, as given to signIn.")
@@ -41,12 +45,35 @@ class CredentialMutation:
     async def sync_credentials(
         self, info: Info, input: SyncCredentialsInput
     ) -> SyncCredentialsPayload:
-        info.context.require_account()
-        raise not_available("syncCredentials")
+        account = info.context.require_account()
+        try:
+            bundle = await sync_credentials(info.context.settings, account, input.device_id)
+        except DomainError as error:
+            return SyncCredentialsPayload(user_errors=user_errors(error))
+        credentials = [
+            LockboxCredential(
+                token=issued.token,
+                lockbox_serial=issued.lockbox_serial,
+                grant=Grant.from_model(issued.grant) if issued.grant else None,
+                not_before=issued.not_before,
+                expires_at=issued.expires_at,
+            )
+            for issued in bundle.credentials
+        ]
+        return SyncCredentialsPayload(
+            bundle=CredentialBundle(
+                issued_at=bundle.issued_at, expires_at=bundle.expires_at, credentials=credentials
+            )
+        )
 
     @strawberry.mutation
     async def report_lockbox_events(
         self, info: Info, input: ReportLockboxEventsInput
     ) -> ReportLockboxEventsPayload:
+        # Any signed-in phone may relay a lockbox's log: the records carry the lockbox's HMAC.
         info.context.require_account()
-        raise not_available("reportLockboxEvents")
+        try:
+            report = await report_lockbox_events(input.lockbox_serial, input.records)
+        except DomainError as error:
+            return ReportLockboxEventsPayload(user_errors=user_errors(error))
+        return ReportLockboxEventsPayload(accepted=report.accepted, duplicates=report.duplicates)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import strawberry
 
 from models.enums import ContractorRole
-from resolvers import auth
+from resolvers import auth, deletion, profile
 from resolvers.errors import DomainError
-from schema.accounts import Account
+from schema.accounts import Account, account_from_model
 from schema.context import Info
-from schema.errors import UserError, not_available, user_errors
+from schema.errors import UserError, user_errors
 from schema.ids import parse_pk
+from schema.mutations.signup import verification_global_id, verification_pk
 
 
 @strawberry.input
@@ -112,30 +113,52 @@ class RemoveDevicePayload:
 class ProfileMutation:
     @strawberry.mutation
     async def update_my_info(self, info: Info, input: UpdateMyInfoInput) -> UpdateMyInfoPayload:
-        info.context.require_account()
-        raise not_available("updateMyInfo")
+        account = info.context.require_account()
+        try:
+            updated = await profile.update_my_info(
+                account, input.first_name, input.last_name, input.role, input.company
+            )
+        except DomainError as error:
+            return UpdateMyInfoPayload(user_errors=user_errors(error))
+        return UpdateMyInfoPayload(account=account_from_model(updated))
 
     @strawberry.mutation
     async def begin_phone_change(
         self, info: Info, input: BeginPhoneChangeInput
     ) -> BeginPhoneChangePayload:
-        info.context.require_account()
-        raise not_available("beginPhoneChange")
+        account = info.context.require_account()
+        try:
+            verification = await profile.begin_phone_change(account, input.new_phone)
+        except DomainError as error:
+            return BeginPhoneChangePayload(user_errors=user_errors(error))
+        return BeginPhoneChangePayload(verification_id=verification_global_id(verification.id))
 
     @strawberry.mutation
     async def confirm_phone_change(
         self, info: Info, input: ConfirmPhoneChangeInput
     ) -> ConfirmPhoneChangePayload:
-        info.context.require_account()
-        raise not_available("confirmPhoneChange")
+        account = info.context.require_account()
+        try:
+            updated = await profile.confirm_phone_change(
+                account, verification_pk(input.verification_id), input.code
+            )
+        except DomainError as error:
+            return ConfirmPhoneChangePayload(user_errors=user_errors(error))
+        return ConfirmPhoneChangePayload(account=account_from_model(updated))
 
     @strawberry.mutation
     async def update_email(self, info: Info, input: UpdateEmailInput) -> UpdateEmailPayload:
-        info.context.require_account()
-        raise not_available("updateEmail")
+        account = info.context.require_account()
+        try:
+            updated = await profile.update_email(account, input.new_email, input.password)
+        except DomainError as error:
+            return UpdateEmailPayload(user_errors=user_errors(error))
+        return UpdateEmailPayload(account=account_from_model(updated))
 
     @strawberry.mutation
-    async def change_password(self, info: Info, input: ChangePasswordInput) -> ChangePasswordPayload:
+    async def change_password(
+        self, info: Info, input: ChangePasswordInput
+    ) -> ChangePasswordPayload:
         account = info.context.require_account()
         try:
             await auth.change_password(account, input.current_password, input.new_password)
@@ -143,7 +166,9 @@ class ProfileMutation:
             return ChangePasswordPayload(ok=False, user_errors=user_errors(error))
         return ChangePasswordPayload(ok=True)
 
-    @strawberry.mutation(description="Sets or changes the PIN that grants and One Day Codes ask for.")
+    @strawberry.mutation(
+        description="Sets or changes the PIN that grants and One Day Codes ask for."
+    )
     async def set_pin(self, info: Info, input: SetPinInput) -> SetPinPayload:
         account = info.context.require_account()
         try:
@@ -156,8 +181,12 @@ class ProfileMutation:
     async def delete_my_account(
         self, info: Info, input: DeleteMyAccountInput
     ) -> DeleteMyAccountPayload:
-        info.context.require_account()
-        raise not_available("deleteMyAccount")
+        account = info.context.require_account()
+        try:
+            await deletion.delete_my_account(account, input.password)
+        except DomainError as error:
+            return DeleteMyAccountPayload(ok=False, user_errors=user_errors(error))
+        return DeleteMyAccountPayload(ok=True)
 
     @strawberry.mutation
     async def remove_device(self, info: Info, input: RemoveDeviceInput) -> RemoveDevicePayload:

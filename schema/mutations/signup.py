@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import strawberry
 
 from models.enums import ContractorRole
-from schema.accounts import Contractor
+from resolvers import signup
+from resolvers.errors import DomainError
+from resolvers.verifications import GLOBAL_ID_TYPE
+from schema.accounts import Contractor, account_from_model
 from schema.context import Info
-from schema.errors import UserError, not_available
+from schema.errors import UserError, user_errors
+from schema.ids import from_global_id, to_global_id
+
+
+def verification_pk(global_id: str) -> str:
+    """The uuid inside a Verification global id, or NOT_FOUND."""
+    parsed = from_global_id(global_id)
+    if parsed is None or parsed[0] != GLOBAL_ID_TYPE:
+        raise DomainError("NOT_FOUND", "No such verification.", ["input", "verificationId"])
+    return parsed[1]
+
+
+def verification_global_id(pk: object) -> strawberry.ID:
+    return strawberry.ID(to_global_id(GLOBAL_ID_TYPE, str(pk)))
 
 
 @strawberry.input
@@ -71,16 +89,43 @@ class SignupMutation:
     async def begin_contractor_signup(
         self, info: Info, input: BeginContractorSignupInput
     ) -> BeginContractorSignupPayload:
-        raise not_available("beginContractorSignup")
+        try:
+            verification = await signup.begin_signup(
+                input.email, input.phone, input.invitation_token
+            )
+        except DomainError as error:
+            return BeginContractorSignupPayload(user_errors=user_errors(error))
+        return BeginContractorSignupPayload(verification_id=verification_global_id(verification.id))
 
     @strawberry.mutation
     async def verify_signup_code(
         self, info: Info, input: VerifySignupCodeInput
     ) -> VerifySignupCodePayload:
-        raise not_available("verifySignupCode")
+        try:
+            await signup.verify_signup_code(verification_pk(input.verification_id), input.code)
+        except DomainError as error:
+            return VerifySignupCodePayload(ok=False, user_errors=user_errors(error))
+        return VerifySignupCodePayload(ok=True)
 
     @strawberry.mutation
     async def complete_contractor_signup(
         self, info: Info, input: CompleteContractorSignupInput
     ) -> CompleteContractorSignupPayload:
-        raise not_available("completeContractorSignup")
+        answers = [signup.SecurityAnswerIn(a.question, a.answer) for a in input.security_answers]
+        try:
+            account = await signup.complete_signup(
+                info.context.settings.secret_key,
+                verification_pk(input.verification_id),
+                first_name=input.first_name,
+                last_name=input.last_name,
+                role=input.role,
+                company=input.company,
+                password=input.password,
+                pin=input.pin,
+                security_answers=answers,
+            )
+        except DomainError as error:
+            return CompleteContractorSignupPayload(user_errors=user_errors(error))
+        # complete_signup creates a contractor account, so this is a Contractor.
+        contractor = cast(Contractor, account_from_model(account))
+        return CompleteContractorSignupPayload(contractor=contractor)

@@ -1,0 +1,57 @@
+"""Rendering: Jinja2 templates, a full page or the htmx fragment of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.templating import Jinja2Templates
+
+from console import csrf
+from console.htmx import is_htmx
+from models.staff import Staff
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _shared(request: Request) -> dict[str, Any]:
+    staff = getattr(request.state, "staff", None)
+    return {
+        "base": request.scope.get("root_path", ""),
+        "csrf_token": csrf.token(request),
+        "staff": staff if isinstance(staff, Staff) else None,
+        "query": request.query_params.get("q", ""),
+    }
+
+
+def _localtime(value: Any) -> str:
+    """Times are shown in UTC with the zone said, so staff in any office read them alike."""
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else ""
+
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), trim_blocks=True
+)
+_env.filters["when"] = _localtime
+templates = Jinja2Templates(env=_env, context_processors=[_shared])
+
+
+def render(
+    request: Request,
+    page: str,
+    context: dict[str, Any] | None = None,
+    *,
+    fragment: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The fragment template for an htmx swap when one is given, otherwise the full page."""
+    name = fragment if fragment is not None and is_htmx(request) else page
+    context = dict(context or {})
+    if name == page:
+        context["flash"] = request.session.pop("flash", None)  # shown once, on a whole page
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers["Vary"] = "HX-Request"
+    return response

@@ -1,0 +1,194 @@
+"""`keybin import listings`: RESO Property JSON as listings of the agents already imported."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from importers.report import ImportReport, RowError
+from importers.sources import BATCH_SIZE, json_object, optional, required, reso_values
+from models.accounts import Account
+from models.enums import AccountKind, ListingSource, ListingStatus
+from models.listings import Listing
+
+STATUSES = {
+    "active": ListingStatus.ACTIVE,
+    "coming soon": ListingStatus.COMING_SOON,
+    "pending": ListingStatus.PENDING,
+    "active under contract": ListingStatus.PENDING,
+    "closed": ListingStatus.CLOSED,
+    "withdrawn": ListingStatus.WITHDRAWN,
+    "canceled": ListingStatus.WITHDRAWN,
+    "cancelled": ListingStatus.WITHDRAWN,
+    "expired": ListingStatus.WITHDRAWN,
+}
+# What a re-import may change on a listing.
+LISTING_FIELDS = ("status", "line1", "line2", "city", "state", "postal_code", "agent_id")
+ATTEMPTS = 3
+
+
+@dataclass
+class ListingRow:
+    index: int
+    mls_number: str
+    status: ListingStatus
+    line1: str
+    line2: str | None
+    city: str
+    state: str
+    postal_code: str
+    agent_mls_id: str
+    # Which association's agent is meant when MLS ids repeat across associations.
+    agent_association: str | None
+
+
+def parse_listing(index: int, value: Any) -> ListingRow:
+    row = json_object(value)
+    mls_number = required(row, "ListingId", 64)
+    raw_status = required(row, "StandardStatus", 64)
+    status = STATUSES.get(" ".join(raw_status.lower().split()))
+    if status is None:
+        raise RowError(f"StandardStatus {raw_status!r} is not one keybin knows")
+    line1, line2 = _address(row)
+    return ListingRow(
+        index=index,
+        mls_number=mls_number,
+        status=status,
+        line1=line1,
+        line2=line2,
+        city=required(row, "City", 100),
+        state=required(row, "StateOrProvince", 50),
+        postal_code=required(row, "PostalCode", 20),
+        agent_mls_id=required(row, "ListAgentMlsId", 64),
+        agent_association=optional(row, "ListAgentOriginatingSystemName", 128)
+        or optional(row, "OriginatingSystemName", 128),
+    )
+
+
+def _address(row: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(line1, line2) from the street parts when given, else from UnparsedAddress."""
+    street = optional(row, "StreetName", 200)
+    unit = optional(row, "UnitNumber", 50)
+    line2 = f"Unit {unit}" if unit else None
+    if street:
+        parts = [
+            optional(row, name, 50)
+            for name in ("StreetNumber", "StreetDirPrefix", "StreetName", "StreetSuffix",
+                         "StreetDirSuffix")
+        ]
+        line1 = " ".join(part for part in parts if part)
+        if len(line1) > 200:
+            raise RowError("the street address is longer than 200 characters")
+        return line1, line2
+    unparsed = optional(row, "UnparsedAddress", 200)
+    if unparsed is None:
+        raise RowError("UnparsedAddress or StreetName is missing")
+    return unparsed, line2
+
+
+async def import_listings(path: Path, report: ImportReport) -> ImportReport:
+    """Create or update one listing per row, keyed by ListingId; source IMPORTED."""
+    report.position = "index"
+    values = reso_values(path)
+    progress = report.progress("listings", len(values))
+    for start in range(0, len(values), BATCH_SIZE):
+        rows: dict[str, ListingRow] = {}
+        repeats = 0
+        for index in range(start, min(start + BATCH_SIZE, len(values))):
+            try:
+                row = parse_listing(index, values[index])
+            except RowError as error:
+                report.skip(index, str(error))
+                continue
+            repeats += row.mls_number in rows
+            rows[row.mls_number] = row
+        await _write(list(rows.values()), report, repeats)
+        progress.update(min(start + BATCH_SIZE, len(values)))
+    progress.finish(len(values))
+    return report
+
+
+async def _write(rows: Sequence[ListingRow], report: ImportReport, repeats: int) -> None:
+    agents = await _agents({row.agent_mls_id for row in rows})
+    placed: list[tuple[ListingRow, int]] = []
+    for row in rows:
+        try:
+            placed.append((row, _list_agent(row, agents)))
+        except RowError as error:
+            report.skip(row.index, str(error))
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            async with in_transaction():
+                created, updated = await _upsert(placed)
+        except IntegrityError:
+            if attempt == ATTEMPTS:
+                raise
+            continue
+        report.created += created
+        report.updated += updated + repeats
+        return
+
+
+AgentsByMlsId = dict[str, list[tuple[str, int]]]
+
+
+async def _agents(mls_ids: set[str]) -> AgentsByMlsId:
+    """(association, account id) of the live agents holding each MLS id."""
+    found: AgentsByMlsId = defaultdict(list)
+    rows = await Account.filter(
+        kind=AccountKind.AGENT, deleted_at__isnull=True, mls_id__in=mls_ids
+    ).values_list("mls_id", "association", "id")
+    for mls_id, association, account_id in rows:
+        found[mls_id].append((association, account_id))
+    return found
+
+
+def _list_agent(row: ListingRow, agents: AgentsByMlsId) -> int:
+    candidates = agents.get(row.agent_mls_id, [])
+    if row.agent_association is not None:
+        preferred = [id_ for association, id_ in candidates if association == row.agent_association]
+        if preferred:
+            return preferred[0]
+    if len(candidates) == 1:
+        return candidates[0][1]
+    if not candidates:
+        raise RowError(f"no agent has ListAgentMlsId {row.agent_mls_id!r}: import members first")
+    raise RowError(
+        f"ListAgentMlsId {row.agent_mls_id!r} is held in several associations: "
+        "give ListAgentOriginatingSystemName"
+    )
+
+
+async def _upsert(placed: Sequence[tuple[ListingRow, int]]) -> tuple[int, int]:
+    if not placed:
+        return 0, 0
+    existing = await Listing.in_bulk([row.mls_number for row, _ in placed], "mls_number")
+    changed: list[Listing] = []
+    new: list[Listing] = []
+    for row, agent_id in placed:
+        values = {
+            "status": row.status,
+            "line1": row.line1,
+            "line2": row.line2,
+            "city": row.city,
+            "state": row.state,
+            "postal_code": row.postal_code,
+            "agent_id": agent_id,
+        }
+        listing = existing.get(row.mls_number)
+        if listing is None:
+            new.append(Listing(mls_number=row.mls_number, source=ListingSource.IMPORTED, **values))
+        elif any(getattr(listing, name) != value for name, value in values.items()):
+            listing.update_from_dict(values)
+            changed.append(listing)
+    if changed:
+        await Listing.bulk_update(changed, fields=list(LISTING_FIELDS))
+    if new:
+        await Listing.bulk_create(new)
+    return len(new), len(placed) - len(new)

@@ -1,0 +1,106 @@
+"""`keybin import lockboxes`: CSV `serial_number,model,ble,secret`, one lockbox per row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from ble.secret import InvalidSecret, normalize_secret
+from importers.report import ImportReport, RowError
+from importers.sources import batched, check_csv_shape, count_csv_rows, csv_rows, required
+from models.listings import Lockbox
+
+COLUMNS = ("serial_number", "model", "ble", "secret")
+YES = {"true", "1", "yes"}
+NO = {"false", "0", "no"}
+# What a re-import may change; assignment and listing belong to the agents.
+LOCKBOX_FIELDS = ("model", "ble", "secret")
+ATTEMPTS = 3
+
+
+@dataclass
+class LockboxRow:
+    line: int
+    serial_number: str
+    model: str
+    ble: bool
+    secret: str
+
+
+def parse_lockbox(line: int, row: dict[str, str]) -> LockboxRow:
+    check_csv_shape(row)  # type: ignore[arg-type]
+    raw_ble = required(row, "ble", 8).lower()
+    if raw_ble not in YES | NO:
+        raise RowError(f"ble {raw_ble!r} is not one of true/false/1/0/yes/no")
+    try:
+        secret = normalize_secret(required(row, "secret", 128))
+    except InvalidSecret as error:
+        raise RowError(f"secret: {error}") from error
+    return LockboxRow(
+        line=line,
+        serial_number=required(row, "serial_number", 32),
+        model=required(row, "model", 64),
+        ble=raw_ble in YES,
+        secret=secret,
+    )
+
+
+async def import_lockboxes(path: Path, report: ImportReport) -> ImportReport:
+    """Create or update one lockbox per row, keyed by serial number."""
+    report.position = "line"
+    progress = report.progress("lockboxes", count_csv_rows(path) if report.progress_to else 0)
+    done = 0
+    for batch in batched(csv_rows(path, COLUMNS)):
+        rows: dict[str, LockboxRow] = {}
+        repeats = 0
+        for line, raw in batch:
+            try:
+                row = parse_lockbox(line, raw)
+            except RowError as error:
+                report.skip(line, str(error))
+                continue
+            repeats += row.serial_number in rows
+            rows[row.serial_number] = row
+        created, updated = await _write(list(rows.values()))
+        report.created += created
+        report.updated += updated + repeats
+        done += len(batch)
+        progress.update(done)
+    progress.finish(done)
+    return report
+
+
+async def _write(rows: Sequence[LockboxRow]) -> tuple[int, int]:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            async with in_transaction():
+                return await _upsert(rows)
+        except IntegrityError:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _upsert(rows: Sequence[LockboxRow]) -> tuple[int, int]:
+    if not rows:
+        return 0, 0
+    existing = await Lockbox.in_bulk([row.serial_number for row in rows], "serial_number")
+    changed: list[Lockbox] = []
+    new: list[Lockbox] = []
+    for row in rows:
+        values = {"model": row.model, "ble": row.ble, "secret": row.secret}
+        lockbox = existing.get(row.serial_number)
+        if lockbox is None:
+            new.append(Lockbox(serial_number=row.serial_number, **values))
+        elif any(getattr(lockbox, name) != value for name, value in values.items()):
+            lockbox.update_from_dict(values)
+            changed.append(lockbox)
+    if changed:
+        await Lockbox.bulk_update(changed, fields=list(LOCKBOX_FIELDS))
+    if new:
+        await Lockbox.bulk_create(new)
+    return len(new), len(rows) - len(new)

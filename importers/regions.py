@@ -1,0 +1,97 @@
+"""`keybin import regions`: CSV `code,name,time_zone`; each zone must be an IANA one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from importers.report import ImportReport, RowError
+from importers.sources import batched, check_csv_shape, count_csv_rows, csv_rows, required
+from models.listings import Region
+
+COLUMNS = ("code", "name", "time_zone")
+ATTEMPTS = 3
+
+
+@dataclass
+class RegionRow:
+    line: int
+    code: str
+    name: str
+    time_zone: str
+
+
+def parse_region(line: int, row: dict[str, str]) -> RegionRow:
+    check_csv_shape(row)  # type: ignore[arg-type]
+    time_zone = required(row, "time_zone", 64)
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise RowError(f"time_zone {time_zone!r} is not an IANA time zone") from error
+    return RegionRow(
+        line=line,
+        code=required(row, "code", 32),
+        name=required(row, "name", 200),
+        time_zone=time_zone,
+    )
+
+
+async def import_regions(path: Path, report: ImportReport) -> ImportReport:
+    """Create or update one region per row, keyed by its code."""
+    report.position = "line"
+    progress = report.progress("regions", count_csv_rows(path) if report.progress_to else 0)
+    done = 0
+    for batch in batched(csv_rows(path, COLUMNS)):
+        rows: dict[str, RegionRow] = {}
+        repeats = 0
+        for line, raw in batch:
+            try:
+                row = parse_region(line, raw)
+            except RowError as error:
+                report.skip(line, str(error))
+                continue
+            repeats += row.code in rows
+            rows[row.code] = row
+        created, updated = await _write(list(rows.values()))
+        report.created += created
+        report.updated += updated + repeats
+        done += len(batch)
+        progress.update(done)
+    progress.finish(done)
+    return report
+
+
+async def _write(rows: Sequence[RegionRow]) -> tuple[int, int]:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            async with in_transaction():
+                return await _upsert(rows)
+        except IntegrityError:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _upsert(rows: Sequence[RegionRow]) -> tuple[int, int]:
+    if not rows:
+        return 0, 0
+    existing = await Region.in_bulk([row.code for row in rows], "code")
+    changed: list[Region] = []
+    new: list[Region] = []
+    for row in rows:
+        region = existing.get(row.code)
+        if region is None:
+            new.append(Region(code=row.code, name=row.name, time_zone=row.time_zone))
+        elif (region.name, region.time_zone) != (row.name, row.time_zone):
+            region.name, region.time_zone = row.name, row.time_zone
+            changed.append(region)
+    if changed:
+        await Region.bulk_update(changed, fields=["name", "time_zone"])
+    if new:
+        await Region.bulk_create(new)
+    return len(new), len(rows) - len(new)

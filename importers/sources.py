@@ -1,0 +1,122 @@
+"""Reading import files (RESO Web API JSON, CSV with a header) and checking their fields."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from importers.report import ImportFileError, RowError
+
+# Rows per transaction: big enough that per-batch queries are cheap, small enough
+# that one batch never holds SQLite's single connection for long.
+BATCH_SIZE = 500
+
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def reso_values(path: Path) -> list[Any]:
+    """The `value` array of a RESO Web API response (`{"value": [...]}`)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as error:
+        raise ImportFileError(f"cannot read the file: {error.strerror}") from error
+    except (ValueError, RecursionError) as error:
+        raise ImportFileError(f"not JSON: {error}") from error
+    if not isinstance(data, dict) or not isinstance(data.get("value"), list):
+        raise ImportFileError('expected RESO Web API JSON: an object {"value": [...]}')
+    values: list[Any] = data["value"]
+    return values
+
+
+def count_csv_rows(path: Path) -> int:
+    """Data lines in a CSV file, for the progress bar: counted in chunks, not loaded."""
+    lines = 0
+    last = b"\n"
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError as error:
+        raise ImportFileError(f"cannot read the file: {error.strerror}") from error
+    if last != b"\n":
+        lines += 1
+    return max(lines - 1, 0)
+
+
+def csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row, streamed; column names are case-insensitive."""
+    expected = list(columns)
+    try:
+        # utf-8-sig: spreadsheets save a byte-order mark that would stick to the first name.
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames
+            if not header:
+                raise ImportFileError(f"empty file: expected a header row {','.join(expected)}")
+            reader.fieldnames = [name.strip().lower() for name in header]
+            missing = [name for name in expected if name not in reader.fieldnames]
+            if missing:
+                raise ImportFileError(
+                    f"the header row lacks {', '.join(missing)} "
+                    f"(expected {','.join(expected)})"
+                )
+            for row in reader:
+                yield reader.line_num, row
+    except OSError as error:
+        raise ImportFileError(f"cannot read the file: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ImportFileError("not UTF-8 text") from error
+    except csv.Error as error:
+        raise ImportFileError(f"not CSV: {error}") from error
+
+
+def check_csv_shape(row: Mapping[str | None, Any]) -> None:
+    """DictReader files surplus values under None and pads short rows with None."""
+    if row.get(None):
+        raise RowError("more values than the header has columns")
+
+
+def required(row: Mapping[str, Any], key: str, max_length: int) -> str:
+    value = optional(row, key, max_length)
+    if value is None:
+        raise RowError(f"{key} is missing")
+    return value
+
+
+def optional(row: Mapping[str, Any], key: str, max_length: int) -> str | None:
+    """The field as stripped text, or None when absent or blank; numbers are taken as text."""
+    value = row.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RowError(f"{key} must be text")
+    text = str(value).strip()
+    if not text:
+        return None
+    # PostgreSQL refuses NUL in text; SQLite would take it and break the data later.
+    if "\x00" in text:
+        raise RowError(f"{key} contains a NUL character")
+    if len(text) > max_length:
+        raise RowError(f"{key} is longer than {max_length} characters")
+    return text
+
+
+def json_object(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise RowError(f"expected an object, found {type(value).__name__}")
+    return value

@@ -1,0 +1,342 @@
+"""Granting and revoking time-windowed lockbox access, and the access history queries."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from ble.recurrence import InvalidRecurrence, Recurrence
+from models.accounts import Account, Invitation
+from models.enums import AccountEventKind, AccountKind, AccountStatus, MessageKind
+from models.grants import Grant
+from models.listings import Listing, Lockbox
+from notify import outbox
+from resolvers import clock, events
+from resolvers.auth import check_pin, normalize_email
+from resolvers.errors import DomainError, invalid_input
+from resolvers.listings import one_line_address, own_listing
+from resolvers.lockboxes import require_agent, zone_of
+from resolvers.notifications import post_message
+from resolvers.security import new_token, token_digest
+from settings import Settings
+
+_EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
+MAX_KEY = 128
+
+
+@dataclass(frozen=True)
+class RecurrenceSpec:
+    """Weekly hours: ISO weekdays (1 = Monday) and HH:MM times in the region's zone."""
+
+    weekdays: list[int]
+    daily_start: str
+    daily_end: str
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    listing_pk: int
+    grantee_email: str
+    starts_at: datetime
+    ends_at: datetime
+    pin: str
+    recurrence: RecurrenceSpec | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Granted:
+    grant: Grant
+    invitation_sent: bool
+
+
+async def grant_access(settings: Settings, agent: Account, request: GrantRequest) -> Granted:
+    """Checks every rule in the contract's order, then writes grant, messages and mail at once."""
+    require_agent(agent)
+    listing = await own_listing(agent, request.listing_pk, "listingId")
+    if agent.status != AccountStatus.ACTIVE:
+        raise DomainError("ACCOUNT_NOT_ACTIVE", "Your account is not active.")
+    # Outside any transaction: a wrong PIN is counted even though nothing else changes.
+    await check_pin(agent, request.pin, "pin")
+    key = _idempotency_key(request.idempotency_key)
+    if key is not None and (earlier := await _earlier(agent, key)) is not None:
+        return earlier
+    lockbox = await Lockbox.get_or_none(listing_id=listing.id)
+    if lockbox is None:
+        raise DomainError(
+            "NO_LOCKBOX_ASSIGNED", "Put a lockbox on this listing first.", ["input", "listingId"]
+        )
+    if not lockbox.ble:
+        raise DomainError(
+            "LOCKBOX_NOT_BLE",
+            "This lockbox does not take app credentials: give a One Day Code instead.",
+            ["input", "listingId"],
+        )
+    _check_window(settings, request.starts_at, request.ends_at)
+    email = await _check_email(request.grantee_email)
+    zone = await zone_of(lockbox)
+    rec = _check_recurrence(request.recurrence, zone)
+    try:
+        return await _create(settings, agent, listing, lockbox, zone, request, email, rec, key)
+    except IntegrityError:
+        # The same key raced in from a second request: the first grant stands.
+        if key is not None and (earlier := await _earlier(agent, key)) is not None:
+            return earlier
+        raise
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    key = value.strip()
+    if not key or len(key) > MAX_KEY or "\x00" in key:
+        raise invalid_input(f"An idempotency key is 1-{MAX_KEY} characters.", "idempotencyKey")
+    return key
+
+
+async def _earlier(agent: Account, key: str) -> Granted | None:
+    grant = await Grant.get_or_none(granted_by_id=agent.id, idempotency_key=key)
+    if grant is None:
+        return None
+    # A grant still without a grantee went out as an invitation.
+    return Granted(grant=grant, invitation_sent=grant.grantee_id is None)  # type: ignore[attr-defined]
+
+
+def _check_window(settings: Settings, starts_at: datetime, ends_at: datetime) -> None:
+    for name, value in (("startsAt", starts_at), ("endsAt", ends_at)):
+        if value.tzinfo is None:
+            raise invalid_input("Give the time with its UTC offset.", name)
+    field = ["input", "endsAt"]
+    if ends_at <= starts_at:
+        raise DomainError("INVALID_TIME_WINDOW", "The access must end after it starts.", field)
+    if ends_at <= clock.now():
+        raise DomainError("INVALID_TIME_WINDOW", "The access would already be over.", field)
+    if ends_at - starts_at > timedelta(days=settings.max_grant_days):
+        raise DomainError(
+            "INVALID_TIME_WINDOW",
+            f"An access lasts at most {settings.max_grant_days} days.",
+            field,
+        )
+
+
+async def _check_email(value: str) -> str:
+    email = normalize_email(value)
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise invalid_input("This is not an email address.", "granteeEmail")
+    agent_email = await Account.filter(
+        email=email, kind=AccountKind.AGENT, deleted_at__isnull=True
+    ).exists()
+    if agent_email:
+        raise DomainError(
+            "EMAIL_BELONGS_TO_AGENT",
+            "This email belongs to a member agent, who opens lockboxes with their own key.",
+            ["input", "granteeEmail"],
+        )
+    return email
+
+
+def _check_recurrence(spec: RecurrenceSpec | None, zone: str) -> Recurrence | None:
+    if spec is None:
+        return None
+    if not spec.weekdays:
+        raise invalid_input("Pick at least one weekday.", "recurrence", "weekdays")
+    days = tuple(sorted(set(spec.weekdays)))
+    try:
+        Recurrence(tz=zone, days=days, start=spec.daily_start, end="24:00")
+    except InvalidRecurrence:
+        raise invalid_input("Give the time as HH:MM.", "recurrence", "dailyStart") from None
+    try:
+        return Recurrence(tz=zone, days=days, start=spec.daily_start, end=spec.daily_end)
+    except InvalidRecurrence:
+        raise invalid_input(
+            "Give the end as HH:MM, later than the start on the same day.", "recurrence", "dailyEnd"
+        ) from None
+
+
+def local_time(value: datetime, zone: str) -> str:
+    local = value.astimezone(ZoneInfo(zone))
+    return f"{local:%a %b} {local.day}, {local:%Y %H:%M %Z}"
+
+
+async def _create(
+    settings: Settings,
+    agent: Account,
+    listing: Listing,
+    lockbox: Lockbox,
+    zone: str,
+    request: GrantRequest,
+    email: str,
+    rec: Recurrence | None,
+    key: str | None,
+) -> Granted:
+    contractor = await Account.filter(
+        email=email, kind=AccountKind.CONTRACTOR, deleted_at__isnull=True
+    ).first()
+    address = one_line_address(listing)
+    window = f"from {local_time(request.starts_at, zone)} to {local_time(request.ends_at, zone)}"
+    async with in_transaction():
+        grant = await Grant.create(
+            listing_id=listing.id,
+            lockbox_id=lockbox.id,
+            granted_by_id=agent.id,
+            grantee_email=email,
+            grantee_id=contractor.id if contractor else None,
+            starts_at=request.starts_at,
+            ends_at=request.ends_at,
+            rec_weekdays=",".join(str(d) for d in rec.days) if rec else None,
+            rec_start=rec.start if rec else None,
+            rec_end=rec.end if rec else None,
+            idempotency_key=key,
+        )
+        if contractor is not None:
+            who = contractor.full_name or "your contractor"
+            await post_message(
+                contractor.id,
+                MessageKind.ACCESS_GRANTED,
+                f"Access granted: {address}",
+                f"{agent.full_name} granted you access to the lockbox at {address} {window}.",
+                grant.id,
+            )
+        else:
+            who = "a new contractor (invitation sent)"
+            await _invite(settings, agent, email, address, request, zone)
+        await post_message(
+            agent.id,
+            MessageKind.ACCESS_GRANTED,
+            f"Access granted to {who}",
+            f"You granted {who} access to the lockbox at {address} {window}.",
+            grant.id,
+        )
+    outbox.wake()
+    return Granted(grant=grant, invitation_sent=contractor is None)
+
+
+async def _invite(
+    settings: Settings, agent: Account, email: str, address: str, request: GrantRequest, zone: str
+) -> None:
+    """Call inside the grant's transaction: the invitation exists only if the grant does."""
+    token = new_token()
+    await Invitation.create(token_hash=token_digest(token), email=email, invited_by_id=agent.id)
+    await outbox.email(
+        email,
+        "invitation",
+        {
+            "agent_name": agent.full_name,
+            "address": address,
+            "starts_at": local_time(request.starts_at, zone),
+            "ends_at": local_time(request.ends_at, zone),
+            "link": f"{settings.public_url}/signup?invitation={token}",
+        },
+    )
+    # The invitee has no account yet; the agent's log keeps the fact, not the address.
+    await events.record(agent, AccountEventKind.INVITED, "invited a contractor")
+
+
+async def revoke_access(agent: Account, grant_pk: int) -> Grant:
+    """Only before the start: a key must never be taken away mid-visit."""
+    require_agent(agent)
+    grant = await Grant.get_or_none(id=grant_pk, granted_by_id=agent.id)
+    field = ["input", "grantId"]
+    if grant is None:
+        raise DomainError("NOT_FOUND", "No such grant among yours.", field)
+    if grant.revoked_at is not None:
+        raise DomainError("GRANT_ALREADY_REVOKED", "This access is already revoked.", field)
+    now = clock.now()
+    if now >= grant.starts_at:
+        raise DomainError(
+            "GRANT_ALREADY_STARTED", "This access has started: it runs to its end.", field
+        )
+    listing = await Listing.get(id=grant.listing_id)  # type: ignore[attr-defined]
+    async with in_transaction():
+        # Conditional: a concurrent revoke, or the start instant passing, leaves it as it is.
+        revoked = await Grant.filter(
+            id=grant.id, revoked_at__isnull=True, starts_at__gt=now
+        ).update(revoked_at=now)
+        if not revoked:
+            raise DomainError("GRANT_ALREADY_REVOKED", "This access is already revoked.", field)
+        if grant.grantee_id is not None:  # type: ignore[attr-defined]
+            address = one_line_address(listing)
+            await post_message(
+                grant.grantee_id,  # type: ignore[attr-defined]
+                MessageKind.ACCESS_REVOKED,
+                f"Access revoked: {address}",
+                f"{agent.full_name} revoked your access to the lockbox at {address}.",
+                grant.id,
+            )
+    outbox.wake()
+    await grant.refresh_from_db()
+    return grant
+
+
+def status_filter(statuses: Collection[str] | None, now: datetime) -> Q | None:
+    """The clock-derived statuses as a WHERE clause (None: every status)."""
+    if not statuses:
+        return None
+    live = Q(revoked_at__isnull=True)
+    clauses = {
+        "SCHEDULED": live & Q(starts_at__gt=now),
+        "ACTIVE": live & Q(starts_at__lte=now) & Q(ends_at__gt=now),
+        "EXPIRED": live & Q(ends_at__lte=now),
+        "REVOKED": Q(revoked_at__isnull=False),
+    }
+    chosen = [clauses[s] for s in set(statuses)]
+    return Q(*chosen, join_type="OR")
+
+
+async def grants_of_listings(
+    listing_ids: Collection[int], before_id: int | None, statuses: Collection[str] | None
+) -> list[Grant]:
+    """Every listing's history in one query, newest first; callers slice per listing."""
+    query = Grant.filter(listing_id__in=list(listing_ids))
+    if (where := status_filter(statuses, clock.now())) is not None:
+        query = query.filter(where)
+    if before_id is not None:
+        query = query.filter(id__lt=before_id)
+    return await query.order_by("-id")
+
+
+async def count_grants_of_listings(
+    listing_ids: Collection[int], statuses: Collection[str] | None
+) -> dict[int, int]:
+    query = Grant.filter(listing_id__in=list(listing_ids))
+    if (where := status_filter(statuses, clock.now())) is not None:
+        query = query.filter(where)
+    rows = await query.annotate(n=Count("id")).group_by("listing_id").values("listing_id", "n")
+    return {int(r["listing_id"]): int(r["n"]) for r in rows}
+
+
+def _received(account_id: int, statuses: Collection[str] | None) -> Q:
+    where = Q(grantee_id=account_id)
+    extra = status_filter(statuses, clock.now())
+    return where & extra if extra is not None else where
+
+
+async def contractor_grants(
+    account_id: int, limit: int, before_id: int | None, statuses: Collection[str] | None
+) -> list[Grant]:
+    query = Grant.filter(_received(account_id, statuses))
+    if before_id is not None:
+        query = query.filter(id__lt=before_id)
+    return await query.order_by("-id").limit(limit)
+
+
+async def count_contractor_grants(account_id: int, statuses: Collection[str] | None) -> int:
+    return await Grant.filter(_received(account_id, statuses)).count()
+
+
+async def visible_grant(account: Account, grant_pk: int) -> Grant | None:
+    """A grant the account made (agent) or received (contractor); None for anything else."""
+    owner = (
+        Q(granted_by_id=account.id)
+        if account.kind == AccountKind.AGENT
+        else Q(grantee_id=account.id)
+    )
+    return await Grant.filter(owner, id=grant_pk).first()

@@ -1,0 +1,205 @@
+"""reportLockboxEvents: access records phones bring back from lockboxes, checked and stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from ble.outcomes import AccessOutcome as RecordOutcome
+from ble.records import AccessRecord, InvalidRecord, verify_record
+from ble.secret import InvalidSecret
+from models.access import AccessEvent
+from models.accounts import Account
+from models.enums import AccessMethod, AccessOutcome, MessageKind
+from models.grants import Grant
+from models.listings import Listing, Lockbox
+from notify import outbox
+from resolvers.errors import DomainError
+from resolvers.notifications import post_message
+from schema.ids import from_global_id
+
+# One upload is what a lockbox keeps between visits; far more means something is wrong.
+MAX_RECORDS = 500
+_MAX_SEQ = 2**31 - 1  # the column is a 32-bit integer
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Report:
+    accepted: int
+    duplicates: int
+
+
+async def report_lockbox_events(serial: str, tokens: Sequence[str]) -> Report:
+    """Store the records a lockbox signed. Trusted by their HMAC, whoever uploads them."""
+    if len(tokens) > MAX_RECORDS:
+        raise DomainError(
+            "INVALID_INPUT",
+            f"Upload at most {MAX_RECORDS} records at a time.",
+            ["input", "records"],
+        )
+    lockbox = await _lockbox(serial)
+    records = _verified(lockbox, tokens)
+    for attempt in range(_ATTEMPTS):
+        try:
+            report = await _store(lockbox, records)
+        except IntegrityError:
+            # Another phone uploaded some of the same records meanwhile: they are now
+            # duplicates, which the next attempt sees and skips.
+            if attempt == _ATTEMPTS - 1:
+                raise
+            continue
+        outbox.wake()
+        return report
+    raise AssertionError("unreachable")
+
+
+async def _lockbox(serial: str) -> Lockbox:
+    lockbox = None
+    if serial and "\x00" not in serial:
+        lockbox = await Lockbox.get_or_none(serial_number=serial.strip()).select_related("region")
+    if lockbox is None:
+        raise DomainError(
+            "NOT_FOUND", "No lockbox has this serial number.", ["input", "lockboxSerial"]
+        )
+    return lockbox
+
+
+def _verified(lockbox: Lockbox, tokens: Sequence[str]) -> list[AccessRecord]:
+    """Every record checked before anything is written: one bad record refuses the upload."""
+    records = []
+    for index, token in enumerate(tokens):
+        try:
+            record = verify_record(token, lockbox.secret)
+        except (InvalidRecord, InvalidSecret):
+            record = None
+        if record is None or not _plausible(record, lockbox):
+            raise DomainError(
+                "INVALID_RECORD",
+                f"Record {index + 1} was not signed by lockbox {lockbox.serial_number}; "
+                "nothing was stored.",
+                ["input", "records", str(index)],
+            )
+        records.append(record)
+    return records
+
+
+def _plausible(record: AccessRecord, lockbox: Lockbox) -> bool:
+    in_range = record.seq <= _MAX_SEQ and 0 <= record.at < _LATEST.timestamp()
+    return record.serial == lockbox.serial_number and in_range
+
+
+async def _store(lockbox: Lockbox, records: list[AccessRecord]) -> Report:
+    fresh, duplicates = await _new_records(lockbox, records)
+    listing_id = lockbox.listing_id  # type: ignore[attr-defined]
+    listing = await Listing.get_or_none(id=listing_id) if fresh and listing_id else None
+    grants = await _grants(lockbox, fresh)
+    actors = await _actors(fresh)
+    async with in_transaction():
+        for record in fresh:
+            grant = grants.get(_pk(record.jti, "Grant") or 0)
+            actor = actors.get(_pk(record.sub, "Agent", "Contractor") or 0)
+            await AccessEvent.create(
+                lockbox_id=lockbox.id,
+                seq=record.seq,
+                listing_id=listing.id if listing else None,
+                grant_id=grant.id if grant else None,
+                actor_id=actor.id if actor else None,
+                actor_name=actor.full_name if actor else "",
+                method=AccessMethod(record.method.value),
+                outcome=AccessOutcome(record.outcome.value),
+                occurred_at=_time(record),
+            )
+        opened = [record for record in fresh if record.outcome is RecordOutcome.OPENED]
+        if opened:
+            await _note_openings(lockbox, listing, opened, grants, actors)
+    return Report(accepted=len(fresh), duplicates=duplicates)
+
+
+async def _new_records(
+    lockbox: Lockbox, records: list[AccessRecord]
+) -> tuple[list[AccessRecord], int]:
+    seqs = {record.seq for record in records}
+    known = set(
+        await AccessEvent.filter(lockbox_id=lockbox.id, seq__in=seqs).values_list("seq", flat=True)
+    )
+    fresh: dict[int, AccessRecord] = {}
+    for record in records:
+        if record.seq not in known and record.seq not in fresh:
+            fresh[record.seq] = record
+    return sorted(fresh.values(), key=lambda r: r.seq), len(records) - len(fresh)
+
+
+async def _grants(lockbox: Lockbox, records: Iterable[AccessRecord]) -> dict[int, Grant]:
+    ids = {pk for record in records if (pk := _pk(record.jti, "Grant"))}
+    if not ids:
+        return {}
+    # Only a grant on this very lockbox: a record names the grant its credential carried.
+    rows = await Grant.filter(id__in=ids, lockbox_id=lockbox.id)
+    return {row.id: row for row in rows}
+
+
+async def _actors(records: Iterable[AccessRecord]) -> dict[int, Account]:
+    ids = {pk for record in records if (pk := _pk(record.sub, "Agent", "Contractor"))}
+    if not ids:
+        return {}
+    rows = await Account.filter(id__in=ids, deleted_at__isnull=True)
+    return {row.id: row for row in rows}
+
+
+async def _note_openings(
+    lockbox: Lockbox,
+    listing: Listing | None,
+    opened: list[AccessRecord],
+    grants: dict[int, Grant],
+    actors: dict[int, Account],
+) -> None:
+    latest = max(_time(record) for record in opened)
+    # Conditional, so an older upload arriving late never moves the time back.
+    await Lockbox.filter(
+        Q(last_access_at__isnull=True) | Q(last_access_at__lt=latest), id=lockbox.id
+    ).update(last_access_at=latest)
+    recipient = listing.agent_id if listing else lockbox.assigned_to_id  # type: ignore[attr-defined]
+    if recipient is None:
+        return
+    place = _place(lockbox, listing)
+    zone = ZoneInfo(lockbox.region.time_zone) if lockbox.region else UTC
+    for record in opened:
+        actor = actors.get(_pk(record.sub, "Agent", "Contractor") or 0)
+        if actor is not None and actor.id == recipient:
+            continue  # the agent's own visit needs no message to the agent
+        who = actor.full_name if actor and actor.full_name else "Someone"
+        grant = grants.get(_pk(record.jti, "Grant") or 0)
+        when = _time(record).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+        await post_message(
+            recipient,
+            MessageKind.ACCESS_USED,
+            f"Access used: {place}",
+            f"{who} opened the lockbox at {place} on {when}.",
+            grant_id=grant.id if grant else None,
+        )
+
+
+def _place(lockbox: Lockbox, listing: Listing | None) -> str:
+    if listing is None:
+        return f"lockbox {lockbox.serial_number}"
+    return f"{listing.line1}, {listing.city}"
+
+
+def _time(record: AccessRecord) -> datetime:
+    return datetime.fromtimestamp(record.at, UTC)
+
+
+def _pk(global_id: str | None, *type_names: str) -> int | None:
+    parsed = from_global_id(global_id) if global_id else None
+    if parsed is None or parsed[0] not in type_names or not parsed[1].isdigit():
+        return None
+    pk = int(parsed[1])
+    return pk if pk <= _MAX_SEQ else None

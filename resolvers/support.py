@@ -1,0 +1,173 @@
+"""What the support console reads: account search, an account's sections, revealed answers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from models.access import AccessEvent
+from models.accounts import Account, AccountEvent, Device, SecurityAnswer
+from models.enums import AccountEventKind
+from models.grants import Grant
+from models.listings import Listing, Lockbox
+from resolvers import clock, events
+from resolvers.events import Actor
+from resolvers.security import unseal
+
+SEARCH_LIMIT = 50
+SECTION_LIMIT = 100
+EVENTS_PAGE = 25
+# Past the last character any address or number can hold: `x >= p AND x < p + TOP`
+# is a prefix match an ordinary B-tree index answers (LIKE 'p%' is not, on SQLite).
+_TOP = "\U0010ffff"
+_KEY_ID_PART = re.compile(r"\d{1,9}")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    accounts: list[Account]
+    more: bool  # the cap was reached: the caller should narrow the search
+
+
+def _prefix(field: str, prefix: str) -> Q:
+    return Q(**{f"{field}__gte": prefix, f"{field}__lt": prefix + _TOP})
+
+
+def search_filter(text: str) -> Q | None:
+    """Name (partial, any case), email (prefix), phone in any format (digits prefix), Key ID."""
+    text = " ".join(text.split())[:100]
+    if len(text) < 2:
+        return None
+    lowered = text.lower()
+    # Emails are stored lower-cased and phones as E.164, so both are prefix
+    # lookups on their indexed columns.
+    match = _prefix("email", lowered)
+    digits = re.sub(r"\D", "", text)
+    phone_like = re.fullmatch(r"[\d\s+().\-/]+", text) is not None
+    if phone_like and len(digits) >= 3:
+        match |= _prefix("phone", "+" + digits)
+        if not digits.startswith("1"):
+            match |= _prefix("phone", "+1" + digits)  # a US number typed without +1
+        if _KEY_ID_PART.fullmatch(digits):
+            match |= _prefix("key_id", digits)
+    if "@" not in text and not phone_like:
+        # Every word must be part of the first or the last name ("carl cont").
+        words = Q()
+        for word in text.split():
+            words &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+        match |= words
+    return match
+
+
+async def search_accounts(text: str, limit: int = SEARCH_LIMIT) -> SearchResult:
+    match = search_filter(text)
+    if match is None:
+        return SearchResult([], False)
+    rows = await (
+        Account.filter(match, deleted_at__isnull=True)
+        .order_by("last_name", "first_name", "id")
+        .limit(limit + 1)
+    )
+    return SearchResult(rows[:limit], len(rows) > limit)
+
+
+async def live_account(account_id: int) -> Account | None:
+    return await Account.get_or_none(id=account_id, deleted_at__isnull=True)
+
+
+def grant_status(grant: Grant, now: datetime | None = None) -> str:
+    now = now or clock.now()
+    if grant.revoked_at is not None:
+        return "REVOKED"
+    if now < grant.starts_at:
+        return "SCHEDULED"
+    return "ACTIVE" if now < grant.ends_at else "EXPIRED"
+
+
+async def grants_received(account_id: int) -> list[Grant]:
+    return await (
+        Grant.filter(grantee_id=account_id)
+        .select_related("listing", "granted_by", "lockbox")
+        .order_by("-starts_at", "-id")
+        .limit(SECTION_LIMIT)
+    )
+
+
+async def grants_given(account_id: int) -> list[Grant]:
+    return await (
+        Grant.filter(granted_by_id=account_id)
+        .select_related("listing", "grantee", "lockbox")
+        .order_by("-starts_at", "-id")
+        .limit(SECTION_LIMIT)
+    )
+
+
+async def accesses_used(account_id: int) -> list[AccessEvent]:
+    return await (
+        AccessEvent.filter(actor_id=account_id)
+        .select_related("listing", "lockbox")
+        .order_by("-occurred_at", "-id")
+        .limit(SECTION_LIMIT)
+    )
+
+
+async def devices(account_id: int) -> list[Device]:
+    return await Device.filter(account_id=account_id).order_by("-last_seen_at", "-id")
+
+
+async def listings(account_id: int) -> list[Listing]:
+    return await Listing.filter(agent_id=account_id).order_by("-id").limit(SECTION_LIMIT)
+
+
+async def lockboxes(account_id: int) -> list[Lockbox]:
+    return await (
+        Lockbox.filter(assigned_to_id=account_id)
+        .select_related("listing")
+        .order_by("serial_number")
+        .limit(SECTION_LIMIT)
+    )
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[AccountEvent]
+    next_before: int | None  # the `before` of the next (older) page, None on the last one
+
+
+async def event_log(account_id: int, before: int | None = None) -> EventPage:
+    """Newest first, keyed on id so entries added while paging do not shift pages."""
+    query = AccountEvent.filter(account_id=account_id)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    rows = await query.order_by("-id").limit(EVENTS_PAGE + 1)
+    page = rows[:EVENTS_PAGE]
+    return EventPage(page, page[-1].id if len(rows) > EVENTS_PAGE else None)
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str | None  # None until revealed, or when it cannot be unsealed
+
+
+async def security_questions(account_id: int) -> list[Answer]:
+    questions = await SecurityAnswer.filter(account_id=account_id).order_by("id")
+    return [Answer(row.question, None) for row in questions]
+
+
+async def reveal_security_answers(secret_key: str, account: Account, actor: Actor) -> list[Answer]:
+    """The answers in clear, for verifying a caller; each reveal is an account event."""
+    rows = await SecurityAnswer.filter(account_id=account.id).order_by("id")
+    answers = [
+        Answer(row.question, unseal(secret_key, row.answer_sealed) if row.answer_sealed else None)
+        for row in rows
+    ]
+    async with in_transaction():
+        await events.record(
+            account, AccountEventKind.SECURITY_ANSWERS_VIEWED, f"{len(rows)} answers", actor
+        )
+    return answers
