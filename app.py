@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -18,11 +18,14 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from tortoise import Tortoise
 
 import db
+from console import create_console
 from notify.dispatcher import Dispatcher
+from notify.pg_pubsub import PostgresPubSub
 from notify.pubsub import PubSub
-from resolvers import signing_keys
+from resolvers import push, signing_keys
 from resolvers.auth import Authenticated, authenticate
 from resolvers.ratelimit import RateLimiter
+from resolvers.scheduler import StartingNotifier
 from schema.context import Context
 from schema.schema import build_schema
 from settings import Settings, from_env
@@ -99,8 +102,10 @@ async def healthz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or from_env()
-    pubsub = PubSub()
+    push.configure(settings)  # which push services new messages are queued for
+    pubsub = PubSub() if settings.is_sqlite else PostgresPubSub(settings.database_url)
     dispatcher = Dispatcher(settings, pubsub)
+    starting_notifier = StartingNotifier()
     graphql = KeybinGraphQL(settings, pubsub)
 
     @asynccontextmanager
@@ -108,9 +113,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await Tortoise.init(config=db.tortoise_config(settings), _enable_global_fallback=True)
         await pubsub.start()
         dispatcher.start()
+        starting_notifier.start()
         try:
             yield
         finally:
+            await starting_notifier.stop()
             await dispatcher.stop()
             await pubsub.stop()
             await Tortoise.close_connections()
@@ -119,12 +126,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
+        # The support console, its static files and its own session cookie (see console/app.py).
+        Mount("/console", app=create_console(settings), name="console"),
         Route("/.well-known/jwks.json", jwks_document),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.pubsub = pubsub
     app.state.dispatcher = dispatcher
+    app.state.starting_notifier = starting_notifier
     return app
 
 

@@ -58,9 +58,10 @@ def _show(ring: KeyRing) -> None:
     now = clock.now()
     signer = ring.signer.kid
     for key in ring.keys:
-        state = "signing" if key.kid == signer else (
-            "published" if key.published_at(now) else "not published"
+        state = (
+            "signing"
+            if key.kid == signer
+            else ("published" if key.published_at(now) else "not published")
         )
         retired = f", retired {key.retired_at:%Y-%m-%d %H:%M} UTC" if key.retired_at else ""
         print(f"{key.kid}  created {key.created_at:%Y-%m-%d %H:%M} UTC{retired}  ({state})")
-

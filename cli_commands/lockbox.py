@@ -34,7 +34,7 @@ from settings import Settings
 
 NO_ADAPTER_EXIT = 2
 DEFAULT_LISTEN = "127.0.0.1:8765"
-DEFAULT_DEVICE_KEY = Path.home() / ".keybin" / "device-key.json"
+DEFAULT_DEVICE_KEY = "~/.keybin/device-key.json"
 
 SIGN_IN = """
 mutation SignIn($input: SignInInput!) {
@@ -121,7 +121,6 @@ def _add_open(actions: argparse._SubParsersAction[Any]) -> None:
     opener.add_argument("--api", help="the server's base URL (default: PUBLIC_URL)")
     opener.add_argument(
         "--device-key",
-        type=Path,
         default=DEFAULT_DEVICE_KEY,
         help=f"this device's id and Ed25519 key, made on first use (default {DEFAULT_DEVICE_KEY})",
     )
@@ -200,7 +199,9 @@ async def _trusted_keys(
             response.raise_for_status()
         return parse_jwks(response.json())
     except (httpx.HTTPError, ValueError, InvalidJwk) as error:
-        raise CommandError(f"cannot load the server's keys from {args.jwks_url}: {error}") from error
+        raise CommandError(
+            f"cannot load the server's keys from {args.jwks_url}: {error}"
+        ) from error
 
 
 def _bound_address(server: asyncio.Server, address: Address) -> str:
@@ -323,13 +324,14 @@ async def _call(
         raise CommandError(f"the server refused: {body['errors'][0].get('message')}")
     payload: dict[str, Any] = next(iter(body["data"].values()))
     if payload["userErrors"]:
-        error = payload["userErrors"][0]
-        raise CommandError(f"{error['message']} ({error['code']})")
+        first = payload["userErrors"][0]
+        raise CommandError(f"{first['message']} ({first['code']})")
     return payload
 
 
-def load_device_key(path: Path) -> tuple[str, Ed25519PrivateKey]:
+def load_device_key(where: str) -> tuple[str, Ed25519PrivateKey]:
     """This installation's device id and key; made once, kept private to its owner."""
+    path = Path(where).expanduser()
     if not path.exists():
         key = Ed25519PrivateKey.generate()
         raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
@@ -345,4 +347,3 @@ def load_device_key(path: Path) -> tuple[str, Ed25519PrivateKey]:
         return str(document["device_id"]), key
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CommandError(f"{path} is not a keybin device key: {error}") from error
-

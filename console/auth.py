@@ -22,7 +22,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def url(request: Request, path: str) -> str:
-    return request.scope.get("root_path", "") + path
+    return str(request.scope.get("root_path", "")) + path
 
 
 def actor(request: Request) -> Actor:
@@ -77,7 +77,9 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     form = await request.form()
-    email, password, code = (str(form.get(name, ""))[:256] for name in ("email", "password", "code"))
+    email, password, code = (
+        str(form.get(name, ""))[:256] for name in ("email", "password", "code")
+    )
     try:
         staff = await staff_resolvers.login(email, password, code)
     except DomainError as error:

@@ -20,7 +20,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 def _shared(request: Request) -> dict[str, Any]:
     staff = getattr(request.state, "staff", None)
     return {
-        "base": request.scope.get("root_path", ""),
+        "base": str(request.scope.get("root_path", "")),
         "csrf_token": csrf.token(request),
         "staff": staff if isinstance(staff, Staff) else None,
         "query": request.query_params.get("q", ""),

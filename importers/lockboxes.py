@@ -32,8 +32,10 @@ class LockboxRow:
 
 
 def parse_lockbox(line: int, row: dict[str, str]) -> LockboxRow:
-    check_csv_shape(row)  # type: ignore[arg-type]
-    raw_ble = required(row, "ble", 8).lower()
+    check_csv_shape(row)
+    serial_number = required(row, "serial_number", 32)
+    model = required(row, "model", 64)
+    raw_ble = required(row, "ble", 32).lower()
     if raw_ble not in YES | NO:
         raise RowError(f"ble {raw_ble!r} is not one of true/false/1/0/yes/no")
     try:
@@ -42,8 +44,8 @@ def parse_lockbox(line: int, row: dict[str, str]) -> LockboxRow:
         raise RowError(f"secret: {error}") from error
     return LockboxRow(
         line=line,
-        serial_number=required(row, "serial_number", 32),
-        model=required(row, "model", 64),
+        serial_number=serial_number,
+        model=model,
         ble=raw_ble in YES,
         secret=secret,
     )

@@ -85,7 +85,7 @@ def csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str
         raise ImportFileError(f"not CSV: {error}") from error
 
 
-def check_csv_shape(row: Mapping[str | None, Any]) -> None:
+def check_csv_shape(row: Mapping[Any, Any]) -> None:
     """DictReader files surplus values under None and pads short rows with None."""
     if row.get(None):
         raise RowError("more values than the header has columns")

@@ -17,6 +17,8 @@ from models.enums import OutboxChannel, OutboxStatus
 from models.outbox import OutboxMessage
 from notify import mail, outbox, sms
 from notify.pubsub import PubSub
+from notify.push import PushRejected, PushUnavailable
+from notify.push_sender import PushSender
 from resolvers import clock
 from settings import Settings
 
@@ -25,6 +27,7 @@ log = logging.getLogger("keybin.outbox")
 CLAIM_SECONDS = 120
 BATCH = 50
 MAX_ATTEMPTS = 40  # with a 5-minute cap on the backoff: about three days of trying
+RETRY_AFTER_MAX = 3600.0  # a service asking for more than an hour's pause is not believed
 
 # Errors that mean "try again later"; anything else is a bug and is left to surface.
 RETRYABLE: tuple[type[BaseException], ...] = (
@@ -42,6 +45,14 @@ class PermanentFailure(Exception):
     """Delivery can never succeed (e.g. a push token the service rejected): drop the row."""
 
 
+class RetryLater(Exception):
+    """Retryable, and the receiver said when (Retry-After): not sooner than `delay` seconds."""
+
+    def __init__(self, message: str, delay: float | None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
 class Dispatcher:
     def __init__(self, settings: Settings, pubsub: PubSub) -> None:
         self.settings = settings
@@ -49,10 +60,12 @@ class Dispatcher:
         self.name = secrets.token_hex(6)
         self.wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.push = PushSender(settings)
         self.deliverers: dict[OutboxChannel, Deliverer] = {
             OutboxChannel.EMAIL: self._email,
             OutboxChannel.SMS: self._sms,
             OutboxChannel.EVENT: self._event,
+            OutboxChannel.PUSH: self._push,
         }
 
     def start(self) -> None:
@@ -66,6 +79,7 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.push.aclose()
 
     async def _run(self) -> None:
         while True:
@@ -115,6 +129,8 @@ class Dispatcher:
         except PermanentFailure as error:
             log.warning("outbox %s %s dropped: %s", row.channel, row.id, error)
             await self._finish(row, OutboxStatus.DEAD, str(error))
+        except RetryLater as error:
+            await self._retry(row, str(error), error.delay)
         except RETRYABLE as error:
             await self._retry(row, f"{type(error).__name__}: {error}")
         else:
@@ -137,9 +153,10 @@ class Dispatcher:
             )
             await self._finish(row, OutboxStatus.DEAD, error)
             return
-        if delay is None:
-            base = self.settings.outbox_backoff_base * 2 ** (attempts - 1)
-            delay = min(base, self.settings.outbox_backoff_max)
+        base = self.settings.outbox_backoff_base * 2 ** (attempts - 1)
+        backoff = min(base, self.settings.outbox_backoff_max)
+        # A receiver's Retry-After is honoured (up to an hour); it never shortens the backoff.
+        delay = backoff if delay is None else min(max(delay, backoff), RETRY_AFTER_MAX)
         log.warning("outbox %s %s failed (%s), retry in %.1fs", row.channel, row.id, error, delay)
         await OutboxMessage.filter(id=row.id).update(
             attempts=attempts,
@@ -156,3 +173,11 @@ class Dispatcher:
 
     async def _event(self, row: OutboxMessage) -> None:
         await self.pubsub.publish(int(row.payload["account_id"]), int(row.payload["message_id"]))
+
+    async def _push(self, row: OutboxMessage) -> None:
+        try:
+            await self.push.deliver(row.payload)
+        except PushRejected as error:
+            raise PermanentFailure(str(error)) from error
+        except PushUnavailable as error:
+            raise RetryLater(str(error), error.retry_after) from error

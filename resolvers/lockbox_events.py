@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
@@ -127,9 +128,10 @@ async def _new_records(
     lockbox: Lockbox, records: list[AccessRecord]
 ) -> tuple[list[AccessRecord], int]:
     seqs = {record.seq for record in records}
-    known = set(
-        await AccessEvent.filter(lockbox_id=lockbox.id, seq__in=seqs).values_list("seq", flat=True)
+    rows = await AccessEvent.filter(lockbox_id=lockbox.id, seq__in=seqs).values_list(
+        "seq", flat=True
     )
+    known = {cast(int, seq) for seq in rows}
     fresh: dict[int, AccessRecord] = {}
     for record in records:
         if record.seq not in known and record.seq not in fresh:

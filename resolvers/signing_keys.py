@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -164,10 +165,9 @@ def rotate(settings: Settings) -> KeyRing:
 
 
 def _create(path: Path) -> None:
-    try:
+    # Another process may make it first: then theirs is the key set everyone uses.
+    with contextlib.suppress(FileExistsError):
         _write(path, dumps(KeyRing((new_key(clock.now()),))), replace_existing=False)
-    except FileExistsError:
-        pass  # another process made it first: theirs is the key set everyone uses
 
 
 def _write(path: Path, text: str, *, replace_existing: bool) -> None:

@@ -1,4 +1,4 @@
-"""Support staff: creation, password + TOTP login with lockout, forced password change, disabling."""
+"""Support staff: creation, login with password + TOTP and lockout, password change, disabling."""
 
 from __future__ import annotations
 

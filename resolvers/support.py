@@ -21,9 +21,8 @@ from resolvers.security import unseal
 SEARCH_LIMIT = 50
 SECTION_LIMIT = 100
 EVENTS_PAGE = 25
-# Past the last character any address or number can hold: `x >= p AND x < p + TOP`
-# is a prefix match an ordinary B-tree index answers (LIKE 'p%' is not, on SQLite).
-_TOP = "\U0010ffff"
+# Longest prefixes worth looking up: the columns' own lengths.
+_MAX_LENGTH = {"email": 254, "phone": 20, "key_id": 9}
 _KEY_ID_PART = re.compile(r"\d{1,9}")
 
 
@@ -34,7 +33,12 @@ class SearchResult:
 
 
 def _prefix(field: str, prefix: str) -> Q:
-    return Q(**{f"{field}__gte": prefix, f"{field}__lt": prefix + _TOP})
+    """`p <= x < p'` (p' = p with its last character bumped) is a prefix match that an
+    ordinary B-tree index answers; LIKE 'p%' is not, on SQLite."""
+    if len(prefix) > _MAX_LENGTH[field]:
+        return Q(id=0)  # longer than anything the column holds
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
 
 
 def search_filter(text: str) -> Q | None:

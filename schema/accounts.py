@@ -14,7 +14,7 @@ from resolvers import messages as message_ops
 from schema.base import Node, build_connection, check_first, decode_cursor
 from schema.context import Info
 from schema.ids import to_global_id
-from schema.messages import Message, MessageConnection
+from schema.messages import Message, MessageConnection, require_own
 
 if TYPE_CHECKING:
     from schema.grants import GrantConnection, GrantStatus
@@ -53,6 +53,7 @@ class Account(Node):
         after: str | None = None,
         unread_only: bool | None = False,
     ) -> MessageConnection:
+        require_own(info, self.pk)
         limit = check_first(first)
         page = await message_ops.page(self.pk, limit + 1, decode_cursor(after), bool(unread_only))
         return build_connection(
@@ -66,10 +67,12 @@ class Account(Node):
 
     @strawberry.field
     async def unread_message_count(self, info: Info) -> int:
+        require_own(info, self.pk)
         return await message_ops.count(self.pk, unread_only=True)
 
     @strawberry.field
     async def devices(self, info: Info) -> list[Device]:
+        require_own(info, self.pk)
         from models.accounts import Device as DeviceModel
 
         current = info.context.auth.session.device_id if info.context.auth else None  # type: ignore[attr-defined]

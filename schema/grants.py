@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import base64
+import binascii
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
 from models.access import AccessEvent as AccessEventModel
 from models.enums import AccessMethod, AccessOutcome
 from models.grants import Grant as GrantModel
+from resolvers import access_log as log_ops
 from resolvers import clock
-from schema.base import Connection, Node
+from resolvers import grants as grant_ops
+from resolvers.access_log import Position
+from schema.base import (
+    Connection,
+    Edge,
+    Node,
+    PageInfo,
+    build_connection,
+    check_first,
+    decode_cursor,
+)
 from schema.context import Info
-from schema.errors import not_available
+from schema.errors import bad_argument, forbidden
 from schema.ids import to_global_id
 
 if TYPE_CHECKING:
@@ -75,7 +91,9 @@ class Grant(Node):
     starts_at: datetime
     ends_at: datetime
     status: GrantStatus
-    revocable: bool = strawberry.field(description="Only grants that have not started can be revoked.")
+    revocable: bool = strawberry.field(
+        description="Only grants that have not started can be revoked."
+    )
     created_at: datetime
     revoked_at: datetime | None
     recurrence: Recurrence | None = strawberry.field(
@@ -122,7 +140,7 @@ class Grant(Node):
 
     @strawberry.field
     async def access_events(self, info: Info) -> list[AccessEvent]:
-        rows = await AccessEventModel.filter(grant_id=self.pk).order_by("-occurred_at", "-id")
+        rows = await _events_by_grant(info).load(self.pk)
         return [AccessEvent.from_model(r) for r in rows]
 
     @classmethod
@@ -176,7 +194,9 @@ class AccessEvent(Node):
         from schema.listings import Listing
 
         listing_id = self.row.listing_id  # type: ignore[attr-defined]
-        row = await info.context.loaders.by_id(ListingModel).load(listing_id) if listing_id else None
+        row = (
+            await info.context.loaders.by_id(ListingModel).load(listing_id) if listing_id else None
+        )
         return Listing.from_model(row) if row else None
 
     @strawberry.field
@@ -215,7 +235,8 @@ class OneDayCode:
     code: str
     lockbox_row: strawberry.Private[object]
     valid_on: date = strawberry.field(
-        description="The day, in the lockbox region's time zone, on which the code opens the lockbox."
+        description="The day, in the lockbox region's time zone, on which the code opens "
+        "the lockbox."
     )
     valid_from: datetime
     valid_until: datetime
@@ -238,19 +259,189 @@ class AccessEventConnection(Connection[AccessEvent]):
     pass
 
 
-async def listing_grants(
-    info: Info, listing_pk: int, first: int | None, after: str | None, status: list[GrantStatus] | None
+def _statuses(status: list[GrantStatus] | None) -> tuple[str, ...] | None:
+    return tuple(sorted({s.value for s in status})) if status else None
+
+
+def _grants_by_listing(
+    info: Info, limit: int, before_id: int | None, statuses: tuple[str, ...] | None
+) -> DataLoader[int, list[GrantModel]]:
+    """All requested listings' grant pages in one query, sliced per listing here."""
+
+    async def load(listing_ids: list[int]) -> Sequence[list[GrantModel]]:
+        rows = await grant_ops.grants_of_listings(listing_ids, before_id, statuses)
+        pages: dict[int, list[GrantModel]] = defaultdict(list)
+        for row in rows:
+            page = pages[row.listing_id]  # type: ignore[attr-defined]
+            if len(page) < limit:
+                page.append(row)
+        return [pages[i] for i in listing_ids]
+
+    key = ("grants_by_listing", limit, before_id, statuses)
+    return info.context.loaders.named(key, lambda: DataLoader(load_fn=load))
+
+
+def _grant_count_by_listing(info: Info, statuses: tuple[str, ...] | None) -> DataLoader[int, int]:
+    async def load(listing_ids: list[int]) -> Sequence[int]:
+        counts = await grant_ops.count_grants_of_listings(listing_ids, statuses)
+        return [counts.get(i, 0) for i in listing_ids]
+
+    key = ("grant_count_by_listing", statuses)
+    return info.context.loaders.named(key, lambda: DataLoader(load_fn=load))
+
+
+def _grant_rows_to_connection(
+    rows: Sequence[GrantModel],
+    limit: int,
+    after: str | None,
+    counter: Callable[[], Awaitable[int]],
 ) -> GrantConnection:
-    raise not_available("Listing.grants")
+    return build_connection(
+        GrantConnection,
+        [Grant.from_model(r) for r in rows],
+        [r.id for r in rows],
+        limit,
+        after,
+        counter,
+    )
+
+
+async def listing_grants(
+    info: Info,
+    listing_pk: int,
+    agent_pk: int,
+    first: int | None,
+    after: str | None,
+    status: list[GrantStatus] | None,
+) -> GrantConnection:
+    """The listing's access history: its agent's alone, never a grantee's view of others."""
+    _only_self(info, agent_pk)
+    limit = check_first(first)
+    statuses = _statuses(status)
+    rows = await _grants_by_listing(info, limit + 1, decode_cursor(after), statuses).load(
+        listing_pk
+    )
+    counts = _grant_count_by_listing(info, statuses)
+    return _grant_rows_to_connection(rows, limit, after, lambda: counts.load(listing_pk))
 
 
 async def contractor_grants(
-    info: Info, account_pk: int, first: int | None, after: str | None, status: list[GrantStatus] | None
+    info: Info,
+    account_pk: int,
+    first: int | None,
+    after: str | None,
+    status: list[GrantStatus] | None,
 ) -> GrantConnection:
-    raise not_available("Contractor.grants")
+    _only_self(info, account_pk)
+    limit = check_first(first)
+    statuses = _statuses(status)
+    rows = await grant_ops.contractor_grants(account_pk, limit + 1, decode_cursor(after), statuses)
+    return _grant_rows_to_connection(
+        rows, limit, after, lambda: grant_ops.count_contractor_grants(account_pk, statuses)
+    )
+
+
+def _only_self(info: Info, account_pk: int) -> None:
+    account = info.context.account
+    if account is None or account.id != account_pk:
+        raise forbidden()
+
+
+def encode_event_cursor(row: AccessEventModel) -> str:
+    micros = int(row.occurred_at.timestamp() * 1_000_000)
+    return base64.urlsafe_b64encode(f"e:{micros}:{row.id}".encode()).decode()
+
+
+def decode_event_cursor(cursor: str | None) -> Position | None:
+    """Access events sort by when they happened, which is not the order they arrived in."""
+    if cursor is None:
+        return None
+    try:
+        prefix, micros, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        if prefix != "e" or not event_id.isdigit():
+            raise ValueError(cursor)
+        at = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(micros))
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise bad_argument("The cursor is not valid.") from None
+    return at, int(event_id)
+
+
+def _event_connection(
+    rows: Sequence[AccessEventModel],
+    limit: int,
+    after: str | None,
+    counter: Callable[[], Awaitable[int]],
+) -> AccessEventConnection:
+    shown = rows[:limit]
+    edges = [Edge(cursor=encode_event_cursor(r), node=AccessEvent.from_model(r)) for r in shown]
+    page = PageInfo(
+        has_next_page=len(rows) > limit,
+        has_previous_page=after is not None,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
+    return AccessEventConnection(edges=edges, page_info=page, counter=counter)
+
+
+def _events_by_listing(
+    info: Info, limit: int, position: Position | None
+) -> DataLoader[int, list[AccessEventModel]]:
+    async def load(listing_ids: list[int]) -> Sequence[list[AccessEventModel]]:
+        pages: dict[int, list[AccessEventModel]] = defaultdict(list)
+        for row in await log_ops.events_of_listings(listing_ids, position):
+            page = pages[row.listing_id]  # type: ignore[attr-defined]
+            if len(page) < limit:
+                page.append(row)
+        return [pages[i] for i in listing_ids]
+
+    key = ("events_by_listing", limit, position)
+    return info.context.loaders.named(key, lambda: DataLoader(load_fn=load))
+
+
+def _event_count_by_listing(info: Info) -> DataLoader[int, int]:
+    async def load(listing_ids: list[int]) -> Sequence[int]:
+        counts = await log_ops.count_events_of_listings(listing_ids)
+        return [counts.get(i, 0) for i in listing_ids]
+
+    return info.context.loaders.named("event_count_by_listing", lambda: DataLoader(load_fn=load))
+
+
+def _events_by_grant(info: Info) -> DataLoader[int, list[AccessEventModel]]:
+    async def load(grant_ids: list[int]) -> Sequence[list[AccessEventModel]]:
+        found: dict[int, list[AccessEventModel]] = defaultdict(list)
+        for row in await log_ops.events_of_grants(grant_ids):
+            found[row.grant_id].append(row)  # type: ignore[attr-defined]
+        return [found[i] for i in grant_ids]
+
+    return info.context.loaders.named("events_by_grant", lambda: DataLoader(load_fn=load))
 
 
 async def listing_access_events(
-    info: Info, listing_pk: int, first: int | None, after: str | None
+    info: Info, listing_pk: int, agent_pk: int, first: int | None, after: str | None
 ) -> AccessEventConnection:
-    raise not_available("Listing.accessEvents")
+    _only_self(info, agent_pk)
+    limit = check_first(first)
+    position = decode_event_cursor(after)
+    rows = await _events_by_listing(info, limit + 1, position).load(listing_pk)
+    counts = _event_count_by_listing(info)
+    return _event_connection(rows, limit, after, lambda: counts.load(listing_pk))
+
+
+MAX_LOG_WINDOW = timedelta(days=366)
+
+
+async def access_log_connection(
+    info: Info, start: datetime, end: datetime, first: int | None, after: str | None
+) -> AccessEventConnection:
+    account = info.context.require_account()
+    if start.tzinfo is None or end.tzinfo is None:
+        raise bad_argument("from and to need a UTC offset.")
+    if end <= start:
+        raise bad_argument("to must be later than from.")
+    if end - start > MAX_LOG_WINDOW:
+        raise bad_argument("The Access Log shows at most 366 days at a time.")
+    limit = check_first(first)
+    rows = await log_ops.access_log(account, start, end, limit + 1, decode_event_cursor(after))
+    return _event_connection(
+        rows, limit, after, lambda: log_ops.count_access_log(account, start, end)
+    )

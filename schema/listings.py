@@ -10,7 +10,8 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
-from models.enums import ListingSource, ListingStatus
+from models.accounts import Account as AccountModel
+from models.enums import AccountKind, ListingSource, ListingStatus
 from models.listings import Listing as ListingModel
 from models.listings import Lockbox as LockboxModel
 from models.listings import Region as RegionModel
@@ -71,7 +72,6 @@ class Listing(Node):
 
     @strawberry.field
     async def agent(self, info: Info) -> Annotated[Agent, strawberry.lazy("schema.accounts")]:
-        from models.accounts import Account as AccountModel
         from schema.accounts import Agent, account_from_model
 
         row = await info.context.loaders.by_id(AccountModel).load(self.agent_pk)
@@ -94,7 +94,9 @@ class Listing(Node):
         row = await _lockbox_by_listing(info).load(self.pk)
         return await _region(info, row.region_id) if row else None  # type: ignore[attr-defined]
 
-    @strawberry.field(description="SentriConnect-style access history for this listing, newest first.")
+    @strawberry.field(
+        description="SentriConnect-style access history for this listing, newest first."
+    )
     async def grants(
         self,
         info: Info,
@@ -104,7 +106,7 @@ class Listing(Node):
     ) -> Annotated[GrantConnection, strawberry.lazy("schema.grants")]:
         from schema.grants import listing_grants
 
-        return await listing_grants(info, self.pk, first, after, status)
+        return await listing_grants(info, self.pk, self.agent_pk, first, after, status)
 
     @strawberry.field
     async def access_events(
@@ -112,7 +114,7 @@ class Listing(Node):
     ) -> Annotated[AccessEventConnection, strawberry.lazy("schema.grants")]:
         from schema.grants import listing_access_events
 
-        return await listing_access_events(info, self.pk, first, after)
+        return await listing_access_events(info, self.pk, self.agent_pk, first, after)
 
     @classmethod
     def from_model(cls, row: ListingModel) -> Listing:
@@ -139,7 +141,8 @@ class Lockbox(Node):
     serial_number: str
     model: str
     ble_capable: bool = strawberry.field(
-        description="Bluetooth Low Energy lockboxes take app credentials; others take One Day Codes."
+        description="Bluetooth Low Energy lockboxes take app credentials; others take "
+        "One Day Codes."
     )
     on_listing_since: date | None
     last_access_at: datetime | None
@@ -151,7 +154,6 @@ class Lockbox(Node):
     async def assigned_to(
         self, info: Info
     ) -> Annotated[Agent, strawberry.lazy("schema.accounts")] | None:
-        from models.accounts import Account as AccountModel
         from schema.accounts import Agent, account_from_model
 
         if self.assigned_pk is None:
@@ -227,6 +229,14 @@ async def agent_lockboxes(
         after,
         lambda: listing_ops.count_agent_lockboxes(agent_pk),
     )
+
+
+def require_agent(info: Info) -> AccountModel:
+    """Listings, lockboxes, grants and codes are agents' tools: others get FORBIDDEN."""
+    account = info.context.require_account()
+    if account.kind != AccountKind.AGENT:
+        raise forbidden()
+    return account
 
 
 def _only_self(info: Info, agent_pk: int) -> None:

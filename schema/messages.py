@@ -13,6 +13,7 @@ from models.messages import Message as MessageModel
 from schema.base import Connection, Node
 from schema.context import Info
 from schema.enums import MessageKind as MessageKindEnum  # noqa: F401  (registers the enum)
+from schema.errors import forbidden
 from schema.ids import to_global_id
 
 if TYPE_CHECKING:
@@ -53,3 +54,11 @@ class Message(Node):
 @strawberry.type
 class MessageConnection(Connection[Message]):
     pass
+
+
+def require_own(info: Info, account_pk: int) -> None:
+    """An account's Message Center (and devices) are its own: reached through a grant's
+    grantee or a listing's agent, they answer FORBIDDEN instead of leaking."""
+    account = info.context.account
+    if account is None or account.id != account_pk:
+        raise forbidden()

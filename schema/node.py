@@ -71,3 +71,40 @@ async def _message(info: Info, pk: int) -> Node | None:
     me = info.context.require_account()
     row = await MessageModel.get_or_none(id=pk, account_id=me.id)
     return Message.from_model(row) if row else None
+
+
+@node_resolver("Listing")
+async def _listing(info: Info, pk: int) -> Node | None:
+    from models.listings import Listing as ListingModel
+    from schema.listings import Listing
+
+    # An agent's own listings only; a grantee reaches a listing through its grant.
+    row = await ListingModel.get_or_none(id=pk, agent_id=info.context.require_account().id)
+    return Listing.from_model(row) if row else None
+
+
+@node_resolver("Lockbox")
+async def _lockbox(info: Info, pk: int) -> Node | None:
+    from models.listings import Lockbox as LockboxModel
+    from schema.listings import Lockbox
+
+    row = await LockboxModel.get_or_none(id=pk, assigned_to_id=info.context.require_account().id)
+    return Lockbox.from_model(row) if row else None
+
+
+@node_resolver("Grant")
+async def _grant(info: Info, pk: int) -> Node | None:
+    from resolvers.grants import visible_grant
+    from schema.grants import Grant
+
+    row = await visible_grant(info.context.require_account(), pk)
+    return Grant.from_model(row) if row else None
+
+
+@node_resolver("AccessEvent")
+async def _access_event(info: Info, pk: int) -> Node | None:
+    from resolvers.access_log import visible_event
+    from schema.grants import AccessEvent
+
+    row = await visible_event(info.context.require_account(), pk)
+    return AccessEvent.from_model(row) if row else None

@@ -8,11 +8,11 @@ from typing import Annotated
 import strawberry
 
 from models.listings import Region as RegionModel
+from resolvers import lockboxes as lockbox_ops
 from schema.accounts import Account, account_from_model
 from schema.base import Node
 from schema.context import Info
-from schema.errors import not_available
-from schema.grants import AccessEventConnection
+from schema.grants import AccessEventConnection, access_log_connection
 from schema.listings import Lockbox, Region
 from schema.node import resolve_node
 
@@ -32,10 +32,12 @@ class Query:
     async def regions(self, info: Info) -> list[Region]:
         return [Region.from_model(r) for r in await RegionModel.all().order_by("code")]
 
-    @strawberry.field(description="For assigning: a lockbox that is unassigned or already this agent's.")
+    @strawberry.field(
+        description="For assigning: a lockbox that is unassigned or already this agent's."
+    )
     async def lockbox_by_serial(self, info: Info, serial_number: str) -> Lockbox | None:
-        info.context.require_account()
-        raise not_available("lockboxBySerial")
+        row = await lockbox_ops.lockbox_by_serial(info.context.require_account(), serial_number)
+        return Lockbox.from_model(row) if row else None
 
     @strawberry.field(
         description="Access Log: lockbox uses on the agent's lockboxes, or the contractor's own "
@@ -49,5 +51,4 @@ class Query:
         first: int | None = 50,
         after: str | None = None,
     ) -> AccessEventConnection:
-        info.context.require_account()
-        raise not_available("accessLog")
+        return await access_log_connection(info, from_, to, first, after)

@@ -17,6 +17,7 @@ from tortoise import Tortoise
 import db
 from resolvers import clock
 from settings import Settings
+from tests import pg
 from tests.factories import GraphQLClient
 from tests.smtp import SmtpServer
 
@@ -24,8 +25,11 @@ POSTGRES_URL = os.environ.get("KEYBIN_TEST_DATABASE_URL", "")
 
 
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Migrated once per run; each test gets a copy, so every test owns its data."""
+    if POSTGRES_URL:
+        asyncio.run(pg.build_template(POSTGRES_URL))
+        return pg.TEMPLATE
     path = tmp_path_factory.mktemp("template") / "keybin.sqlite3"
 
     async def build() -> None:
@@ -33,15 +37,25 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         await Tortoise.close_connections()
 
     asyncio.run(build())
-    return path
+    return str(path)
 
 
 @pytest.fixture
-def settings(tmp_path: Path, template_db: Path) -> Settings:
+def database_url(tmp_path: Path, template_db: str) -> Iterator[str]:
+    if POSTGRES_URL:
+        name = asyncio.run(pg.copy_template(POSTGRES_URL))
+        yield pg.url_for(POSTGRES_URL, name)
+        asyncio.run(pg.drop(POSTGRES_URL, name))
+        return
     target = tmp_path / "keybin.sqlite3"
     shutil.copy(template_db, target)
+    yield f"sqlite://{target}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
-        database_url=f"sqlite://{target}",
+        database_url=database_url,
         secret_key="test-secret-key-" + "x" * 32,
         public_url="http://keybin.test",
         outbox_poll_seconds=0.05,

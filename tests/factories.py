@@ -10,7 +10,16 @@ import httpx
 from models.accounts import Account
 from models.enums import AccountKind, AccountStatus, ContractorRole
 from models.listings import Listing, Lockbox, Region
-from resolvers.security import hash_secret
+from resolvers import security
+
+_hashes: dict[str, str] = {}
+
+
+def hash_secret(value: str) -> str:
+    """argon2id is slow by design: hash each test secret once per run."""
+    if value not in _hashes:
+        _hashes[value] = security.hash_secret(value)
+    return _hashes[value]
 
 PASSWORD = "Secret123"
 PIN = "1234"
@@ -156,5 +165,44 @@ async def make_lockbox(
         listing=listing,
         region=region,
         on_listing_since=fields.pop("on_listing_since", None),
+        **fields,
+    )
+
+
+async def make_staff(
+    email: str | None = None, name: str = "Sam Support", role: str = "SUPPORT"
+) -> Any:
+    """A console staff member as `keybin staff add` makes it (a NewStaff: one-time password)."""
+    from models.enums import StaffRole
+    from resolvers.staff import add_staff
+
+    n = next(_seq)
+    return await add_staff(email or f"staff{n}@keybin.test", name, StaffRole(role))
+
+
+async def make_grant(
+    agent: Account,
+    listing: Listing,
+    lockbox: Lockbox,
+    grantee: Account | None = None,
+    starts_in: float = 3600,
+    hours: float = 2,
+    **fields: Any,
+) -> Any:
+    """A grant written straight to the database, starting `starts_in` seconds from now."""
+    from datetime import timedelta
+
+    from models.grants import Grant
+    from resolvers import clock
+
+    starts_at = clock.now() + timedelta(seconds=starts_in)
+    return await Grant.create(
+        listing=listing,
+        lockbox=lockbox,
+        granted_by=agent,
+        grantee=grantee,
+        grantee_email=fields.pop("grantee_email", grantee.email if grantee else "new@example.com"),
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(hours=hours),
         **fields,
     )

@@ -6,9 +6,14 @@ import datetime
 
 import strawberry
 
+from resolvers import codes as code_ops
+from resolvers import grants as grant_ops
+from resolvers.errors import DomainError
 from schema.context import Info
-from schema.errors import UserError, not_available
-from schema.grants import Grant, OneDayCode, Weekday
+from schema.errors import UserError, user_errors
+from schema.grants import WEEKDAYS, Grant, OneDayCode, Weekday
+from schema.ids import parse_pk
+from schema.listings import require_agent
 
 
 @strawberry.input
@@ -79,17 +84,59 @@ class GenerateOneDayCodePayload:
 class GrantMutation:
     @strawberry.mutation
     async def grant_access(self, info: Info, input: GrantAccessInput) -> GrantAccessPayload:
-        info.context.require_account()
-        raise not_available("grantAccess")
+        agent = require_agent(info)
+        recurrence = None
+        if input.recurrence is not None:
+            recurrence = grant_ops.RecurrenceSpec(
+                weekdays=[WEEKDAYS.index(day) + 1 for day in input.recurrence.weekdays],
+                daily_start=input.recurrence.daily_start,
+                daily_end=input.recurrence.daily_end,
+            )
+        try:
+            request = grant_ops.GrantRequest(
+                listing_pk=parse_pk(input.listing_id, ("Listing",), "listingId"),
+                grantee_email=input.grantee_email,
+                starts_at=input.starts_at,
+                ends_at=input.ends_at,
+                pin=input.pin,
+                recurrence=recurrence,
+                idempotency_key=input.idempotency_key,
+            )
+            granted = await grant_ops.grant_access(info.context.settings, agent, request)
+        except DomainError as error:
+            return GrantAccessPayload(user_errors=user_errors(error))
+        return GrantAccessPayload(
+            grant=Grant.from_model(granted.grant), invitation_sent=granted.invitation_sent
+        )
 
     @strawberry.mutation
     async def revoke_access(self, info: Info, input: RevokeAccessInput) -> RevokeAccessPayload:
-        info.context.require_account()
-        raise not_available("revokeAccess")
+        agent = require_agent(info)
+        try:
+            pk = parse_pk(input.grant_id, ("Grant",), "grantId")
+            row = await grant_ops.revoke_access(agent, pk)
+        except DomainError as error:
+            return RevokeAccessPayload(user_errors=user_errors(error))
+        return RevokeAccessPayload(grant=Grant.from_model(row))
 
     @strawberry.mutation
     async def generate_one_day_code(
         self, info: Info, input: GenerateOneDayCodeInput
     ) -> GenerateOneDayCodePayload:
-        info.context.require_account()
-        raise not_available("generateOneDayCode")
+        agent = require_agent(info)
+        try:
+            pk = parse_pk(input.lockbox_id, ("Lockbox",), "lockboxId")
+            issued = await code_ops.generate_one_day_code(
+                agent, pk, input.date, input.pin, input.issued_to
+            )
+        except DomainError as error:
+            return GenerateOneDayCodePayload(user_errors=user_errors(error))
+        code = OneDayCode(
+            code=issued.code,
+            lockbox_row=issued.lockbox,
+            valid_on=issued.valid_on,
+            valid_from=issued.valid_from,
+            valid_until=issued.valid_until,
+            issued_to=issued.issued_to,
+        )
+        return GenerateOneDayCodePayload(one_day_code=code)

@@ -7,9 +7,14 @@ import datetime
 import strawberry
 
 from models.enums import ListingStatus
+from models.listings import Listing as ListingModel
+from resolvers import listings as listing_ops
+from resolvers import lockboxes as lockbox_ops
+from resolvers.errors import DomainError
 from schema.context import Info
-from schema.errors import UserError, not_available
-from schema.listings import Listing, Lockbox
+from schema.errors import UserError, user_errors
+from schema.ids import parse_pk
+from schema.listings import Listing, Lockbox, require_agent
 
 
 @strawberry.input
@@ -74,24 +79,55 @@ class AssignLockboxToListingPayload:
 class ListingMutation:
     @strawberry.mutation
     async def add_listing(self, info: Info, input: AddListingInput) -> AddListingPayload:
-        info.context.require_account()
-        raise not_available("addListing")
+        agent = require_agent(info)
+        address = listing_ops.AddressFields(
+            line1=input.address.line1,
+            line2=input.address.line2,
+            city=input.address.city,
+            state=input.address.state,
+            postal_code=input.address.postal_code,
+        )
+        try:
+            row = await listing_ops.add_listing(
+                agent, address, input.mls_number, input.status or ListingStatus.ACTIVE
+            )
+        except DomainError as error:
+            return AddListingPayload(user_errors=user_errors(error))
+        return AddListingPayload(listing=Listing.from_model(row))
 
     @strawberry.mutation
     async def assign_lockbox(self, info: Info, input: AssignLockboxInput) -> AssignLockboxPayload:
-        info.context.require_account()
-        raise not_available("assignLockbox")
+        agent = require_agent(info)
+        try:
+            row = await lockbox_ops.assign_lockbox(agent, input.serial_number)
+        except DomainError as error:
+            return AssignLockboxPayload(user_errors=user_errors(error))
+        return AssignLockboxPayload(lockbox=Lockbox.from_model(row))
 
     @strawberry.mutation
     async def unassign_lockbox(
         self, info: Info, input: UnassignLockboxInput
     ) -> UnassignLockboxPayload:
-        info.context.require_account()
-        raise not_available("unassignLockbox")
+        agent = require_agent(info)
+        try:
+            pk = parse_pk(input.lockbox_id, ("Lockbox",), "lockboxId")
+            row = await lockbox_ops.unassign_lockbox(agent, pk)
+        except DomainError as error:
+            return UnassignLockboxPayload(user_errors=user_errors(error))
+        return UnassignLockboxPayload(lockbox=Lockbox.from_model(row))
 
     @strawberry.mutation
     async def assign_lockbox_to_listing(
         self, info: Info, input: AssignLockboxToListingInput
     ) -> AssignLockboxToListingPayload:
-        info.context.require_account()
-        raise not_available("assignLockboxToListing")
+        agent = require_agent(info)
+        try:
+            listing_pk = parse_pk(input.listing_id, ("Listing",), "listingId")
+            lockbox_pk = parse_pk(input.lockbox_id, ("Lockbox",), "lockboxId")
+            row = await lockbox_ops.assign_lockbox_to_listing(
+                agent, listing_pk, lockbox_pk, input.on_listing_since, input.region_code
+            )
+        except DomainError as error:
+            return AssignLockboxToListingPayload(user_errors=user_errors(error))
+        listing = await ListingModel.get(id=row.listing_id)  # type: ignore[attr-defined]
+        return AssignLockboxToListingPayload(listing=Listing.from_model(listing))

@@ -5,8 +5,12 @@ from __future__ import annotations
 import strawberry
 
 from models.enums import PushPlatform
+from resolvers import messages as message_ops
+from resolvers import push as push_ops
+from resolvers.errors import DomainError, invalid_input
 from schema.context import Info
-from schema.errors import UserError, not_available
+from schema.errors import UserError, user_errors
+from schema.ids import from_global_id
 
 
 @strawberry.input(description="Where to push this device's notifications while the app is closed.")
@@ -39,15 +43,44 @@ class MessageMutation:
     async def register_push_token(
         self, info: Info, input: RegisterPushTokenInput
     ) -> RegisterPushTokenPayload:
-        info.context.require_account()
-        raise not_available("registerPushToken")
+        account = info.context.require_account()
+        try:
+            await push_ops.register_push_token(
+                account, input.device_id, input.platform, input.token
+            )
+        except DomainError as error:
+            return RegisterPushTokenPayload(ok=False, user_errors=user_errors(error))
+        return RegisterPushTokenPayload(ok=True)
 
     @strawberry.mutation
     async def mark_messages_read(self, info: Info, input: MessageIdsInput) -> MessagesPayload:
-        info.context.require_account()
-        raise not_available("markMessagesRead")
+        account = info.context.require_account()
+        try:
+            ids = _message_pks(input.ids)
+        except DomainError as error:
+            return MessagesPayload(count=0, user_errors=user_errors(error))
+        return MessagesPayload(count=await message_ops.mark_read(account.id, ids))
 
     @strawberry.mutation
     async def delete_messages(self, info: Info, input: MessageIdsInput) -> MessagesPayload:
-        info.context.require_account()
-        raise not_available("deleteMessages")
+        account = info.context.require_account()
+        try:
+            ids = _message_pks(input.ids)
+        except DomainError as error:
+            return MessagesPayload(count=0, user_errors=user_errors(error))
+        return MessagesPayload(count=await message_ops.delete(account.id, ids))
+
+
+MAX_IDS = 100
+
+
+def _message_pks(ids: list[strawberry.ID]) -> list[int]:
+    """Ids that are not Message ids name nothing of the caller's: ignored like others' ids."""
+    if len(ids) > MAX_IDS:
+        raise invalid_input(f"At most {MAX_IDS} messages at a time.", "ids")
+    pks = []
+    for value in ids:
+        parsed = from_global_id(value)
+        if parsed is not None and parsed[0] == "Message" and parsed[1].isdigit():
+            pks.append(int(parsed[1]))
+    return pks

@@ -1,0 +1,87 @@
+"""The console's ASGI app: routes, static files, the session cookie and security headers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from console import auth, csrf, routes
+from console.headers import SecurityHeaders
+from console.pages import render
+from settings import Settings
+
+STATIC = Path(__file__).parent / "static"
+SESSION_COOKIE = "keybin_console"
+SESSION_MAX_AGE = 12 * 60 * 60  # one working day; then sign in again
+
+
+def _get(path: str, endpoint: csrf.Endpoint) -> Route:
+    return Route(path, endpoint, methods=["GET"])
+
+
+def _post(path: str, endpoint: csrf.Endpoint) -> Route:
+    # Every unsafe route is built here, so none can miss the CSRF check.
+    return Route(path, csrf.protect(endpoint), methods=["POST"])
+
+
+def console_routes() -> list[BaseRoute]:
+    account = "/accounts/{account_id:int}"
+    return [
+        _get("/", routes.home),
+        _get("/login", auth.login_page),
+        _post("/login", auth.login),
+        _post("/logout", auth.logout),
+        _get("/password", auth.password_page),
+        _post("/password", auth.change_password),
+        _get("/search", routes.search),
+        _get(account, routes.account_page),
+        _get(account + "/events", routes.event_log),
+        _get(account + "/email", routes.email_row),
+        _get(account + "/email/edit", routes.email_edit),
+        _post(account + "/email", routes.email_save),
+        _post(account + "/security-answers", routes.reveal_answers),
+        _post(account + "/devices/{device_id:int}/remove", routes.remove_device),
+        _get(account + "/delete", routes.delete_confirm),
+        _post(account + "/delete", routes.delete_account),
+        _get("/staff", routes.staff_list),
+        _post("/staff/{staff_id:int}/{action:str}", routes.staff_set_disabled),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)  # noqa: S101  (registered for HTTPException only)
+    if error.status_code == 405:
+        return Response("Method not allowed", status_code=405)
+    context = {"status": error.status_code, "detail": error.detail}
+    return render(request, "error.html", context, status_code=error.status_code)
+
+
+def create_console(settings: Settings) -> Starlette:
+    """The console app, to be mounted at /console; its session cookie is confined to it."""
+    console = Starlette(
+        routes=console_routes(),
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret_key,
+                session_cookie=SESSION_COOKIE,
+                max_age=SESSION_MAX_AGE,
+                path="/console",
+                same_site="strict",
+                https_only=settings.production,
+            ),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+    console.state.settings = settings
+    return console

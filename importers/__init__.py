@@ -1,0 +1,1 @@
+"""Bulk imports from association and MLS files: members, listings, lockboxes, regions."""

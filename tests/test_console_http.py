@@ -1,0 +1,424 @@
+"""The support console over HTTP: staff login with TOTP, CSRF, roles, search and staff actions."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+
+from models.accounts import Account, AccountEvent, Device, SecurityAnswer
+from models.enums import AccountEventKind
+from models.staff import Staff
+from resolvers import clock
+from resolvers.security import hash_secret, seal
+from settings import Settings
+from tests.factories import make_agent, make_contractor, make_staff
+
+NEW_PASSWORD = "Console42"
+HX = {"HX-Request": "true"}
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert match, "page without a CSRF token"
+    return match.group(1)
+
+
+def totp_now(secret: str) -> str:
+    return pyotp.TOTP(secret).at(clock.now())
+
+
+async def log_in(http: httpx.AsyncClient, email: str, password: str, code: str) -> httpx.Response:
+    page = await http.get("/console/login")
+    form = {"email": email, "password": password, "code": code, "csrf_token": csrf_of(page.text)}
+    return await http.post("/console/login", data=form)
+
+
+async def signed_in(
+    http: httpx.AsyncClient, role: str = "SUPPORT", name: str = "Sam Support"
+) -> Any:
+    """A staff member past the first login (password changed); returns the NewStaff."""
+    created = await make_staff(name=name, role=role)
+    response = await log_in(
+        http, created.staff.email, created.password, totp_now(created.staff.totp_secret)
+    )
+    assert response.headers["location"] == "/console/password"
+    page = await http.get("/console/password")
+    form = {
+        "password": NEW_PASSWORD,
+        "confirmation": NEW_PASSWORD,
+        "csrf_token": csrf_of(page.text),
+    }
+    response = await http.post("/console/password", data=form)
+    assert response.status_code == 303 and response.headers["location"] == "/console/"
+    return created
+
+
+async def token(http: httpx.AsyncClient) -> str:
+    return csrf_of((await http.get("/console/")).text)
+
+
+async def test_pages_need_a_signed_in_staff_member(http: httpx.AsyncClient) -> None:
+    # given
+    contractor = await make_contractor()
+    # when
+    pages = [
+        "/console/",
+        "/console/search?q=carl",
+        f"/console/accounts/{contractor.id}",
+        "/console/staff",
+    ]
+    responses = [await http.get(page) for page in pages]
+    htmx = await http.get("/console/search?q=carl", headers=HX)
+    # then
+    for response in responses:
+        assert response.status_code == 303
+        assert response.headers["location"] == "/console/login"
+    assert htmx.headers["HX-Redirect"] == "/console/login"
+    assert contractor.email not in htmx.text
+
+
+async def test_first_login_forces_a_new_password_that_meets_the_policy(
+    http: httpx.AsyncClient,
+) -> None:
+    # given
+    created = await make_staff(name="Pat Support")
+    # when
+    response = await log_in(
+        http, created.staff.email, created.password, totp_now(created.staff.totp_secret)
+    )
+    # then: nothing but the password page until it is changed
+    assert response.headers["location"] == "/console/password"
+    assert (await http.get("/console/search?q=ab")).headers["location"] == "/console/password"
+    page = await http.get("/console/password")
+    weak = await http.post(
+        "/console/password",
+        data={"password": "weak", "confirmation": "weak", "csrf_token": csrf_of(page.text)},
+    )
+    assert weak.status_code == 422
+    assert "upper case" in weak.text
+    done = await http.post(
+        "/console/password",
+        data={
+            "password": NEW_PASSWORD,
+            "confirmation": NEW_PASSWORD,
+            "csrf_token": csrf_of(page.text),
+        },
+    )
+    assert done.headers["location"] == "/console/"
+    home = await http.get("/console/")
+    assert home.status_code == 200
+    assert "Pat Support" in home.text
+    staff = await Staff.get(id=created.staff.id)
+    assert staff.must_change_password is False
+
+
+async def test_unsafe_requests_without_the_csrf_token_are_refused(http: httpx.AsyncClient) -> None:
+    # given
+    await signed_in(http)
+    contractor = await make_contractor(email="before@example.com")
+    url = f"/console/accounts/{contractor.id}/email"
+    good = await token(http)
+    # when
+    missing = await http.post(url, data={"email": "after@example.com"})
+    wrong_field = await http.post(url, data={"email": "after@example.com", "csrf_token": "x" * 43})
+    wrong_header = await http.post(
+        url, data={"email": "after@example.com"}, headers={**HX, "X-CSRF-Token": "nope"}
+    )
+    delete = await http.post(f"/console/accounts/{contractor.id}/delete", data={"confirm": "yes"})
+    # then
+    assert [r.status_code for r in (missing, wrong_field, wrong_header, delete)] == [403] * 4
+    fresh = await Account.get(id=contractor.id)
+    assert fresh.email == "before@example.com"
+    assert fresh.deleted_at is None
+    assert not await AccountEvent.filter(account_id=contractor.id, staff_id__isnull=False).exists()
+    # ... and the right token (as htmx sends it) goes through.
+    ok = await http.post(
+        url, data={"email": "after@example.com"}, headers={**HX, "X-CSRF-Token": good}
+    )
+    assert ok.status_code == 200
+    assert (await Account.get(id=contractor.id)).email == "after@example.com"
+
+
+async def test_login_form_needs_the_csrf_token_too(http: httpx.AsyncClient) -> None:
+    created = await make_staff()
+    response = await http.post(
+        "/console/login",
+        data={
+            "email": created.staff.email,
+            "password": created.password,
+            "code": totp_now(created.staff.totp_secret),
+        },
+    )
+    assert response.status_code == 403
+    assert (await http.get("/console/")).headers["location"] == "/console/login"
+
+
+async def test_support_cannot_manage_staff_but_a_sysadmin_can(
+    app_settings: Settings, app: Any
+) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://keybin.test") as support_http,
+        httpx.AsyncClient(transport=transport, base_url="http://keybin.test") as admin_http,
+    ):
+        # given
+        support = await signed_in(support_http, "SUPPORT", "Sue Support")
+        await signed_in(admin_http, "SYSADMIN", "Ada Admin")
+        # when
+        refused = await support_http.get("/console/staff")
+        refused_post = await support_http.post(
+            f"/console/staff/{support.staff.id}/disable",
+            data={"csrf_token": await token(support_http)},
+        )
+        listing = await admin_http.get("/console/staff")
+        disabled = await admin_http.post(
+            f"/console/staff/{support.staff.id}/disable",
+            data={"csrf_token": await token(admin_http)},
+        )
+        # then
+        assert refused.status_code == 403
+        assert refused_post.status_code == 403
+        assert listing.status_code == 200
+        assert "Sue Support" in listing.text and "Ada Admin" in listing.text
+        assert disabled.status_code == 303
+        assert (await Staff.get(id=support.staff.id)).disabled is True
+        # A disabled member's open session ends at once.
+        after = await support_http.get("/console/")
+        assert after.headers["location"] == "/console/login"
+
+
+async def test_five_failed_logins_lock_the_staff_member_for_fifteen_minutes(
+    http: httpx.AsyncClient,
+) -> None:
+    # given
+    created = await make_staff()
+    email, secret = created.staff.email, created.staff.totp_secret
+    # when
+    failures = [await log_in(http, email, "Wrong123", totp_now(secret)) for _ in range(5)]
+    locked = await log_in(http, email, created.password, totp_now(secret))
+    # then
+    assert [r.status_code for r in failures] == [401] * 5
+    assert "Wrong email, password or code" in failures[0].text
+    assert locked.status_code == 401
+    assert "Too many failed attempts" in locked.text
+    clock.travel(15 * 60 + 1)
+    assert (await log_in(http, email, created.password, totp_now(secret))).status_code == 303
+
+
+async def test_wrong_code_counts_and_a_used_code_cannot_be_replayed(
+    http: httpx.AsyncClient,
+) -> None:
+    # given
+    created = await make_staff()
+    email, secret = created.staff.email, created.staff.totp_secret
+    wrong = "000000" if totp_now(secret) != "000000" else "111111"
+    # when
+    bad_code = await log_in(http, email, created.password, wrong)
+    code = totp_now(secret)
+    first = await log_in(http, email, created.password, code)
+    http.cookies.clear()
+    replay = await log_in(http, email, created.password, code)
+    # then
+    assert bad_code.status_code == 401
+    assert first.status_code == 303
+    assert replay.status_code == 401
+    assert (await http.get("/console/")).headers["location"] == "/console/login"
+    # The next time step's code is accepted.
+    clock.travel(30)
+    assert (await log_in(http, email, created.password, totp_now(secret))).status_code == 303
+
+
+async def test_security_headers_and_cookie_flags(http: httpx.AsyncClient) -> None:
+    # when
+    page = await http.get("/console/login")
+    script = await http.get("/console/static/htmx.min.js")
+    # then
+    csp = page.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    for directive in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "base-uri 'none'",
+    ):
+        assert directive in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "same-origin"
+    assert page.headers["cache-control"] == "no-store"
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    assert "secure" not in cookie  # development over plain HTTP; production adds Secure
+    assert "<script" not in re.sub(r'<script src="[^"]+" defer></script>', "", page.text)
+    assert 'style="' not in page.text
+    assert script.status_code == 200 and "htmx" in script.text
+    assert script.headers["content-type"].startswith("text/javascript")
+
+
+async def test_search_by_partial_name_email_phone_in_any_format_and_key_id(
+    http: httpx.AsyncClient,
+) -> None:
+    # given
+    await signed_in(http)
+    carla = await make_contractor(
+        email="carla.jones@example.com", first_name="Carla", last_name="Jones", phone="+15135550123"
+    )
+    agent = await make_agent(first_name="Albert", last_name="Brokerman", phone="+15139990000")
+    gone = await make_contractor(first_name="Carla", last_name="Gone")
+    await Account.filter(id=gone.id).update(deleted_at=clock.now())
+    # when / then
+    for query in (
+        "carl",
+        "JONES",
+        "carla jo",
+        "carla.jones@",
+        "(513) 555-01",
+        "513.555.0123",
+        "+1 513 555 0123",
+        "15135550123",
+    ):
+        response = await http.get("/console/search", params={"q": query}, headers=HX)
+        assert f"/console/accounts/{carla.id}" in response.text, query
+        assert f"/console/accounts/{gone.id}" not in response.text, query
+        assert "<html" not in response.text  # a fragment for htmx
+    by_key = await http.get("/console/search", params={"q": agent.key_id})
+    assert f"/console/accounts/{agent.id}" in by_key.text
+    assert "<html" in by_key.text  # a whole page without htmx
+    assert agent.key_id in by_key.text and "Brokerman" in by_key.text
+    none = await http.get("/console/search", params={"q": "zzz-nobody"}, headers=HX)
+    assert "No account matches" in none.text
+
+
+async def test_staff_edits_an_email_in_place_with_errors_shown_there(
+    http: httpx.AsyncClient,
+) -> None:
+    # given
+    await signed_in(http, name="Sam Support")
+    contractor = await make_contractor(email="old@example.com")
+    await make_contractor(email="taken@example.com")
+    agent = await make_agent(email="agent.only@example.com")
+    headers = {**HX, "X-CSRF-Token": await token(http)}
+    url = f"/console/accounts/{contractor.id}/email"
+    # when
+    editor = await http.get(url + "/edit", headers=HX)
+    taken = await http.post(url, data={"email": "taken@example.com"}, headers=headers)
+    agents = await http.post(url, data={"email": agent.email}, headers=headers)
+    saved = await http.post(url, data={"email": "New@Example.com"}, headers=headers)
+    # then
+    assert 'id="email-input"' in editor.text and "<html" not in editor.text
+    assert taken.status_code == 422 and 'class="error"' in taken.text
+    assert 'value="taken@example.com"' in taken.text
+    assert agents.status_code == 422
+    assert saved.status_code == 200
+    assert "new@example.com" in saved.text
+    assert saved.headers["HX-Trigger"] == '{"accountChanged": true}'
+    assert (await Account.get(id=contractor.id)).email == "new@example.com"
+    events = await AccountEvent.filter(account_id=contractor.id, kind="EMAIL_CHANGED")
+    assert [e.staff_name for e in events] == ["Sam Support"]
+    log = await http.get(f"/console/accounts/{contractor.id}/events", headers=HX)
+    assert "support: Sam Support" in log.text
+
+
+async def test_revealing_security_answers_is_logged_with_the_staff_member(
+    http: httpx.AsyncClient, app_settings: Settings
+) -> None:
+    # given
+    await signed_in(http, name="Val Verifier")
+    contractor = await make_contractor()
+    await SecurityAnswer.create(
+        account=contractor,
+        question="First pet's name?",
+        answer_hash=hash_secret("rex"),
+        answer_sealed=seal(app_settings.secret_key, "Rex"),
+    )
+    page = await http.get(f"/console/accounts/{contractor.id}")
+    assert "First pet&#39;s name?" in page.text and "Rex" not in page.text
+    # when
+    revealed = await http.post(
+        f"/console/accounts/{contractor.id}/security-answers",
+        headers={**HX, "X-CSRF-Token": csrf_of(page.text)},
+    )
+    # then
+    assert revealed.status_code == 200
+    assert "Rex" in revealed.text
+    event = await AccountEvent.get(
+        account_id=contractor.id, kind=AccountEventKind.SECURITY_ANSWERS_VIEWED.value
+    )
+    assert event.staff_name == "Val Verifier"
+    assert event.client_address
+
+
+async def test_deleting_an_account_needs_the_confirmation(http: httpx.AsyncClient) -> None:
+    # given
+    await signed_in(http, name="Del Support")
+    contractor = await make_contractor(email="leaving@example.com", first_name="Lea")
+    confirm_page = await http.get(f"/console/accounts/{contractor.id}/delete")
+    form = {"csrf_token": csrf_of(confirm_page.text)}
+    # when
+    unconfirmed = await http.post(f"/console/accounts/{contractor.id}/delete", data=form)
+    confirmed = await http.post(
+        f"/console/accounts/{contractor.id}/delete", data={**form, "confirm": "yes"}
+    )
+    # then
+    assert "Delete this account?" in confirm_page.text
+    assert unconfirmed.status_code == 422
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == "/console/"
+    gone = await Account.get(id=contractor.id)
+    assert gone.deleted_at is not None and gone.email is None
+    deleted = await AccountEvent.get(account_id=contractor.id, kind="DELETED")
+    assert deleted.staff_name == "Del Support"
+    assert (await http.get(f"/console/accounts/{contractor.id}")).status_code == 404
+    search = await http.get("/console/search", params={"q": "leaving@"}, headers=HX)
+    assert f"/accounts/{contractor.id}" not in search.text
+
+
+async def test_agent_page_shows_devices_and_support_removes_one(http: httpx.AsyncClient) -> None:
+    # given
+    await signed_in(http, name="Dev Support")
+    agent = await make_agent(first_name="Dora")
+    keep = await Device.create(account=agent, device_id="d-keep", name="Dora's iPad")
+    drop = await Device.create(account=agent, device_id="d-drop", name="Old Pixel")
+    page = await http.get(f"/console/accounts/{agent.id}")
+    assert agent.key_id in page.text and "Old Pixel" in page.text
+    assert "Security Questions" not in page.text and "/delete" not in page.text
+    # when
+    removed = await http.post(
+        f"/console/accounts/{agent.id}/devices/{drop.id}/remove",
+        headers={**HX, "X-CSRF-Token": csrf_of(page.text)},
+    )
+    # then
+    assert removed.status_code == 200
+    assert "Old Pixel" not in removed.text and "Dora&#39;s iPad" in removed.text
+    assert await Device.filter(account=agent).values_list("id", flat=True) == [keep.id]
+    event = await AccountEvent.get(account_id=agent.id, kind="DEVICE_REMOVED")
+    assert event.staff_name == "Dev Support"
+
+
+async def test_event_log_pages_newest_first(http: httpx.AsyncClient) -> None:
+    # given
+    await signed_in(http)
+    contractor = await make_contractor()
+    for n in range(30):
+        await AccountEvent.create(account=contractor, kind="SIGNED_IN", detail=f"entry {n:02d}")
+    # when
+    first = await http.get(f"/console/accounts/{contractor.id}")
+    before = re.search(r"events\?before=(\d+)", first.text)
+    assert before
+    older = await http.get(
+        f"/console/accounts/{contractor.id}/events", params={"before": before.group(1)}, headers=HX
+    )
+    # then
+    assert "entry 29" in first.text and "entry 05" in first.text and "entry 04" not in first.text
+    assert first.text.index("entry 29") < first.text.index("entry 28")
+    assert "entry 04" in older.text and "entry 00" in older.text and "entry 05" not in older.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"env": "production"}])
+async def test_production_cookie_is_secure(http: httpx.AsyncClient) -> None:
+    page = await http.get("/console/login")
+    assert "secure" in page.headers["set-cookie"].lower()
