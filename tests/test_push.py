@@ -445,4 +445,5 @@ async def test_a_push_queued_before_sign_out_is_not_sent(
 
 
 async def _delivered(fcm: FcmServer, apns: ApnsServer, count: int) -> bool:
-    return len(fcm.delivered) >= count and len(apns.delivered) >= count
+    reached = len(fcm.delivered) >= count and len(apns.delivered) >= count
+    return reached and await all_settled()
