@@ -29,6 +29,7 @@ from resolvers.scheduler import StartingNotifier
 from schema.context import Context
 from schema.schema import build_schema
 from settings import Settings, from_env
+from web.reset import reset_page
 
 log = logging.getLogger("keybin")
 
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
+        Route("/reset-password", reset_page, methods=["GET", "POST"]),
         # The support console, its static files and its own session cookie (see console/app.py).
         Mount("/console", app=create_console(settings), name="console"),
         Route("/.well-known/jwks.json", jwks_document),

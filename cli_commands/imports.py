@@ -20,9 +20,6 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
     from importers.report import ImportFileError, ImportReport
 
     path: Path = args.file
-    if not path.is_file():
-        print(f"keybin: {path}: no such file", file=sys.stderr)
-        return 1
     report = ImportReport(progress_to=sys.stderr)
     failure = None
     async with db.connected(settings):
@@ -47,7 +44,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser = sub.add_parser(
         "import",
         help="import regions, members, listings or lockboxes from a file",
-        description="Members and listings are RESO Web API JSON ({\"value\": [...]}); "
+        description='Members and listings are RESO Web API JSON ({"value": [...]}); '
         "regions (code,name,time_zone) and lockboxes (serial_number,model,ble,secret) are "
         "CSV with a header row. Re-importing updates what is there; bad rows are reported "
         "and skipped.",

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from importers import bulk
 from importers.report import ImportReport, RowError
 from importers.sources import BATCH_SIZE, json_object, optional, required, reso_values
 from models.accounts import Account
@@ -79,8 +81,13 @@ def _address(row: Mapping[str, Any]) -> tuple[str, str | None]:
     if street:
         parts = [
             optional(row, name, 50)
-            for name in ("StreetNumber", "StreetDirPrefix", "StreetName", "StreetSuffix",
-                         "StreetDirSuffix")
+            for name in (
+                "StreetNumber",
+                "StreetDirPrefix",
+                "StreetName",
+                "StreetSuffix",
+                "StreetDirSuffix",
+            )
         ]
         line1 = " ".join(part for part in parts if part)
         if len(line1) > 200:
@@ -124,9 +131,10 @@ async def _write(rows: Sequence[ListingRow], report: ImportReport, repeats: int)
             report.skip(row.index, str(error))
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            async with in_transaction():
-                created, updated = await _upsert(placed)
+            async with in_transaction() as db:
+                created, updated = await _upsert(db, placed)
         except IntegrityError:
+            # Another writer added one of these listings meanwhile: plan the batch again.
             if attempt == ATTEMPTS:
                 raise
             continue
@@ -165,30 +173,24 @@ def _list_agent(row: ListingRow, agents: AgentsByMlsId) -> int:
     )
 
 
-async def _upsert(placed: Sequence[tuple[ListingRow, int]]) -> tuple[int, int]:
+async def _upsert(
+    db: BaseDBAsyncClient, placed: Sequence[tuple[ListingRow, int]]
+) -> tuple[int, int]:
     if not placed:
         return 0, 0
-    existing = await Listing.in_bulk([row.mls_number for row, _ in placed], "mls_number")
-    changed: list[Listing] = []
-    new: list[Listing] = []
+    found = await Listing.filter(mls_number__in=[row.mls_number for row, _ in placed]).values_list(
+        "id", "mls_number", *LISTING_FIELDS
+    )
+    existing = {row[1]: row for row in found}
+    changes: list[list[Any]] = []
+    new: list[list[Any]] = []
     for row, agent_id in placed:
-        values = {
-            "status": row.status,
-            "line1": row.line1,
-            "line2": row.line2,
-            "city": row.city,
-            "state": row.state,
-            "postal_code": row.postal_code,
-            "agent_id": agent_id,
-        }
-        listing = existing.get(row.mls_number)
-        if listing is None:
-            new.append(Listing(mls_number=row.mls_number, source=ListingSource.IMPORTED, **values))
-        elif any(getattr(listing, name) != value for name, value in values.items()):
-            listing.update_from_dict(values)
-            changed.append(listing)
-    if changed:
-        await Listing.bulk_update(changed, fields=list(LISTING_FIELDS))
-    if new:
-        await Listing.bulk_create(new)
+        values = [row.status, row.line1, row.line2, row.city, row.state, row.postal_code, agent_id]
+        old = existing.get(row.mls_number)
+        if old is None:
+            new.append([row.mls_number, ListingSource.IMPORTED, *values])
+        elif list(old[2:]) != values:
+            changes.append([*values, old[0]])
+    await bulk.update(db, Listing, LISTING_FIELDS, changes)
+    await bulk.insert(db, Listing, ("mls_number", "source", *LISTING_FIELDS), new)
     return len(new), len(placed) - len(new)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from ble.secret import InvalidSecret, normalize_secret
+from importers import bulk
 from importers.report import ImportReport, RowError
 from importers.sources import batched, check_csv_shape, count_csv_rows, csv_rows, required
 from models.listings import Lockbox
@@ -79,30 +82,31 @@ async def import_lockboxes(path: Path, report: ImportReport) -> ImportReport:
 async def _write(rows: Sequence[LockboxRow]) -> tuple[int, int]:
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            async with in_transaction():
-                return await _upsert(rows)
+            async with in_transaction() as db:
+                return await _upsert(db, rows)
         except IntegrityError:
+            # Another writer added one of these meanwhile: plan the batch again.
             if attempt == ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _upsert(rows: Sequence[LockboxRow]) -> tuple[int, int]:
+async def _upsert(db: BaseDBAsyncClient, rows: Sequence[LockboxRow]) -> tuple[int, int]:
     if not rows:
         return 0, 0
-    existing = await Lockbox.in_bulk([row.serial_number for row in rows], "serial_number")
-    changed: list[Lockbox] = []
-    new: list[Lockbox] = []
+    found = await Lockbox.filter(serial_number__in=[row.serial_number for row in rows]).values_list(
+        "id", "serial_number", *LOCKBOX_FIELDS
+    )
+    existing = {old[1]: old for old in found}
+    changes: list[list[Any]] = []
+    new: list[list[Any]] = []
     for row in rows:
-        values = {"model": row.model, "ble": row.ble, "secret": row.secret}
-        lockbox = existing.get(row.serial_number)
-        if lockbox is None:
-            new.append(Lockbox(serial_number=row.serial_number, **values))
-        elif any(getattr(lockbox, name) != value for name, value in values.items()):
-            lockbox.update_from_dict(values)
-            changed.append(lockbox)
-    if changed:
-        await Lockbox.bulk_update(changed, fields=list(LOCKBOX_FIELDS))
-    if new:
-        await Lockbox.bulk_create(new)
+        values = [getattr(row, name) for name in LOCKBOX_FIELDS]
+        old = existing.get(row.serial_number)
+        if old is None:
+            new.append([row.serial_number, *values])
+        elif list(old[2:]) != values:
+            changes.append([*values, old[0]])
+    await bulk.update(db, Lockbox, LOCKBOX_FIELDS, changes)
+    await bulk.insert(db, Lockbox, ("serial_number", *LOCKBOX_FIELDS), new)
     return len(new), len(rows) - len(new)

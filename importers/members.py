@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from importers import bulk
 from importers.report import ImportReport, RowError
 from importers.sources import BATCH_SIZE, json_object, optional, required, reso_values
 from models.accounts import Account, AccountEvent
@@ -107,9 +109,10 @@ async def _write(members: Mapping[Key, Member], report: ImportReport) -> tuple[i
     for attempt in range(1, ATTEMPTS + 1):
         left_alone: list[Member] = []
         try:
-            async with in_transaction():
-                created, updated = await _upsert(members, left_alone)
+            async with in_transaction() as db:
+                created, updated = await _upsert(db, members, left_alone)
         except IntegrityError:
+            # Another writer took a Key ID or an agent meanwhile: plan the batch again.
             if attempt == ATTEMPTS:
                 raise
             continue
@@ -119,60 +122,67 @@ async def _write(members: Mapping[Key, Member], report: ImportReport) -> tuple[i
     raise AssertionError("unreachable")
 
 
-async def _upsert(members: Mapping[Key, Member], left_alone: list[Member]) -> tuple[int, int]:
+async def _upsert(
+    db: BaseDBAsyncClient, members: Mapping[Key, Member], left_alone: list[Member]
+) -> tuple[int, int]:
     """Write one batch; returns (created, updated) and lists rows it would not apply."""
     if not members:
         return 0, 0
-    existing = {
-        (account.association, account.mls_id or ""): account
-        for account in await Account.filter(
-            kind=AccountKind.AGENT,
-            association__in={key[0] for key in members},
-            mls_id__in={key[1] for key in members},
-        )
-    }
-    new = [member for key, member in members.items() if key not in existing]
-    changed: list[Account] = []
-    events: list[AccountEvent] = []
+    found = await Account.filter(
+        kind=AccountKind.AGENT,
+        association__in={key[0] for key in members},
+        mls_id__in={key[1] for key in members},
+    ).values_list("id", "association", "mls_id", "deleted_at", *ROSTER_FIELDS)
+    existing = {(row[1], row[2]): row for row in found}
+    changes: list[list[Any]] = []
+    events: list[tuple[Any, ...]] = []
+    new: list[Member] = []
     for key, member in members.items():
-        account = existing.get(key)
-        if account is None:
+        row = existing.get(key)
+        if row is None:
+            new.append(member)
             continue
-        if account.deleted_at is not None:
+        if row[3] is not None:
             # A deleted account stays wiped: the roster must not bring its data back.
             left_alone.append(member)
             continue
-        differences = [name for name, value in member.roster().items()
-                       if getattr(account, name) != value]
+        roster = member.roster()
+        differences = [
+            name for name, old in zip(ROSTER_FIELDS, row[4:], strict=True) if old != roster[name]
+        ]
         if differences:
-            account.update_from_dict(member.roster())
-            changed.append(account)
-            events.append(_event(account.id, "roster update: " + ", ".join(differences)))
-    if changed:
-        await Account.bulk_update(changed, fields=list(ROSTER_FIELDS))
+            changes.append([*roster.values(), row[0]])
+            events.append(_event(row[0], "roster update: " + ", ".join(differences)))
+    await bulk.update(db, Account, ROSTER_FIELDS, changes)
     if new:
         key_ids = await _new_key_ids(len(new))
-        await Account.bulk_create(
+        await bulk.insert(
+            db,
+            Account,
+            ("kind", "key_id", "association", "mls_id", *ROSTER_FIELDS),
             [
-                Account(kind=AccountKind.AGENT, key_id=key_id, association=member.association,
-                        mls_id=member.mls_id, **member.roster())
+                (
+                    AccountKind.AGENT,
+                    key_id,
+                    member.association,
+                    member.mls_id,
+                    *member.roster().values(),
+                )
                 for member, key_id in zip(new, key_ids, strict=True)
-            ]
+            ],
         )
-        # bulk_create does not hand back primary keys: read them by the unique Key IDs.
+        # Inserted without RETURNING: read the new ids back by their unique Key IDs.
         for account_id, association in await Account.filter(key_id__in=key_ids).values_list(
             "id", "association"
         ):
             events.append(_event(account_id, f"imported from the {association or 'MLS'} roster"))
-    if events:
-        await AccountEvent.bulk_create(events)
+    await bulk.insert(db, AccountEvent, ("account_id", "kind", "detail"), events)
     return len(new), len(members) - len(new) - len(left_alone)
 
 
-def _event(account_id: int, detail: str) -> AccountEvent:
-    # The same entry resolvers.events.record writes, made in bulk for large rosters.
-    return AccountEvent(account_id=account_id, kind=AccountEventKind.IMPORTED.value,
-                        detail=detail[:500])
+def _event(account_id: int, detail: str) -> tuple[Any, ...]:
+    # The entry resolvers.events.record writes, made in bulk for large rosters.
+    return (account_id, AccountEventKind.IMPORTED.value, detail[:500])
 
 
 async def _new_key_ids(count: int) -> list[str]:
@@ -182,11 +192,12 @@ async def _new_key_ids(count: int) -> list[str]:
         candidates = {new_key_id() for _ in range(count - len(chosen))} - chosen
         taken = await _taken(candidates)
         chosen |= candidates - taken
-    return sorted(chosen)
+    return list(chosen)
 
 
 async def _taken(key_ids: Collection[str]) -> set[str]:
-    return set(await Account.filter(key_id__in=key_ids).values_list("key_id", flat=True))
+    rows: list[Any] = await Account.filter(key_id__in=key_ids).values_list("key_id", flat=True)
+    return {str(key_id) for key_id in rows}
 
 
 def new_key_id() -> str:

@@ -7,15 +7,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from importers import bulk
 from importers.report import ImportReport, RowError
 from importers.sources import batched, check_csv_shape, count_csv_rows, csv_rows, required
 from models.listings import Region
 
 COLUMNS = ("code", "name", "time_zone")
+# What a re-import may change.
+REGION_FIELDS = ("name", "time_zone")
 ATTEMPTS = 3
 
 
@@ -81,29 +86,31 @@ async def import_regions(path: Path, report: ImportReport) -> ImportReport:
 async def _write(rows: Sequence[RegionRow]) -> tuple[int, int]:
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            async with in_transaction():
-                return await _upsert(rows)
+            async with in_transaction() as db:
+                return await _upsert(db, rows)
         except IntegrityError:
+            # Another writer added one of these meanwhile: plan the batch again.
             if attempt == ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _upsert(rows: Sequence[RegionRow]) -> tuple[int, int]:
+async def _upsert(db: BaseDBAsyncClient, rows: Sequence[RegionRow]) -> tuple[int, int]:
     if not rows:
         return 0, 0
-    existing = await Region.in_bulk([row.code for row in rows], "code")
-    changed: list[Region] = []
-    new: list[Region] = []
+    found = await Region.filter(code__in=[row.code for row in rows]).values_list(
+        "code", "code", *REGION_FIELDS
+    )
+    existing = {old[1]: old for old in found}
+    changes: list[list[Any]] = []
+    new: list[list[Any]] = []
     for row in rows:
-        region = existing.get(row.code)
-        if region is None:
-            new.append(Region(code=row.code, name=row.name, time_zone=row.time_zone))
-        elif (region.name, region.time_zone) != (row.name, row.time_zone):
-            region.name, region.time_zone = row.name, row.time_zone
-            changed.append(region)
-    if changed:
-        await Region.bulk_update(changed, fields=["name", "time_zone"])
-    if new:
-        await Region.bulk_create(new)
+        values = [getattr(row, name) for name in REGION_FIELDS]
+        old = existing.get(row.code)
+        if old is None:
+            new.append([row.code, *values])
+        elif list(old[2:]) != values:
+            changes.append([*values, old[0]])
+    await bulk.update(db, Region, REGION_FIELDS, changes)
+    await bulk.insert(db, Region, ("code", *REGION_FIELDS), new)
     return len(new), len(rows) - len(new)

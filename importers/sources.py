@@ -72,8 +72,7 @@ def csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str
             missing = [name for name in expected if name not in reader.fieldnames]
             if missing:
                 raise ImportFileError(
-                    f"the header row lacks {', '.join(missing)} "
-                    f"(expected {','.join(expected)})"
+                    f"the header row lacks {', '.join(missing)} (expected {','.join(expected)})"
                 )
             for row in reader:
                 yield reader.line_num, row

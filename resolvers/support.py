@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,39 +33,39 @@ class SearchResult:
     more: bool  # the cap was reached: the caller should narrow the search
 
 
-def _prefix(field: str, prefix: str) -> Q:
+def _prefix(field: str, prefix: str) -> Q | None:
     """`p <= x < p'` (p' = p with its last character bumped) is a prefix match that an
     ordinary B-tree index answers; LIKE 'p%' is not, on SQLite."""
-    if len(prefix) > _MAX_LENGTH[field]:
-        return Q(id=0)  # longer than anything the column holds
+    if len(prefix) > _MAX_LENGTH[field] or ord(prefix[-1]) >= sys.maxunicode:
+        return None  # longer than anything the column holds, or no successor
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
 
 
 def search_filter(text: str) -> Q | None:
     """Name (partial, any case), email (prefix), phone in any format (digits prefix), Key ID."""
-    text = " ".join(text.split())[:100]
+    text = " ".join(text.replace("\x00", "").split())[:100]
     if len(text) < 2:
         return None
-    lowered = text.lower()
     # Emails are stored lower-cased and phones as E.164, so both are prefix
     # lookups on their indexed columns.
-    match = _prefix("email", lowered)
+    options = [_prefix("email", text.lower())]
     digits = re.sub(r"\D", "", text)
     phone_like = re.fullmatch(r"[\d\s+().\-/]+", text) is not None
     if phone_like and len(digits) >= 3:
-        match |= _prefix("phone", "+" + digits)
+        options.append(_prefix("phone", "+" + digits))
         if not digits.startswith("1"):
-            match |= _prefix("phone", "+1" + digits)  # a US number typed without +1
+            options.append(_prefix("phone", "+1" + digits))  # a US number typed without +1
         if _KEY_ID_PART.fullmatch(digits):
-            match |= _prefix("key_id", digits)
+            options.append(_prefix("key_id", digits))
     if "@" not in text and not phone_like:
         # Every word must be part of the first or the last name ("carl cont").
         words = Q()
         for word in text.split():
             words &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
-        match |= words
-    return match
+        options.append(words)
+    present = [option for option in options if option is not None]
+    return Q(*present, join_type=Q.OR) if present else None
 
 
 async def search_accounts(text: str, limit: int = SEARCH_LIMIT) -> SearchResult:

@@ -192,3 +192,25 @@ async def test_healthz(http: object) -> None:
     response = await http.get("/healthz")  # type: ignore[attr-defined]
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_reset_page_from_the_email_link(http: object, gql: GraphQLClient, smtp: SmtpServer) -> None:
+    # given an emailed link
+    agent = await make_agent()
+    await gql(REQUEST_RESET, {"login": agent.email})
+    [mail] = await smtp.wait_for(1)
+    link = re.search(r"(http://keybin.test/reset-password\?token=[\w-]+)", text_body(mail))
+    assert link
+    # when the agent opens it and submits a new password
+    page = await http.get(link.group(1))  # type: ignore[attr-defined]
+    assert page.status_code == 200
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    token = link.group(1).split("token=")[1]
+    form = {"token": token, "password": "Fresh123", "confirm": "Fresh123"}
+    done = await http.post("/reset-password", data=form)  # type: ignore[attr-defined]
+    # then
+    assert done.status_code == 200
+    assert "Your password is changed" in done.text
+    again = await http.post("/reset-password", data=form)  # type: ignore[attr-defined]
+    assert again.status_code == 400
+    await gql.sign_in(agent.email or "", password="Fresh123")

@@ -72,7 +72,9 @@ mutation($listing: ID!, $lockbox: ID!, $since: Date!, $region: String!) {
   }
 }
 """
-MY_LOCKBOXES = "{ me { ... on Agent { lockboxes { totalCount edges { node { serialNumber } } } } } }"
+MY_LOCKBOXES = (
+    "{ me { ... on Agent { lockboxes { totalCount edges { node { serialNumber } } } } } }"
+)
 
 
 def address(**changes: str) -> dict[str, object]:
@@ -147,7 +149,9 @@ async def test_add_listing_refuses_bad_addresses_and_changes_nothing(gql: GraphQ
         # then
         payload = data["addListing"]
         assert payload["listing"] is None
-        assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [("INVALID_INPUT", field)]
+        assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [
+            ("INVALID_INPUT", field)
+        ]
     assert await table_counts() == before
 
 

@@ -1,0 +1,81 @@
+"""Set-based writes for imports: one parameterised statement run over a batch (executemany).
+
+Model instances cost more to build than the rest of an import put together, so new rows
+and updates go to the database as plain tuples, in statements built by Tortoise's own
+query builder for the connection's dialect (SQLite `?`, PostgreSQL `$1`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
+from functools import partial
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.models import Model
+
+from resolvers import clock
+
+
+def _value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _constant(value: Any) -> Any:
+    return value
+
+
+def _defaults(model: type[Model], given: Iterable[str]) -> dict[str, Callable[[], Any]]:
+    """What Model() would fill in for the columns not given, so new fields need no change here."""
+    meta = model._meta
+    fillers: dict[str, Callable[[], Any]] = {}
+    for name, column in meta.fields_db_projection.items():
+        field = meta.fields_map[name]
+        if name in given or (field.pk and field.generated):
+            continue
+        default = field.default
+        if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
+            fillers[column] = clock.now
+        elif callable(default):
+            fillers[column] = default
+        else:
+            fillers[column] = partial(_constant, default)
+    return fillers
+
+
+async def insert(
+    db: BaseDBAsyncClient, model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT the rows (values in `columns` order); other columns get the model's defaults."""
+    if not rows:
+        return
+    meta = model._meta
+    fillers = _defaults(model, columns)
+    names = [meta.fields_db_projection[name] for name in columns] + list(fillers)
+    executor = db.executor_class(model=model, db=db)
+    query = (
+        db.query_class.into(meta.basetable)
+        .columns(*names)
+        .insert(*(executor.parameter(i) for i in range(len(names))))
+    )
+    values = [
+        [*(_value(v) for v in row), *(_value(fill()) for fill in fillers.values())] for row in rows
+    ]
+    await db.execute_many(query.get_sql(), values)
+
+
+async def update(
+    db: BaseDBAsyncClient, model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """UPDATE by primary key: each row is the new values in `columns` order, then the key."""
+    if not rows:
+        return
+    meta = model._meta
+    table = meta.basetable
+    executor = db.executor_class(model=model, db=db)
+    query = db.query_class.update(table)
+    for position, name in enumerate(columns):
+        query = query.set(meta.fields_db_projection[name], executor.parameter(position))
+    query = query.where(table[meta.db_pk_column] == executor.parameter(len(columns)))
+    await db.execute_many(query.get_sql(), [[_value(v) for v in row] for row in rows])

@@ -1,0 +1,214 @@
+"""`keybin lockbox simulate` and `keybin lockbox open` as real processes against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from models.access import AccessEvent
+from models.accounts import Account
+from models.enums import AccessOutcome
+from models.grants import Grant
+from models.listings import Lockbox
+from resolvers import clock
+from resolvers.signing_keys import KEYS_ENV
+from settings import Settings
+from tests.factories import PASSWORD, make_agent, make_contractor, make_listing, make_lockbox
+
+KEYBIN = str(Path(sys.executable).with_name("keybin"))
+STEP_TIMEOUT = 30.0
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def environment(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != KEYS_ENV}
+    return env | {
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": settings.secret_key,
+        "KEYBIN_ENV": "development",
+    }
+
+
+@pytest.fixture
+async def server(orm: None, environment: dict[str, str]) -> AsyncIterator[Server]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = environment | {"PUBLIC_URL": url}
+    process = await asyncio.create_subprocess_exec(
+        KEYBIN, "serve", "--port", str(port), env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await _until_healthy(url)
+        yield Server(url, env)
+    finally:
+        await _stop(process)
+
+
+async def _until_healthy(url: str) -> None:
+    async with asyncio.timeout(STEP_TIMEOUT), httpx.AsyncClient() as client:
+        while True:
+            try:
+                if (await client.get(f"{url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+    try:
+        async with asyncio.timeout(10):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        KEYBIN, *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(STEP_TIMEOUT):
+            out, err = await process.communicate()
+    finally:
+        await _stop(process)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def simulate(env: dict[str, str], *args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Start a simulated lockbox; returns it and the address it says it listens on."""
+    process = await asyncio.create_subprocess_exec(
+        KEYBIN, "lockbox", "simulate", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    async with asyncio.timeout(STEP_TIMEOUT):
+        while line := (await process.stdout.readline()).decode():
+            if match := re.search(r"listening on (\S+)", line):
+                return process, match.group(1)
+    await _stop(process)
+    raise AssertionError("the simulator never said where it listens")
+
+
+async def contractor_with_grant() -> tuple[Account, Lockbox]:
+    agent = await make_agent()
+    lockbox = await make_lockbox(agent, await make_listing(agent))
+    contractor = await make_contractor(first_name="Carl", last_name="Cleaner")
+    now = clock.now()
+    await Grant.create(
+        listing_id=lockbox.listing_id,  # type: ignore[attr-defined]
+        lockbox=lockbox,
+        granted_by=agent,
+        grantee_email=contractor.email,
+        grantee=contractor,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=2),
+    )
+    return contractor, lockbox
+
+
+def open_args(contractor: Account, lockbox: Lockbox, server: Server, key: Path) -> list[str]:
+    return [
+        "lockbox", "open", "--serial", lockbox.serial_number, "--login", contractor.email or "",
+        "--password", PASSWORD, "--api", server.url, "--device-key", str(key),
+    ]  # fmt: skip
+
+
+async def test_open_a_simulated_lockbox_over_a_socket(server: Server, tmp_path: Path) -> None:
+    # given a grant, and a simulated lockbox reading its secret from the database and the
+    # server's keys from the key file beside it
+    contractor, lockbox = await contractor_with_grant()
+    simulator, address = await simulate(
+        server.env, "--serial", lockbox.serial_number, "--listen", "127.0.0.1:0"
+    )
+    try:
+        # when the contractor opens it from the command line
+        code, out, err = await run(
+            server.env,
+            *open_args(contractor, lockbox, server, tmp_path / "device.json"),
+            "--via-socket", address,
+        )  # fmt: skip
+    finally:
+        await _stop(simulator)
+    # then
+    assert code == 0, err
+    assert f"lockbox {lockbox.serial_number}: OPENED" in out
+    assert "1 new" in out
+    event = await AccessEvent.get(lockbox_id=lockbox.id)
+    assert (event.outcome, event.actor_name) == (AccessOutcome.OPENED, "Carl Cleaner")
+    assert (tmp_path / "device.json").stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_simulator_trusting_the_published_jwks_over_a_unix_socket(
+    server: Server, tmp_path: Path
+) -> None:
+    # given a simulator told its secret and fetching the server's JWKS
+    contractor, lockbox = await contractor_with_grant()
+    path = tmp_path / "lockbox.sock"
+    simulator, address = await simulate(
+        server.env,
+        "--serial", lockbox.serial_number, "--secret", lockbox.secret,
+        "--listen", f"unix:{path}", "--jwks-url", f"{server.url}/.well-known/jwks.json",
+    )  # fmt: skip
+    try:
+        # when the phone opens twice: the second upload repeats the first record
+        args = [*open_args(contractor, lockbox, server, tmp_path / "d.json"), "--via-socket"]
+        first = await run(server.env, *args, address)
+        second = await run(server.env, *args, address)
+    finally:
+        await _stop(simulator)
+    # then
+    assert address == f"unix:{path}"
+    assert first[0] == second[0] == 0, (first[2], second[2])
+    assert "1 new, 1 already known" in second[1]
+    assert await AccessEvent.filter(lockbox_id=lockbox.id).count() == 2
+
+
+async def test_without_bluetooth_open_says_so_and_exits_2(server: Server, tmp_path: Path) -> None:
+    # given
+    contractor, lockbox = await contractor_with_grant()
+    # when
+    code, _, err = await run(
+        server.env, *open_args(contractor, lockbox, server, tmp_path / "device.json")
+    )
+    # then
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no Bluetooth adapter" in lines[0], err
+    assert await AccessEvent.all().count() == 0
+
+
+async def test_no_lockbox_listening_is_a_clear_message(server: Server, tmp_path: Path) -> None:
+    contractor, lockbox = await contractor_with_grant()
+    args = open_args(contractor, lockbox, server, tmp_path / "device.json")
+    code, _, err = await run(server.env, *args, "--via-socket", f"127.0.0.1:{free_port()}")
+    assert code == 1
+    assert f"lockbox {lockbox.serial_number} not found" in err

@@ -1,0 +1,1 @@
+"""Public pages reached from emails (password reset), server-rendered."""
