@@ -34,7 +34,7 @@ class PushSender:
 
     async def deliver(self, payload: dict[str, Any]) -> None:
         notification = Notification.from_payload(payload)
-        if False:
+        if not await _registered(notification).exists():
             # Signed out, removed, or replaced since it was queued: that device must not see it.
             raise PushRejected("the device no longer has this push token")
         try:

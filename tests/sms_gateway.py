@@ -78,9 +78,9 @@ class SmsGateway:
         with self._lock:
             return [sms for sms in self.received if sms.to == phone]
 
-    async def wait_for(self, phone: str, count: int = 1, timeout: float = 5.0) -> list[Sms]:
+    async def wait_for(self, phone: str, count: int = 1, within: float = 10.0) -> list[Sms]:
         """The SMS sent to phone, once there are at least count of them."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while len(self.to(phone)) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} SMS to {phone}, got {self.to(phone)}")
