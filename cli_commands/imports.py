@@ -31,7 +31,8 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{report.position} {position}: warning: {reason}")
     for position, reason in sorted(report.skipped):
         print(f"{report.position} {position}: skipped: {reason}")
-    print(report.summary())
+    if failure is None or report.created or report.updated or report.skipped:
+        print(report.summary())
     if failure is not None:
         # Rows before the failure have landed; re-running after a fix is safe.
         print(f"keybin: cannot import {path}: {failure}", file=sys.stderr)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import logging
 import os
 import sys
 import uuid
@@ -219,6 +220,7 @@ def _say(text: str) -> None:
 
 
 async def _open(args: argparse.Namespace, settings: Settings) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one request per line is noise here
     try:
         return await _open_lockbox(args, settings)
     except CommandError as error:

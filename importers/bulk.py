@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
-from functools import partial
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -18,50 +17,53 @@ from tortoise.models import Model
 from resolvers import clock
 
 
-def _value(value: Any) -> Any:
+def _db_value(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def _constant(value: Any) -> Any:
-    return value
-
-
-def _defaults(model: type[Model], given: Iterable[str]) -> dict[str, Callable[[], Any]]:
-    """What Model() would fill in for the columns not given, so new fields need no change here."""
+def _defaults(
+    model: type[Model], given: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, Callable[[], Any]]]:
+    """What Model() would fill in for the columns not given, so a new field needs no change
+    here: (constants for the whole batch, factories called per row)."""
     meta = model._meta
-    fillers: dict[str, Callable[[], Any]] = {}
+    constants: dict[str, Any] = {}
+    factories: dict[str, Callable[[], Any]] = {}
     for name, column in meta.fields_db_projection.items():
         field = meta.fields_map[name]
         if name in given or (field.pk and field.generated):
             continue
-        default = field.default
         if getattr(field, "auto_now_add", False) or getattr(field, "auto_now", False):
-            fillers[column] = clock.now
-        elif callable(default):
-            fillers[column] = default
+            # One batch is one transaction: its rows share a timestamp.
+            constants[column] = clock.now()
+        elif callable(field.default):
+            factories[column] = field.default
         else:
-            fillers[column] = partial(_constant, default)
-    return fillers
+            constants[column] = _db_value(field.default)
+    return constants, factories
 
 
 async def insert(
     db: BaseDBAsyncClient, model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
-    """INSERT the rows (values in `columns` order); other columns get the model's defaults."""
+    """INSERT the rows, given as the database takes them (enums as their values) in `columns`
+    order; the other columns get the model's defaults."""
     if not rows:
         return
     meta = model._meta
-    fillers = _defaults(model, columns)
-    names = [meta.fields_db_projection[name] for name in columns] + list(fillers)
+    constants, factories = _defaults(model, columns)
+    names = [meta.fields_db_projection[name] for name in columns] + [*constants, *factories]
     executor = db.executor_class(model=model, db=db)
     query = (
         db.query_class.into(meta.basetable)
         .columns(*names)
         .insert(*(executor.parameter(i) for i in range(len(names))))
     )
-    values = [
-        [*(_value(v) for v in row), *(_value(fill()) for fill in fillers.values())] for row in rows
-    ]
+    tail = list(constants.values())
+    if factories:
+        values = [[*row, *tail, *(_db_value(f()) for f in factories.values())] for row in rows]
+    else:
+        values = [[*row, *tail] for row in rows]
     await db.execute_many(query.get_sql(), values)
 
 
@@ -78,4 +80,4 @@ async def update(
     for position, name in enumerate(columns):
         query = query.set(meta.fields_db_projection[name], executor.parameter(position))
     query = query.where(table[meta.db_pk_column] == executor.parameter(len(columns)))
-    await db.execute_many(query.get_sql(), [[_value(v) for v in row] for row in rows])
+    await db.execute_many(query.get_sql(), [list(row) for row in rows])

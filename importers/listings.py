@@ -104,6 +104,7 @@ async def import_listings(path: Path, report: ImportReport) -> ImportReport:
     report.position = "index"
     values = reso_values(path)
     progress = report.progress("listings", len(values))
+    associations = await _associations()
     for start in range(0, len(values), BATCH_SIZE):
         rows: dict[str, ListingRow] = {}
         repeats = 0
@@ -115,14 +116,16 @@ async def import_listings(path: Path, report: ImportReport) -> ImportReport:
                 continue
             repeats += row.mls_number in rows
             rows[row.mls_number] = row
-        await _write(list(rows.values()), report, repeats)
+        await _write(list(rows.values()), associations, report, repeats)
         progress.update(min(start + BATCH_SIZE, len(values)))
     progress.finish(len(values))
     return report
 
 
-async def _write(rows: Sequence[ListingRow], report: ImportReport, repeats: int) -> None:
-    agents = await _agents({row.agent_mls_id for row in rows})
+async def _write(
+    rows: Sequence[ListingRow], associations: Sequence[str], report: ImportReport, repeats: int
+) -> None:
+    agents = await _agents({row.agent_mls_id for row in rows}, associations)
     placed: list[tuple[ListingRow, int]] = []
     for row in rows:
         try:
@@ -146,11 +149,25 @@ async def _write(rows: Sequence[ListingRow], report: ImportReport, repeats: int)
 AgentsByMlsId = dict[str, list[tuple[str, int]]]
 
 
-async def _agents(mls_ids: set[str]) -> AgentsByMlsId:
+async def _associations() -> list[str]:
+    rows: list[Any] = (
+        await Account.filter(kind=AccountKind.AGENT)
+        .distinct()
+        .values_list("association", flat=True)
+    )
+    return [str(row) for row in rows]
+
+
+async def _agents(mls_ids: set[str], associations: Sequence[str]) -> AgentsByMlsId:
     """(association, account id) of the live agents holding each MLS id."""
     found: AgentsByMlsId = defaultdict(list)
+    # The only index on mls_id is (association, mls_id): naming every association lets
+    # the database use it instead of scanning all accounts once per batch.
     rows = await Account.filter(
-        kind=AccountKind.AGENT, deleted_at__isnull=True, mls_id__in=mls_ids
+        kind=AccountKind.AGENT,
+        deleted_at__isnull=True,
+        association__in=associations,
+        mls_id__in=mls_ids,
     ).values_list("mls_id", "association", "id")
     for mls_id, association, account_id in rows:
         found[mls_id].append((association, account_id))
@@ -185,10 +202,18 @@ async def _upsert(
     changes: list[list[Any]] = []
     new: list[list[Any]] = []
     for row, agent_id in placed:
-        values = [row.status, row.line1, row.line2, row.city, row.state, row.postal_code, agent_id]
+        values = [
+            row.status.value,
+            row.line1,
+            row.line2,
+            row.city,
+            row.state,
+            row.postal_code,
+            agent_id,
+        ]
         old = existing.get(row.mls_number)
         if old is None:
-            new.append([row.mls_number, ListingSource.IMPORTED, *values])
+            new.append([row.mls_number, ListingSource.IMPORTED.value, *values])
         elif list(old[2:]) != values:
             changes.append([*values, old[0]])
     await bulk.update(db, Listing, LISTING_FIELDS, changes)

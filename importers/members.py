@@ -51,29 +51,39 @@ class Member:
         return (self.association, self.mls_id)
 
     def roster(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ROSTER_FIELDS}
+        """The roster fields as stored (the status as its value)."""
+        return {name: _stored(getattr(self, name)) for name in ROSTER_FIELDS}
+
+
+def _stored(value: Any) -> Any:
+    return value.value if isinstance(value, AccountStatus) else value
 
 
 def parse_member(index: int, value: Any, report: ImportReport) -> Member:
+    """The row as an agent; what is required is checked before any warning is given."""
     row = json_object(value)
+    mls_id = required(row, "MemberMlsId", 64)
+    first_name = required(row, "MemberFirstName", 100)
+    last_name = required(row, "MemberLastName", 100)
+    association = optional(row, "OriginatingSystemName", 128) or ""
+    raw_status = optional(row, "MemberStatus", 32)
     email = optional(row, "MemberEmail", 254)
+    raw_phone = optional(row, "MemberMobilePhone", 32)
     if email is not None and not _EMAIL.fullmatch(email):
         report.warn(index, f"MemberEmail {email!r} is not an email address: left empty")
         email = None
-    raw_phone = optional(row, "MemberMobilePhone", 32)
     phone = None
     if raw_phone is not None:
         try:
             phone = normalize_phone(raw_phone)
         except DomainError:
             report.warn(index, f"MemberMobilePhone {raw_phone!r} is not a phone number: left empty")
-    raw_status = optional(row, "MemberStatus", 32)
     return Member(
         index=index,
-        association=optional(row, "OriginatingSystemName", 128) or "",
-        mls_id=required(row, "MemberMlsId", 64),
-        first_name=required(row, "MemberFirstName", 100),
-        last_name=required(row, "MemberLastName", 100),
+        association=association,
+        mls_id=mls_id,
+        first_name=first_name,
+        last_name=last_name,
         email=email.lower() if email else None,
         phone=phone,
         status=STATUSES.get((raw_status or "").lower(), AccountStatus.INACTIVE),
@@ -148,7 +158,9 @@ async def _upsert(
             continue
         roster = member.roster()
         differences = [
-            name for name, old in zip(ROSTER_FIELDS, row[4:], strict=True) if old != roster[name]
+            name
+            for name, old in zip(ROSTER_FIELDS, row[4:], strict=True)
+            if _stored(old) != roster[name]
         ]
         if differences:
             changes.append([*roster.values(), row[0]])

@@ -42,8 +42,8 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
         raise DomainError("NOT_FOUND", "No such account.")
     # Addresses it used before (signup email, earlier phones) are wiped as well.
     earlier = await Verification.filter(account_id=account.id).values_list("email", "phone")
-    emails = {e for e in [account.email, *(row[0] for row in earlier)] if e}
-    phones = {p for p in [account.phone, *(row[1] for row in earlier)] if p}
+    emails = sorted({e for e in [account.email, *(row[0] for row in earlier)] if e})
+    phones = sorted({p for p in [account.phone, *(row[1] for row in earlier)] if p})
     device_ids = await Device.filter(account_id=account.id).values_list("id", flat=True)
     push_tokens = await PushToken.filter(device_id__in=device_ids).values_list("token", flat=True)
     now = clock.now()

@@ -17,6 +17,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 from strawberry.tools import merge_types
 
 from schema.accounts import Agent, Contractor
@@ -75,6 +76,20 @@ class MaskUnexpected(MaskErrors):
         )
 
 
+class KeybinSchema(strawberry.Schema):
+    """Logs only unexpected errors: access and input errors are answers, not incidents."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = [e for e in errors if e.original_error is not None and not _has_code(e)]
+        super().process_errors(unexpected, execution_context)
+
+
+def _has_code(error: GraphQLError) -> bool:
+    return bool(error.extensions and "code" in error.extensions)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         # Factories, never shared instances: an instance would serve concurrent requests.
@@ -89,7 +104,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions.append(MaskUnexpected)
     if settings.production:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return KeybinSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ble_helpers import SERIAL as BLE_SERIAL
+from ble_helpers import make_lockbox as ble_lockbox
 
+from ble.client import LockboxClient
+from ble.outcomes import AccessOutcome as BleOutcome
+from ble.socket_transport import SocketTransport, parse_address, serve_lockbox
+from ble.transport import LockboxNotFoundError
 from models.access import AccessEvent
 from models.accounts import Account
 from models.enums import AccessOutcome
@@ -26,7 +32,7 @@ from settings import Settings
 from tests.factories import PASSWORD, make_agent, make_contractor, make_listing, make_lockbox
 
 KEYBIN = str(Path(sys.executable).with_name("keybin"))
-STEP_TIMEOUT = 30.0
+STEP_TIMEOUT = 60.0  # generous: a loaded machine starts processes slowly
 
 
 @dataclass
@@ -212,3 +218,22 @@ async def test_no_lockbox_listening_is_a_clear_message(server: Server, tmp_path:
     code, _, err = await run(server.env, *args, "--via-socket", f"127.0.0.1:{free_port()}")
     assert code == 1
     assert f"lockbox {lockbox.serial_number} not found" in err
+
+
+async def test_the_socket_transport_carries_the_same_frames_in_process(tmp_path: Path) -> None:
+    # given a simulated lockbox served on a Unix socket at the smallest BLE MTU
+    box = ble_lockbox()
+    address = parse_address(f"unix:{tmp_path / 'box.sock'}")
+    server = await serve_lockbox(box.simulator, address, mtu=23, log=lambda _: None)
+    async with server:
+        # when a phone opens it, collects the log, and another phone asks for a wrong serial
+        transport = SocketTransport(address, BLE_SERIAL)
+        async with LockboxClient(transport, box.device_key, timeout=5) as client:
+            outcome = await client.open(box.credential())
+            records = await client.collect_records()
+        with pytest.raises(LockboxNotFoundError):
+            await SocketTransport(address, "SOMEONE-ELSE").connect()
+    # then
+    assert transport.mtu == 23
+    assert outcome is BleOutcome.OPENED
+    assert records == box.simulator.pending_records()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +21,7 @@ from resolvers.security import hash_secret, seal
 from settings import Settings
 from tests.factories import make_agent, make_contractor, make_staff
 
+ROOT = Path(__file__).resolve().parent.parent
 NEW_PASSWORD = "Console42"
 HX = {"HX-Request": "true"}
 
@@ -422,3 +427,36 @@ async def test_event_log_pages_newest_first(http: httpx.AsyncClient) -> None:
 async def test_production_cookie_is_secure(http: httpx.AsyncClient) -> None:
     page = await http.get("/console/login")
     assert "secure" in page.headers["set-cookie"].lower()
+
+
+async def test_keybin_staff_add_prints_a_password_and_totp_uri_that_sign_in(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    # given
+    keybin = [sys.executable, "-c", "import cli; cli.main()"]  # what the `keybin` script runs
+    command = [*keybin, "staff", "add", "--email", "Olive@Keybin.test"]
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "SECRET_KEY": settings.secret_key}
+    # when
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        "--name",
+        "Olive Ops",
+        "--role",
+        "SYSADMIN",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output = (await process.communicate())[0].decode()
+    # then
+    assert process.returncode == 0, output
+    password = re.search(r"One-time password \(changed at first login\): (\S+)", output)
+    uri = re.search(r"(otpauth://totp/\S+)", output)
+    assert password and uri
+    totp = pyotp.parse_uri(uri.group(1))
+    assert isinstance(totp, pyotp.TOTP) and totp.issuer == "keybin"
+    assert totp.name == "olive@keybin.test"
+    response = await log_in(http, "olive@keybin.test", password.group(1), totp.at(clock.now()))
+    assert response.headers["location"] == "/console/password"
+    staff = await Staff.get(email="olive@keybin.test")
+    assert staff.name == "Olive Ops" and staff.role == "SYSADMIN"

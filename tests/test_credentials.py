@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tortoise.backends.sqlite.client import SqliteClient
 
 from ble.b64 import b64url_encode
 from ble.credential import decode_credential
@@ -254,6 +257,51 @@ def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
     document = json.loads((tmp_path / signing_keys.KEYS_FILE).read_text())
     assert [key["kid"] for key in document["keys"]] == list(kids)
     assert [p.name for p in tmp_path.iterdir()] == [signing_keys.KEYS_FILE]  # no temp files left
+
+
+_counting: ContextVar[list[str] | None] = ContextVar("counting", default=None)
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Records the SQL sent while a _counting list is set (not the dispatcher's polling)."""
+    for name in ("execute_query", "execute_query_dict"):
+        original = getattr(SqliteClient, name)
+
+        def counting(original: Any = original) -> Any:
+            async def wrapper(self: SqliteClient, query: str, *args: Any, **kw: Any) -> Any:
+                if (seen := _counting.get()) is not None:
+                    seen.append(query)
+                return await original(self, query, *args, **kw)
+
+            return wrapper
+
+        monkeypatch.setattr(SqliteClient, name, counting())
+    yield
+
+
+async def test_syncing_costs_the_same_sql_for_2_or_8_grants(
+    gql: GraphQLClient, statements: None
+) -> None:
+    async def sql_for(grants: int) -> list[str]:
+        agent = await make_agent()
+        carl = await make_contractor()
+        for _ in range(grants):
+            lockbox = await make_lockbox(agent, await make_listing(agent))
+            await grant_to(carl, lockbox, -timedelta(hours=1), timedelta(hours=2))
+        token, _ = await signed_in(gql, carl)
+        seen: list[str] = []
+        marker = _counting.set(seen)
+        try:
+            assert len((await bundle_of(gql, token))["credentials"]) == grants
+        finally:
+            _counting.reset(marker)
+        return seen
+
+    # given / when
+    small, large = await sql_for(2), await sql_for(8)
+    # then
+    assert len(small) == len(large), large
 
 
 def _header(token: str) -> dict[str, Any]:

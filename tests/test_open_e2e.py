@@ -57,6 +57,13 @@ mutation Report($serial: String!, $records: [String!]!) {
 }
 """
 ZONE = ZoneInfo("America/New_York")  # the factories' region
+ACCESS_LOG = """
+query Log($from: DateTime!, $to: DateTime!) {
+  accessLog(from: $from, to: $to) {
+    edges { node { outcome method actorName grant { id } lockbox { serialNumber } } }
+  }
+}
+"""
 MESSAGES = "{ me { messages(first: 20) { edges { node { kind title body grant { id } } } } } }"
 
 
@@ -207,6 +214,21 @@ async def test_a_contractor_opens_and_the_agent_sees_who_came(
     assert scene.contractor.email not in used[0]["body"]
     assert (scene.contractor.phone or "") not in used[0]["body"]
     assert used[0]["grant"]["id"] == to_global_id("Grant", grant.id)
+    # and the agent's Access Log shows the visit
+    window = {
+        "from": (clock.now() - timedelta(hours=1)).isoformat(),
+        "to": (clock.now() + timedelta(hours=1)).isoformat(),
+    }
+    log = (await gql(ACCESS_LOG, window, token=agent_token))["accessLog"]["edges"]
+    assert [e["node"] for e in log] == [
+        {
+            "outcome": "OPENED",
+            "method": "BLE_CREDENTIAL",
+            "actorName": "Carl Cleaner",
+            "grant": {"id": to_global_id("Grant", grant.id)},
+            "lockbox": {"serialNumber": scene.lockbox.serial_number},
+        }
+    ]
 
 
 async def test_an_agent_opens_their_own_lockbox_with_an_agent_key(

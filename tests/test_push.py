@@ -23,8 +23,15 @@ from notify.pubsub import PubSub
 from resolvers import clock, push
 from resolvers.notifications import post_message
 from schema.ids import to_global_id
-from settings import Settings
-from tests.factories import GraphQLClient, make_agent, make_contractor, make_listing, make_lockbox
+from settings import ConfigurationError, Settings, from_env
+from tests.factories import (
+    GraphQLClient,
+    make_agent,
+    make_contractor,
+    make_grant,
+    make_listing,
+    make_lockbox,
+)
 from tests.push_servers import Answer, ApnsServer, FcmServer
 
 REGISTER = """
@@ -33,6 +40,11 @@ mutation($input: RegisterPushTokenInput!) {
 }
 """
 SIGN_OUT = "mutation { signOut { ok } }"
+GRANT_ACCESS = """
+mutation($input: GrantAccessInput!) {
+  grantAccess(input: $input) { grant { id } userErrors { code field message } }
+}
+"""
 MY_DEVICES = "{ me { ... on Agent { devices { id current } } } }"
 REMOVE_DEVICE = """
 mutation($id: ID!) { removeDevice(input: {deviceId: $id}) { ok userErrors { code } } }
@@ -101,7 +113,9 @@ async def contractor_with_two_phones(gql: GraphQLClient) -> Account:
     return contractor
 
 
-async def post(account: Account, grant: Grant | None = None, title: str = "Access granted") -> Message:
+async def post(
+    account: Account, grant: Grant | None = None, title: str = "Access granted"
+) -> Message:
     async with in_transaction():
         message = await post_message(
             account.id,
@@ -114,26 +128,18 @@ async def post(account: Account, grant: Grant | None = None, title: str = "Acces
     return message
 
 
-async def make_grant(grantee: Account) -> Grant:
-    agent = await make_agent()
-    listing = await make_listing(agent)
-    lockbox = await make_lockbox(agent, listing)
-    now = clock.now()
-    return await Grant.create(
-        listing=listing,
-        lockbox=lockbox,
-        granted_by=agent,
-        grantee=grantee,
-        grantee_email=grantee.email,
-        starts_at=now + timedelta(hours=1),
-        ends_at=now + timedelta(days=1),
-    )
+def contact_details(*people: Account) -> list[str]:
+    found = [value for person in people for value in (person.email, person.phone) if value]
+    assert len(found) == 2 * len(people)
+    return found
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
-    async with asyncio.timeout(seconds):
-        while not await check():
-            await asyncio.sleep(0.02)
+    for _ in range(int(seconds / 0.02)):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"still not so after {seconds} s")
 
 
 async def push_rows(**filters: Any) -> list[OutboxMessage]:
@@ -262,7 +268,9 @@ async def test_a_message_reaches_both_phones_through_fcm_and_apns(
 ) -> None:
     # given
     contractor = await contractor_with_two_phones(gql)
-    grant = await make_grant(contractor)
+    agent = await make_agent()
+    listing = await make_listing(agent)
+    grant = await make_grant(agent, listing, await make_lockbox(agent, listing), contractor)
     # when
     message = await post(contractor, grant)
     await eventually(lambda: _delivered(fcm_server, apns_server, 1))
@@ -296,9 +304,52 @@ async def test_a_message_reaches_both_phones_through_fcm_and_apns(
         **data,
     }
     # and nothing that identifies the person beyond the app's own ids
-    for text in (json.dumps([r.payload for r in rows]), json.dumps(sent), json.dumps(received.body)):
-        assert (contractor.email or "-") not in text
-        assert (contractor.phone or "-") not in text
+    for text in (
+        json.dumps([r.payload for r in rows]),
+        json.dumps(sent),
+        json.dumps(received.body),
+    ):
+        for identifier in contact_details(contractor):
+            assert identifier not in text
+
+
+async def test_grant_access_pushes_to_the_grantees_phones_and_the_agents(
+    gql: GraphQLClient, fcm_server: FcmServer, apns_server: ApnsServer
+) -> None:
+    # given: a contractor with two phones, an agent whose phone takes pushes too
+    contractor = await contractor_with_two_phones(gql)
+    agent = await make_agent(phone="+15135550123")
+    listing = await make_listing(agent)
+    await make_lockbox(agent, listing)
+    agent_token = await gql.sign_in(agent.email or "", device_id="agent-phone")
+    assert (await register(gql, agent_token, "agent-phone", "FCM", "agent-fcm-token"))["ok"]
+    starts = clock.now() + timedelta(hours=1)
+    variables = {
+        "input": {
+            "listingId": to_global_id("Listing", listing.id),
+            "granteeEmail": contractor.email,
+            "startsAt": starts.isoformat(),
+            "endsAt": (starts + timedelta(hours=2)).isoformat(),
+            "pin": "1234",
+        }
+    }
+    # when
+    payload = (await gql(GRANT_ACCESS, variables, token=agent_token))["grantAccess"]
+    await eventually(lambda: _delivered(fcm_server, apns_server, 1))
+    # then: each phone is told of the grant; no one's email or phone rides along
+    assert payload["userErrors"] == []
+    grant_id = payload["grant"]["id"]
+    fcm_by_token = {m["token"]: m for m in fcm_server.delivered}
+    assert set(fcm_by_token) == {FCM_TOKEN, "agent-fcm-token"}
+    for sent in fcm_by_token.values():
+        assert sent["data"]["grantId"] == grant_id
+        assert sent["data"]["kind"] == "ACCESS_GRANTED"
+    assert apns_server.delivered[0].body["grantId"] == grant_id
+    pushed = json.dumps([m for m in fcm_server.delivered]) + json.dumps(
+        [a.body for a in apns_server.delivered]
+    )
+    for identifier in contact_details(contractor, agent):
+        assert identifier not in pushed
 
 
 async def test_a_message_without_a_grant_leaves_grant_id_out_of_fcm_data(
@@ -447,3 +498,35 @@ async def test_a_push_queued_before_sign_out_is_not_sent(
 async def _delivered(fcm: FcmServer, apns: ApnsServer, count: int) -> bool:
     reached = len(fcm.delivered) >= count and len(apns.delivered) >= count
     return reached and await all_settled()
+
+
+def test_push_settings_come_from_the_environment(tmp_path: Path) -> None:
+    # given
+    environ = {
+        "DATABASE_URL": f"sqlite://{tmp_path}/keybin.sqlite3",
+        "FCM_PROJECT_ID": "keybin-prod",
+        "FCM_SERVICE_ACCOUNT_FILE": "/etc/keybin/fcm.json",
+        "APNS_KEY_FILE": "/etc/keybin/AuthKey.p8",
+        "APNS_KEY_ID": "KEY1234567",
+        "APNS_TEAM_ID": "TEAM123456",
+        "APNS_TOPIC": "org.keybin.app",
+        "APNS_BASE_URL": "https://api.sandbox.push.apple.com/",
+    }
+    # when
+    settings = from_env(environ)
+    # then
+    assert settings.push_configured and settings.fcm_configured and settings.apns_configured
+    assert settings.fcm_base_url == "https://fcm.googleapis.com"
+    assert settings.apns_base_url == "https://api.sandbox.push.apple.com"
+    assert not from_env({"DATABASE_URL": environ["DATABASE_URL"]}).push_configured
+
+
+@pytest.mark.parametrize(
+    "partial", [{"FCM_PROJECT_ID": "keybin-prod"}, {"APNS_KEY_FILE": "k.p8", "APNS_TOPIC": "t"}]
+)
+def test_half_a_push_configuration_refuses_to_start(
+    tmp_path: Path, partial: dict[str, str]
+) -> None:
+    environ = {"DATABASE_URL": f"sqlite://{tmp_path}/keybin.sqlite3", **partial}
+    with pytest.raises(ConfigurationError, match="push is half configured"):
+        from_env(environ)

@@ -254,10 +254,12 @@ async def test_resend_waits_a_minute_and_stops_after_five_an_hour(
     # given
     first = await begin(gql)
     await sms.wait_for(E164, 1)
+    before = await table_counts()
     # when asked again at once, or for another email on the same phone
     again = await begin(gql)
     other_email = await begin(gql, "other@example.com")
     # then
+    assert await table_counts() == before
     for payload in (again, other_email):
         assert payload["userErrors"][0]["code"] == "TOO_MANY_ATTEMPTS"
         assert "wait a minute" in payload["userErrors"][0]["message"]
@@ -289,11 +291,13 @@ async def test_five_wrong_codes_then_even_the_right_one_is_refused(
     # given
     started = await begin(gql)
     [text] = await sms.wait_for(E164)
+    before = await table_counts()
     # when
     answers = [await verify(gql, started["verificationId"], wrong(text.code)) for _ in range(5)]
     last = await verify(gql, started["verificationId"], text.code)
     # then
     assert [a["userErrors"][0]["code"] for a in answers] == ["INVALID_CODE"] * 5
+    assert await table_counts() == before
     assert last["ok"] is False
     assert last["userErrors"][0]["code"] == "TOO_MANY_ATTEMPTS"
     verification = await Verification.get()

@@ -1,0 +1,1 @@
+"""keybin's benchmarks: each case against its floors (and a peer), measured in one run."""

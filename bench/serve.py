@@ -1,0 +1,208 @@
+"""The servers the benchmarks talk to, one per process: keybin itself (with a few bench-only
+routes), and the floors: a plain Starlette JSON endpoint and raw Starlette WebSockets."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bench.servers import pin, raise_file_limit
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+COUNT_HEADER = b"x-bench-count-sql"
+# The statements of the request being counted; DataLoader batches inherit it.
+_statements: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "bench_statements", default=None
+)
+
+
+def count_sql_statements() -> None:
+    """Wrap every way Tortoise's SQLite client sends SQL, counting per request."""
+    from tortoise.backends.sqlite.client import SqliteClient
+
+    for name in (
+        "execute_query",
+        "execute_query_dict",
+        "execute_insert",
+        "execute_many",
+        "execute_script",
+    ):
+        original = getattr(SqliteClient, name)
+
+        def counted(original: Any = original) -> Any:
+            async def wrapper(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+                seen = _statements.get()
+                if seen is not None:
+                    seen.append(query)
+                return await original(self, query, *args, **kwargs)
+
+            return wrapper
+
+        setattr(SqliteClient, name, counted())
+
+
+def with_sql_count(app: ASGIApp) -> ASGIApp:
+    """Requests carrying x-bench-count-sql get the count back in x-bench-sql-count."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or COUNT_HEADER not in dict(scope["headers"]):
+            await app(scope, receive, send)
+            return
+        seen: list[str] = []
+        token = _statements.set(seen)
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-bench-sql-count", str(len(seen)).encode()),
+                ]
+            await send(message)
+
+        try:
+            await app(scope, receive, counting_send)
+        finally:
+            _statements.reset(token)
+
+    return middleware
+
+
+def keybin_app(count_sql: bool) -> ASGIApp:
+    from app import create_app
+
+    app = create_app()
+
+    async def subscribers(request: Request) -> Response:
+        return JSONResponse({"count": request.app.state.pubsub.subscriber_count()})
+
+    async def publish(request: Request) -> Response:
+        # The live-event path past the outbox: what the dispatcher hands the pub/sub.
+        events = (await request.json())["events"]
+        for account_id, message_id in events:
+            await request.app.state.pubsub.publish(int(account_id), int(message_id))
+        return JSONResponse({"published": len(events)})
+
+    app.router.routes[:0] = [
+        Route("/__bench/subscribers", subscribers),
+        Route("/__bench/publish", publish, methods=["POST"]),
+    ]
+    if count_sql:
+        count_sql_statements()
+        return with_sql_count(app)
+    return app
+
+
+def plain_app(body_file: Path) -> Starlette:
+    """The floor for a small query: the same response bytes, no GraphQL, no database."""
+    body = body_file.read_bytes()
+
+    async def graphql(request: Request) -> Response:
+        await request.body()
+        return Response(body, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", healthz)]
+    )
+
+
+def websocket_floor_app(frame_file: Path) -> Starlette:
+    """The floor for fan-out: raw WebSockets, one queue per connection, one frame per event."""
+    frame = frame_file.read_text()
+    queues: set[asyncio.Queue[int]] = set()
+
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept(subprotocol="graphql-transport-ws")
+        queue: asyncio.Queue[int] = asyncio.Queue(100)
+        queues.add(queue)
+        try:
+            while True:
+                receive = asyncio.ensure_future(websocket.receive())
+                event = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({receive, event}, return_when="FIRST_COMPLETED")
+                if event in done:
+                    await websocket.send_text(frame)
+                else:
+                    event.cancel()
+                if receive in done:
+                    if receive.result()["type"] == "websocket.disconnect":
+                        return
+                else:
+                    receive.cancel()
+        except WebSocketDisconnect:
+            return
+        finally:
+            queues.discard(queue)
+
+    async def publish(request: Request) -> Response:
+        for queue in list(queues):
+            queue.put_nowait(1)
+        return JSONResponse({"published": len(queues)})
+
+    async def subscribers(request: Request) -> Response:
+        return JSONResponse({"count": len(queues)})
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            WebSocketRoute("/graphql", socket),
+            Route("/__bench/publish", publish, methods=["POST"]),
+            Route("/__bench/subscribers", subscribers),
+            Route("/healthz", healthz),
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.serve")
+    parser.add_argument("kind", choices=["keybin", "plain", "websocket-floor"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--count-sql", action="store_true")
+    parser.add_argument("--file", type=Path, help="response body / frame for the floors")
+    args = parser.parse_args()
+    pin(args.cpu)
+    raise_file_limit()
+    app: Any
+    if args.kind == "keybin":
+        app = keybin_app(args.count_sql)
+    elif args.kind == "plain":
+        app = plain_app(args.file)
+    else:
+        app = websocket_floor_app(args.file)
+    # The same settings for keybin and its floors: one process, uvloop, httptools.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        backlog=4096,
+    )
+
+
+if __name__ == "__main__":
+    main()

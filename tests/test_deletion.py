@@ -1,0 +1,237 @@
+"""Deleting an account: personal data gone at once, down to the bytes of the database file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tortoise import Tortoise
+from tortoise.transactions import in_transaction
+
+from models.access import AccessEvent
+from models.accounts import Account, AccountEvent, Device, Invitation, PushToken
+from models.enums import (
+    AccessMethod,
+    AccessOutcome,
+    AccountEventKind,
+    AccountStatus,
+    MessageKind,
+    PushPlatform,
+)
+from models.grants import Grant
+from notify import outbox
+from resolvers import clock, events
+from resolvers.deletion import delete_account
+from resolvers.errors import DomainError
+from resolvers.events import Actor
+from resolvers.notifications import post_message
+from resolvers.security import new_token, token_digest
+from settings import Settings
+from tests.factories import (
+    SIGN_IN,
+    GraphQLClient,
+    make_agent,
+    make_contractor,
+    make_listing,
+    make_lockbox,
+)
+from tests.rows import rows_mentioning, table_counts
+from tests.sms_gateway import SmsGateway
+from tests.smtp import SmtpServer
+from tests.test_signup import begin, complete, verify
+
+DELETE = """
+mutation($password: String!) { deleteMyAccount(input: {password: $password}) { ok userErrors { code field } } }
+"""
+ME = "{ me { id } }"
+BEGIN_PHONE = """
+mutation($phone: String!) { beginPhoneChange(input: {newPhone: $phone}) { verificationId userErrors { code } } }
+"""
+CONFIRM_PHONE = """
+mutation($id: ID!, $code: String!) {
+  confirmPhoneChange(input: {verificationId: $id, code: $code}) { account { phone } userErrors { code } }
+}
+"""
+REQUEST_RESET = "mutation($login: String!) { requestPasswordReset(input: {login: $login}) { ok } }"
+EMAIL = "zebulon.q@example.com"
+FIRST, LAST = "Zebulon", "Quillfeather"
+PHONE, NEW_PHONE = "+15135550142", "+19375550177"
+# What must not survive, as the text and bytes a search would look for.
+TRACES = [EMAIL, PHONE[2:], NEW_PHONE[2:], FIRST, LAST]
+
+
+@pytest.fixture
+def sms() -> Iterator[SmsGateway]:
+    with SmsGateway() as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def settings_overrides(sms: SmsGateway) -> dict[str, Any]:
+    return {"sms_backend": "http", "sms_http_url": sms.url}
+
+
+async def sign_up(gql: GraphQLClient, sms: SmsGateway, token: str | None = None) -> Account:
+    started = await begin(gql, EMAIL, PHONE, token)
+    [text] = await sms.wait_for(PHONE)
+    assert (await verify(gql, started["verificationId"], text.code))["ok"]
+    done = await complete(gql, started["verificationId"], firstName=FIRST, lastName=LAST)
+    assert done["userErrors"] == [], done["userErrors"]
+    return await Account.get(email=EMAIL)
+
+
+async def grant_to(agent: Account, email: str | None, starts_in: timedelta) -> Grant:
+    listing = await make_listing(agent)
+    lockbox = await make_lockbox(agent, listing)
+    starts = clock.now() + starts_in
+    return await Grant.create(
+        listing=listing,
+        lockbox=lockbox,
+        granted_by=agent,
+        grantee_email=email,
+        starts_at=starts,
+        ends_at=starts + timedelta(days=2),
+    )
+
+
+async def checkpoint() -> None:
+    await Tortoise.get_connection("default").execute_query("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def file_bytes(database: Path) -> bytes:
+    wal = database.with_name(database.name + "-wal")
+    return database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def test_deleted_account_leaves_no_trace_in_rows_or_file(
+    gql: GraphQLClient, sms: SmsGateway, smtp: SmtpServer, app_settings: Settings, tmp_path: Path
+) -> None:
+    # given a contractor who came from an invitation, changed phone, got mail, SMS and messages
+    agent = await make_agent()
+    future = await grant_to(agent, EMAIL, timedelta(days=3))
+    started = await grant_to(agent, EMAIL, timedelta(hours=-1))
+    invitation_token = new_token()
+    async with in_transaction():
+        await Invitation.create(token_hash=token_digest(invitation_token), email=EMAIL)
+        await outbox.email(
+            EMAIL,
+            "invitation",
+            {"agent_name": "A", "address": "B", "starts_at": "C", "ends_at": "D", "link": "E"},
+        )
+        # another account's log quoting the address (as an invitation entry might)
+        await events.record(agent, AccountEventKind.INVITED, f"invited {EMAIL}")
+    outbox.wake()
+    contractor = await sign_up(gql, sms, invitation_token)
+    token = await gql.sign_in(EMAIL)
+    begun = (await gql(BEGIN_PHONE, {"phone": NEW_PHONE}, token=token))["beginPhoneChange"]
+    [text] = await sms.wait_for(NEW_PHONE)
+    await gql(CONFIRM_PHONE, {"id": begun["verificationId"], "code": text.code}, token=token)
+    await gql(REQUEST_RESET, {"login": EMAIL})
+    device = await Device.get(account=contractor)
+    await PushToken.create(device=device, platform=PushPlatform.FCM, token="push-token-1")
+    async with in_transaction():
+        await post_message(contractor.id, MessageKind.ACCOUNT, "Welcome", "Hello there")
+    outbox.wake()
+    await smtp.wait_for(2)
+    assert await rows_mentioning(EMAIL), "the scenario should have stored the email"
+    database = tmp_path / "keybin.sqlite3"
+    await checkpoint()
+    assert EMAIL.encode() in file_bytes(database), "the file check should see stored text"
+
+    # when
+    data = await gql(DELETE, {"password": "Secret123"}, token=token)
+
+    # then
+    assert data["deleteMyAccount"] == {"ok": True, "userErrors": []}
+    assert (await gql(ME, token=token))["me"] is None
+    signed_in = await gql(
+        SIGN_IN,
+        {"input": {"login": EMAIL, "password": "Secret123", "deviceId": "x", "deviceName": "P"}},
+    )
+    assert signed_in["signIn"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
+    assert await rows_mentioning(*TRACES) == []
+    account = await Account.get(id=contractor.id)
+    assert (account.status, account.first_name, account.email, account.phone) == (
+        AccountStatus.INACTIVE,
+        "",
+        None,
+        None,
+    )
+    assert account.deleted_at is not None
+    assert (account.password_hash, account.pin_hash) == (None, None)
+    await future.refresh_from_db()
+    await started.refresh_from_db()
+    assert future.revoked_at is not None
+    assert started.revoked_at is None
+    assert (future.grantee_email, started.grantee_email) == (None, None)
+    kinds = await AccountEvent.filter(account=contractor).values_list("kind", flat=True)
+    assert {"SIGNED_UP", "PHONE_CHANGED", "DELETED"} <= set(kinds)
+    invited = await AccountEvent.get(account=agent, kind=AccountEventKind.INVITED.value)
+    assert invited.detail == "invited [deleted]"
+
+    # and the database file itself holds no trace once the WAL is checkpointed
+    await checkpoint()
+    content = file_bytes(database).lower()
+    for trace in TRACES:
+        assert trace.lower().encode() not in content, trace
+
+
+async def test_access_history_keeps_the_name_and_started_grants(gql: GraphQLClient) -> None:
+    # given
+    agent = await make_agent()
+    contractor = await make_contractor()
+    visiting = await grant_to(agent, contractor.email, timedelta(hours=-1))
+    later = await grant_to(agent, contractor.email, timedelta(days=1))
+    await Grant.filter(id__in=[visiting.id, later.id]).update(grantee=contractor)
+    entry = await AccessEvent.create(
+        lockbox_id=visiting.lockbox_id,  # type: ignore[attr-defined]
+        grant=visiting,
+        actor=contractor,
+        actor_name=contractor.full_name,
+        method=AccessMethod.BLE_CREDENTIAL,
+        outcome=AccessOutcome.OPENED,
+        occurred_at=clock.now(),
+    )
+    staff = Actor(staff_id=3, staff_name="Sam Support")
+    # when support deletes the account
+    await delete_account(contractor.id, staff)
+    # then
+    await entry.refresh_from_db()
+    assert entry.actor_name == contractor.full_name
+    await visiting.refresh_from_db()
+    await later.refresh_from_db()
+    assert visiting.revoked_at is None
+    assert later.revoked_at is not None
+    assert visiting.grantee_id == contractor.id  # type: ignore[attr-defined]
+    deleted = await AccountEvent.get(account=contractor, kind=AccountEventKind.DELETED.value)
+    assert (deleted.staff_id, deleted.staff_name) == (3, "Sam Support")
+    with pytest.raises(DomainError) as again:
+        await delete_account(contractor.id, staff)
+    assert again.value.code == "NOT_FOUND"
+
+
+async def test_wrong_password_deletes_nothing(gql: GraphQLClient) -> None:
+    # given
+    contractor = await make_contractor()
+    token = await gql.sign_in(contractor.email or "")
+    before = await table_counts()
+    # when
+    data = await gql(DELETE, {"password": "Wrong123"}, token=token)
+    # then
+    assert data["deleteMyAccount"]["ok"] is False
+    assert data["deleteMyAccount"]["userErrors"][0] == {
+        "code": "INVALID_CREDENTIALS",
+        "field": ["input", "password"],
+    }
+    after = await table_counts()
+    assert after == {**before, "account_event": before["account_event"] + 1}
+    assert (await Account.get(id=contractor.id)).deleted_at is None
+    assert (await gql(ME, token=token))["me"] is not None
+
+
+async def test_deleting_needs_a_signed_in_account(gql: GraphQLClient) -> None:
+    body = await gql.raw(DELETE, {"password": "Secret123"})
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -1,0 +1,209 @@
+"""Live Message Center over graphql-transport-ws, against a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from resolvers import clock
+from schema.ids import to_global_id
+from tests.factories import (
+    PASSWORD,
+    SIGN_IN,
+    make_agent,
+    make_contractor,
+    make_listing,
+    make_lockbox,
+)
+from tests.smtp import free_port
+
+JS_CLIENT = Path(__file__).parent / "js"
+MESSAGE_ADDED = "subscription { messageAdded { kind title grant { id } } }"
+GRANT_ACCESS = """
+mutation($input: GrantAccessInput!) {
+  grantAccess(input: $input) { grant { id } userErrors { code } }
+}
+"""
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Polls a condition the server sets from its own tasks (no event to wait on)."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+class Live:
+    """The app served by uvicorn: HTTP for mutations, ws:// for subscriptions."""
+
+    def __init__(self, app: Starlette, port: int) -> None:
+        self.app = app
+        self.http_url = f"http://127.0.0.1:{port}/graphql"
+        self.ws_url = f"ws://127.0.0.1:{port}/graphql"
+
+    async def post(self, query: str, variables: dict[str, Any], token: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                self.http_url, json={"query": query, "variables": variables}, headers=headers
+            )
+        body = response.json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    async def sign_in(self, login: str) -> str:
+        variables = {
+            "input": {"login": login, "password": PASSWORD, "deviceId": "d", "deviceName": "P"}
+        }
+        token: str = (await self.post(SIGN_IN, variables))["signIn"]["token"]
+        return token
+
+    async def wait_for_subscribers(self, count: int) -> None:
+        await eventually(lambda: self.app.state.pubsub.subscriber_count() >= count)
+
+
+@pytest.fixture
+async def live(app: Starlette) -> AsyncIterator[Live]:
+    """uvicorn in this event loop; the `app` fixture already ran the lifespan."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started)
+    yield Live(app, port)
+    server.should_exit = True
+    await task
+
+
+@asynccontextmanager
+async def subscribed(live: Live, token: str) -> AsyncIterator[ClientConnection]:
+    async with connect(live.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        subscribe = {"id": "1", "type": "subscribe", "payload": {"query": MESSAGE_ADDED}}
+        await ws.send(json.dumps(subscribe))
+        yield ws
+
+
+async def grant_to(live: Live, email: str) -> tuple[str, str]:
+    """An agent with a listing and lockbox grants `email`; returns (agent token, grant id)."""
+    agent = await make_agent()
+    listing = await make_listing(agent)
+    await make_lockbox(agent, listing=listing)
+    token = await live.sign_in(agent.email or "")
+    starts = clock.now() + timedelta(hours=1)
+    variables = {
+        "input": {
+            "listingId": to_global_id("Listing", listing.id),
+            "granteeEmail": email,
+            "startsAt": starts.isoformat(),
+            "endsAt": (starts + timedelta(hours=2)).isoformat(),
+            "pin": "1234",
+        }
+    }
+    payload = (await live.post(GRANT_ACCESS, variables, token))["grantAccess"]
+    assert payload["userErrors"] == []
+    return token, payload["grant"]["id"]
+
+
+async def test_grantee_receives_access_granted_live_and_no_one_else_does(live: Live) -> None:
+    # given two contractors subscribed
+    grantee = await make_contractor()
+    bystander = await make_contractor()
+    grantee_token = await live.sign_in(grantee.email or "")
+    bystander_token = await live.sign_in(bystander.email or "")
+    async with (
+        subscribed(live, grantee_token) as grantee_ws,
+        subscribed(live, bystander_token) as bystander_ws,
+    ):
+        await live.wait_for_subscribers(2)
+        # when
+        _, grant_id = await grant_to(live, grantee.email or "")
+        # then
+        async with asyncio.timeout(1):
+            event = json.loads(await grantee_ws.recv())
+        assert event["type"] == "next" and event["id"] == "1"
+        message = event["payload"]["data"]["messageAdded"]
+        assert message["kind"] == "ACCESS_GRANTED"
+        assert message["title"].startswith("Access")
+        assert message["grant"] == {"id": grant_id}
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await bystander_ws.recv()
+
+
+async def test_a_bad_token_is_refused_at_connection_init(live: Live) -> None:
+    async with connect(live.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": "Bearer x"}})
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+@pytest.fixture(scope="session")
+def js_client() -> Path:
+    """The npm client's dependencies, installed on first use (CI has npm and the registry)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node and npm, "node and npm are needed for the reference client test"
+    if not (JS_CLIENT / "node_modules" / "graphql-ws").exists():
+        subprocess.run(
+            [npm, "install", "--prefix", str(JS_CLIENT), "--no-audit", "--no-fund"],
+            check=True,
+            timeout=300,
+        )
+    return JS_CLIENT / "subscribe.mjs"
+
+
+async def test_the_reference_npm_graphql_ws_client_receives_the_message(
+    live: Live, js_client: Path
+) -> None:
+    # given the npm graphql-ws client subscribed as a contractor
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    node = shutil.which("node") or "node"
+    process = await asyncio.create_subprocess_exec(
+        node, str(js_client), live.ws_url, token, stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(10):
+            first = json.loads(await process.stdout.readline())
+        assert first == {"event": "connected"}
+        await live.wait_for_subscribers(1)
+        # when
+        _, grant_id = await grant_to(live, contractor.email or "")
+        # then
+        async with asyncio.timeout(5):
+            line = json.loads(await process.stdout.readline())
+            assert await process.wait() == 0
+        assert line["event"] == "next", line
+        message = line["result"]["data"]["messageAdded"]
+        assert message == {
+            "kind": "ACCESS_GRANTED",
+            "title": message["title"],
+            "grant": {"id": grant_id},
+        }
+        assert message["title"].startswith("Access")
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
