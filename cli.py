@@ -99,4 +99,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Subcommand modules register on the `cli` module, not on `__main__`.
+    import cli
+
+    cli.main()

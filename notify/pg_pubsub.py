@@ -63,7 +63,7 @@ class PostgresPubSub(PubSub):
             lost = asyncio.Event()
             try:
                 self._connection = await asyncpg.connect(self.dsn)
-                self._connection.add_termination_listener(lambda _conn: lost.set())
+                self._connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await self._connection.add_listener(CHANNEL, self._on_notify)
                 log.info("listening for messages on PostgreSQL channel %s", CHANNEL)
                 self.listening.set()

@@ -112,7 +112,11 @@ class Agent(Account):
 
     @strawberry.field
     async def listings(
-        self, info: Info, first: int | None = 20, after: str | None = None, search: str | None = None
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        search: str | None = None,
     ) -> Annotated[ListingConnection, strawberry.lazy("schema.listings")]:
         from schema.listings import agent_listings
 

@@ -89,7 +89,9 @@ def settings_overrides() -> dict[str, Any]:
 def app_settings(
     settings: Settings, smtp: SmtpServer, settings_overrides: dict[str, Any]
 ) -> Settings:
-    return settings.with_(**{"smtp_host": "127.0.0.1", "smtp_port": smtp.port, **settings_overrides})
+    return settings.with_(
+        **{"smtp_host": "127.0.0.1", "smtp_port": smtp.port, **settings_overrides}
+    )
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ def hash_secret(value: str) -> str:
         _hashes[value] = security.hash_secret(value)
     return _hashes[value]
 
+
 PASSWORD = "Secret123"
 PIN = "1234"
 _seq = itertools.count(1)

@@ -194,7 +194,9 @@ async def test_healthz(http: object) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_reset_page_from_the_email_link(http: object, gql: GraphQLClient, smtp: SmtpServer) -> None:
+async def test_reset_page_from_the_email_link(
+    http: object, gql: GraphQLClient, smtp: SmtpServer
+) -> None:
     # given an emailed link
     agent = await make_agent()
     await gql(REQUEST_RESET, {"login": agent.email})

@@ -38,8 +38,14 @@ async def _seed(settings: Settings) -> tuple[str, str]:
 
 
 def _token(base: str, login: str) -> str:
-    variables = {"input": {"login": login, "password": "Secret123", "deviceId": "fuzz",
-                           "deviceName": "fuzzer"}}
+    variables = {
+        "input": {
+            "login": login,
+            "password": "Secret123",
+            "deviceId": "fuzz",
+            "deviceName": "fuzzer",
+        }
+    }
     body = httpx.post(f"{base}/graphql", json={"query": SIGN_IN, "variables": variables}).json()
     token: str = body["data"]["signIn"]["token"]
     return token
@@ -48,9 +54,24 @@ def _token(base: str, login: str) -> str:
 def _fuzz(base: str, token: str | None) -> subprocess.CompletedProcess[str]:
     headers = ["-H", f"Authorization: Bearer {token}"] if token else []
     return subprocess.run(
-        [SCHEMATHESIS, "run", f"{base}/graphql", "--max-time", FUZZ_SECONDS, "--workers", "1",
-         "--checks", "keybin_no_unexpected_error", "--suppress-health-check", "all", *headers],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            SCHEMATHESIS,
+            "run",
+            f"{base}/graphql",
+            "--max-time",
+            FUZZ_SECONDS,
+            "--workers",
+            "1",
+            "--checks",
+            "keybin_no_unexpected_error",
+            "--suppress-health-check",
+            "all",
+            *headers,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_checks", "PYTHONPATH": str(ROOT)},
     )
 

@@ -129,9 +129,37 @@ async def test_production_turns_off_introspection(http: httpx.AsyncClient) -> No
 @pytest.mark.parametrize("settings_overrides", [{"rate_limit_per_minute": 3}])
 async def test_sign_in_rate_limit_per_address(gql: GraphQLClient) -> None:
     variables = {
-        "input": {"login": "x@example.com", "password": "Bad12345", "deviceId": "d", "deviceName": "P"}
+        "input": {
+            "login": "x@example.com",
+            "password": "Bad12345",
+            "deviceId": "d",
+            "deviceName": "P",
+        }
     }
-    codes = [
-        (await gql(SIGN_IN, variables))["signIn"]["userErrors"][0]["code"] for _ in range(4)
-    ]
+    codes = [(await gql(SIGN_IN, variables))["signIn"]["userErrors"][0]["code"] for _ in range(4)]
     assert codes == ["INVALID_CREDENTIALS"] * 3 + ["TOO_MANY_ATTEMPTS"]
+
+
+BEGIN_SIGNUP = """
+mutation($email: String!, $phone: String!) { beginContractorSignup(input: {email: $email, phone: $phone}) { verificationId userErrors { code } } }
+"""
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_per_minute": 2}])
+async def test_signup_codes_and_pin_checks_are_rate_limited(gql: GraphQLClient) -> None:
+    codes = [
+        (await gql(BEGIN_SIGNUP, {"email": f"new{i}@example.com", "phone": f"+1513555010{i}"}))[
+            "beginContractorSignup"
+        ]
+        for i in range(3)
+    ]
+    assert [c["userErrors"] for c in codes[:2]] == [[], []]
+    assert codes[2]["userErrors"][0]["code"] == "TOO_MANY_ATTEMPTS"
+    agent = await make_agent()
+    token = await gql.sign_in(agent.email or "")
+    results = [
+        (await gql(SET_PIN, {"pw": "Secret123", "pin": "4321"}, token=token))["setPin"]
+        for _ in range(3)
+    ]
+    assert [r["ok"] for r in results] == [True, True, False]
+    assert results[2]["userErrors"][0]["code"] == "TOO_MANY_ATTEMPTS"

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.skipif(
 
 
 async def until(predicate: object, within: float = 10.0) -> None:
+    """Poll: the listener's reconnection has no event of its own to wait on."""
     async with asyncio.timeout(within):
-        while not predicate():  # type: ignore[operator]
+        while not predicate():  # type: ignore[operator]  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 

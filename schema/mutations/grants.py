@@ -102,6 +102,7 @@ class GrantMutation:
                 recurrence=recurrence,
                 idempotency_key=input.idempotency_key,
             )
+            info.context.rate_limit("pin")
             granted = await grant_ops.grant_access(info.context.settings, agent, request)
         except DomainError as error:
             return GrantAccessPayload(user_errors=user_errors(error))
@@ -126,6 +127,7 @@ class GrantMutation:
         agent = require_agent(info)
         try:
             pk = parse_pk(input.lockbox_id, ("Lockbox",), "lockboxId")
+            info.context.rate_limit("pin")
             issued = await code_ops.generate_one_day_code(
                 agent, pk, input.date, input.pin, input.issued_to
             )

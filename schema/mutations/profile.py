@@ -172,6 +172,7 @@ class ProfileMutation:
     async def set_pin(self, info: Info, input: SetPinInput) -> SetPinPayload:
         account = info.context.require_account()
         try:
+            info.context.rate_limit("pin")
             await auth.set_pin(account, input.password, input.new_pin)
         except DomainError as error:
             return SetPinPayload(ok=False, user_errors=user_errors(error))

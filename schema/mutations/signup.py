@@ -90,6 +90,7 @@ class SignupMutation:
         self, info: Info, input: BeginContractorSignupInput
     ) -> BeginContractorSignupPayload:
         try:
+            info.context.rate_limit("signupCode")
             verification = await signup.begin_signup(
                 input.email, input.phone, input.invitation_token
             )
@@ -102,6 +103,7 @@ class SignupMutation:
         self, info: Info, input: VerifySignupCodeInput
     ) -> VerifySignupCodePayload:
         try:
+            info.context.rate_limit("signupCode")
             await signup.verify_signup_code(verification_pk(input.verification_id), input.code)
         except DomainError as error:
             return VerifySignupCodePayload(ok=False, user_errors=user_errors(error))
