@@ -174,7 +174,7 @@ async def portfolio(
         ]
     )
     listing_ids = sorted(
-        await Listing.filter(agent_id=agent.id).values_list("id", flat=True)  # type: ignore[arg-type]
+        int(row[0]) for row in await Listing.filter(agent_id=agent.id).values_list("id")
     )
     await Lockbox.bulk_create(
         [
@@ -256,4 +256,4 @@ async def one_message_each(account_ids: Sequence[int], tag: str) -> dict[int, in
         batch_size=1000,
     )
     rows = await Message.filter(title=f"Access granted {tag}").values_list("account_id", "id")
-    return dict(rows)  # type: ignore[arg-type]
+    return {int(account): int(message) for account, message in rows}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from bench import load, seed, stats
 from bench.cases.nested import global_id, keybin_server
@@ -61,7 +62,7 @@ class Subscribers:
             async with gate:
                 ws = await connect(
                     self.url,
-                    subprotocols=[PROTOCOL],
+                    subprotocols=[Subprotocol(PROTOCOL)],
                     open_timeout=60,
                     ping_interval=None,
                     compression=None,

@@ -213,8 +213,8 @@ def _at(value: str | None) -> datetime | None:
 
 def _status(node: dict[str, Any]) -> str:
     return nested._status(
-        _at(node["startsAt"]),
-        _at(node["endsAt"]),  # type: ignore[arg-type]
+        datetime.fromisoformat(node["startsAt"]),
+        datetime.fromisoformat(node["endsAt"]),
         _at(node["revokedAt"]),
         datetime.now(UTC),
     )

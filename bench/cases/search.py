@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from bench import seed, stats
@@ -244,9 +245,8 @@ def run(ctx: Context) -> CaseResult:
         conn.execute("ANALYZE")
         repeats = ctx.size(5, 3, 1)
         budget = ctx.size(90, 30, 5) * (2 if size >= 1_000_000 else 1)
-        floor_times, floor_answers = _timed(
-            lambda text, c=conn: floor_lookup(c, text), queries, repeats, budget
-        )
+        lookup: Callable[[str], list[int]] = partial(floor_lookup, conn)
+        floor_times, floor_answers = _timed(lookup, queries, repeats, budget)
         conn.close()
         times, answers = run_async(_keybin(url, queries, repeats, budget))
         same = sum(answers[q] == floor_answers[q] for q in queries)
