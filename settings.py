@@ -42,6 +42,9 @@ class Settings:
     outbox_poll_seconds: float = 1.0
     outbox_backoff_base: float = 2.0
     outbox_backoff_max: float = 300.0
+    # How long a dispatcher owns a row it is sending; after a crash mid-send the
+    # row waits this long before another dispatcher takes it (longer than a send).
+    outbox_claim_seconds: float = 60.0
     # Push to closed apps: Firebase Cloud Messaging (HTTP v1) and Apple's APNs.
     fcm_project_id: str = ""
     fcm_service_account_file: str = ""
@@ -109,6 +112,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         max_grant_days=int(get("MAX_GRANT_DAYS", "30")),
         rate_limit_per_minute=int(get("RATE_LIMIT_PER_MINUTE", "300")),
         env=get("KEYBIN_ENV", "development"),
+        outbox_claim_seconds=float(get("KEYBIN_OUTBOX_CLAIM_SECONDS", "60")),
         fcm_project_id=get("FCM_PROJECT_ID", ""),
         fcm_service_account_file=get("FCM_SERVICE_ACCOUNT_FILE", ""),
         fcm_base_url=get("FCM_BASE_URL", "https://fcm.googleapis.com").rstrip("/"),

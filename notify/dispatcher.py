@@ -24,7 +24,6 @@ from settings import Settings
 
 log = logging.getLogger("keybin.outbox")
 
-CLAIM_SECONDS = 120
 BATCH = 50
 MAX_ATTEMPTS = 40  # with a 5-minute cap on the backoff: about three days of trying
 RETRY_AFTER_MAX = 3600.0  # a service asking for more than an hour's pause is not believed
@@ -117,7 +116,10 @@ class Dispatcher:
         won = (
             await OutboxMessage.filter(id=row_id, status=OutboxStatus.PENDING)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .update(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), claimed_by=self.name)
+            .update(
+                claimed_until=now + timedelta(seconds=self.settings.outbox_claim_seconds),
+                claimed_by=self.name,
+            )
         )
         if not won:
             return None

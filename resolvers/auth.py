@@ -18,10 +18,10 @@ from resolvers.events import SELF, Actor
 from resolvers.security import (
     check_password_policy,
     check_pin_format,
-    hash_secret,
+    hash_secret_async,
     new_token,
     token_digest,
-    verify_secret,
+    verify_secret_async,
 )
 from settings import Settings
 
@@ -89,13 +89,13 @@ async def sign_in(
 async def _check_password(login: str, password: str, actor: Actor) -> Account:
     candidates = await accounts_for_login(login)
     if not candidates:
-        verify_secret(None, password)  # same work, same timing, as a real check
+        await verify_secret_async(None, password)  # same work, same timing, as a real check
         raise DomainError("INVALID_CREDENTIALS", "Wrong login or password.")
     now = clock.now()
     for account in candidates:
         if account.locked_until and account.locked_until > now:
             continue
-        if verify_secret(account.password_hash, password):
+        if await verify_secret_async(account.password_hash, password):
             return account
     locked = [a for a in candidates if a.locked_until and a.locked_until > now]
     if len(locked) == len(candidates):
@@ -122,7 +122,7 @@ async def check_password_of(account: Account, password: str, *field: str) -> Non
     """Re-authentication for sensitive changes; wrong answers count toward the lockout."""
     if account.locked_until and account.locked_until > clock.now():
         raise DomainError("ACCOUNT_LOCKED", "Too many wrong passwords: try again in 15 minutes.")
-    if not verify_secret(account.password_hash, password):
+    if not await verify_secret_async(account.password_hash, password):
         await register_failed_password(account)
         raise DomainError("INVALID_CREDENTIALS", "The password is not right.", ["input", *field])
 
@@ -219,13 +219,14 @@ async def reset_password(token: str, new_password: str) -> Account:
     now = clock.now()
     if reset is None or reset.used_at is not None or reset.expires_at <= now:
         raise DomainError("INVALID_TOKEN", "This reset link is invalid or has expired.")
+    password_hash = await hash_secret_async(new_password)  # before the transaction: slow
     async with in_transaction():
         # Conditional update: two concurrent uses of one link, only one succeeds.
         used = await PasswordReset.filter(id=reset.id, used_at__isnull=True).update(used_at=now)
         if not used:
             raise DomainError("INVALID_TOKEN", "This reset link has already been used.")
         await Account.filter(id=reset.account_id).update(  # type: ignore[attr-defined]
-            password_hash=hash_secret(new_password), failed_logins=0, locked_until=None
+            password_hash=password_hash, failed_logins=0, locked_until=None
         )
         await Session.filter(account_id=reset.account_id).delete()  # type: ignore[attr-defined]
         await events.record(reset.account_id, AccountEventKind.PASSWORD_RESET)  # type: ignore[attr-defined]
@@ -235,17 +236,19 @@ async def reset_password(token: str, new_password: str) -> Account:
 async def change_password(account: Account, current: str, new_password: str) -> None:
     await check_password_of(account, current, "currentPassword")
     check_password_policy(new_password, "newPassword")
+    password_hash = await hash_secret_async(new_password)
     async with in_transaction():
-        await Account.filter(id=account.id).update(password_hash=hash_secret(new_password))
+        await Account.filter(id=account.id).update(password_hash=password_hash)
         await events.record(account, AccountEventKind.PASSWORD_CHANGED)
 
 
 async def set_pin(account: Account, password: str, new_pin: str) -> None:
     check_pin_format(new_pin, "newPin")
     await check_password_of(account, password, "password")
+    pin_hash = await hash_secret_async(new_pin)
     async with in_transaction():
         await Account.filter(id=account.id).update(
-            pin_hash=hash_secret(new_pin), failed_pins=0, pin_locked_until=None
+            pin_hash=pin_hash, failed_pins=0, pin_locked_until=None
         )
         await events.record(account, AccountEventKind.PIN_SET)
 
@@ -264,7 +267,7 @@ async def check_pin(account: Account, pin: str, *field: str) -> None:
         )
     if account.pin_hash is None:
         raise DomainError("INVALID_PIN", "Set a PIN first (setPin).", path)
-    if verify_secret(account.pin_hash, pin):
+    if await verify_secret_async(account.pin_hash, pin):
         if account.failed_pins:
             await Account.filter(id=account.id).update(failed_pins=0)
         return

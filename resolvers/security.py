@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -95,3 +96,12 @@ def unseal(secret_key: str, sealed: str) -> str | None:
         return _answer_fernet(secret_key).decrypt(sealed.encode()).decode()
     except InvalidToken:
         return None
+
+
+async def hash_secret_async(value: str) -> str:
+    """argon2id takes ~50-100 ms of CPU on purpose: run it off the event loop."""
+    return await asyncio.to_thread(hash_secret, value)
+
+
+async def verify_secret_async(stored: str | None, value: str) -> bool:
+    return await asyncio.to_thread(verify_secret, stored, value)

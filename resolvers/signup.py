@@ -20,7 +20,7 @@ from resolvers.profile import clean_company, clean_name, clean_text
 from resolvers.security import (
     check_password_policy,
     check_pin_format,
-    hash_secret,
+    hash_secret_async,
     normalize_answer,
     seal,
     token_digest,
@@ -101,9 +101,9 @@ async def complete_signup(
     await check_email_free(email, AccountKind.CONTRACTOR)
 
     # argon2 is slow on purpose: hash before the transaction, which holds the database.
-    password_hash, pin_hash = hash_secret(password), hash_secret(pin)
+    password_hash, pin_hash = await hash_secret_async(password), await hash_secret_async(pin)
     sealed = [
-        (question, hash_secret(normalize_answer(answer)), seal(secret_key, answer))
+        (question, await hash_secret_async(normalize_answer(answer)), seal(secret_key, answer))
         for question, answer in answers
     ]
     now = clock.now()

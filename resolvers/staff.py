@@ -18,7 +18,7 @@ from models.enums import StaffRole
 from models.staff import Staff
 from resolvers import clock
 from resolvers.errors import DomainError, invalid_input
-from resolvers.security import check_password_policy, hash_secret, verify_secret
+from resolvers.security import check_password_policy, hash_secret_async, verify_secret_async
 
 log = logging.getLogger("keybin.staff")
 
@@ -61,7 +61,7 @@ async def add_staff(email: str, name: str, role: StaffRole) -> NewStaff:
             email=email,
             name=name,
             role=role,
-            password_hash=hash_secret(password),
+            password_hash=await hash_secret_async(password),
             totp_secret=secret,
             must_change_password=True,
         )
@@ -85,14 +85,14 @@ async def login(email: str, password: str, code: str) -> Staff:
     """The staff member, or DomainError INVALID_CREDENTIALS / ACCOUNT_LOCKED."""
     staff = await Staff.get_or_none(email=email.strip().lower()[:254])
     if staff is None or staff.disabled:
-        verify_secret(None, password)  # the same work whether or not the email is known
+        await verify_secret_async(None, password)  # the same work whether or not the email is known
         raise DomainError("INVALID_CREDENTIALS", BAD_LOGIN)
     now = clock.now()
     if staff.locked_until and staff.locked_until > now:
         raise DomainError("ACCOUNT_LOCKED", LOCKED)
     code = code.strip().replace(" ", "")
     step = _matching_step(staff.totp_secret, code) if _CODE.fullmatch(code) else None
-    if not verify_secret(staff.password_hash, password) or step is None:
+    if not await verify_secret_async(staff.password_hash, password) or step is None:
         await _failed(staff)
     # Conditional update: a code (its time step) is good for one login only, even
     # when two logins race with the same code.
@@ -120,9 +120,9 @@ async def change_password(staff: Staff, new_password: str, confirmation: str) ->
     if new_password != confirmation:
         raise invalid_input("The two passwords differ.", "confirmation")
     check_password_policy(new_password, "password")
-    if verify_secret(staff.password_hash, new_password):
+    if await verify_secret_async(staff.password_hash, new_password):
         raise invalid_input("Choose a password different from the one-time one.", "password")
-    staff.password_hash = hash_secret(new_password)
+    staff.password_hash = await hash_secret_async(new_password)
     staff.must_change_password = False
     await staff.save(update_fields=["password_hash", "must_change_password"])
 

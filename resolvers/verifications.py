@@ -13,7 +13,7 @@ from models.enums import VerificationPurpose
 from notify import outbox
 from resolvers import clock
 from resolvers.errors import DomainError
-from resolvers.security import hash_secret, new_code, verify_secret
+from resolvers.security import hash_secret_async, new_code, verify_secret_async
 
 CODE_DIGITS = 4
 CODE_LIFETIME = timedelta(minutes=10)
@@ -44,7 +44,7 @@ async def send_code(
     now = clock.now()
     await _check_throttle(purpose, phone, email, account, now)
     code = new_code(CODE_DIGITS)
-    code_hash = hash_secret(code)  # hashed before the transaction: argon2 takes a while
+    code_hash = await hash_secret_async(code)  # hashed before the transaction: argon2 takes a while
     renewable = await _renewable(purpose, phone, email, account, now)
     async with in_transaction():
         if renewable is None:
@@ -166,5 +166,5 @@ async def check_code(verification: Verification, code: str) -> None:
         raise DomainError(
             "TOO_MANY_ATTEMPTS", "Too many wrong codes: ask for a new one.", ["input", "code"]
         )
-    if not verify_secret(verification.code_hash, code.strip()):
+    if not await verify_secret_async(verification.code_hash, code.strip()):
         raise DomainError("INVALID_CODE", "The code is not right.", ["input", "code"])

@@ -51,6 +51,8 @@ def _env(settings: Settings, smtp: SmtpServer | None = None) -> dict[str, str]:
         "DATABASE_URL": settings.database_url,
         "SECRET_KEY": settings.secret_key,
         "RATE_LIMIT_PER_MINUTE": "100000",
+        # a row claimed by a killed process is taken over after this long
+        "KEYBIN_OUTBOX_CLAIM_SECONDS": "3",
     }
     if smtp is not None:
         env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port)}
@@ -117,7 +119,7 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_grant_and_no_mail(
     env = _env(settings, smtp)
     acknowledged: list[str] = []
     with keybin_server(env, log=tmp_path / "a.log") as (base, process):
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=30) as client:
             token = await _sign_in(client, base, agent_login)
             headers = {"Authorization": f"Bearer {token}"}
 
@@ -132,16 +134,17 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_grant_and_no_mail(
                 except httpx.HTTPError:
                     return  # no answer reached the client: the grant may or may not exist
                 payload = response.json()["data"]["grantAccess"]
-                assert payload["userErrors"] == []
+                assert payload["userErrors"] == [], payload
                 acknowledged.append(payload["grant"]["id"])
 
-            burst = [asyncio.create_task(grant(i)) for i in range(80)]
-            while len(acknowledged) < 15:
-                await asyncio.sleep(0.01)
+            burst = [asyncio.create_task(grant(i)) for i in range(40)]
+            async with asyncio.timeout(60):
+                while len(acknowledged) < 10 and not any(t.done() and t.exception() for t in burst):
+                    await asyncio.sleep(0.01)
             process.send_signal(signal.SIGKILL)
             await asyncio.gather(*burst)
             process.wait(timeout=10)
-    assert len(acknowledged) >= 15
+    assert len(acknowledged) >= 10
     # after a restart every acknowledged grant exists, and every grant's invitation arrives
     with keybin_server(env, log=tmp_path / "b.log"):
         await Tortoise.init(config=db.tortoise_config(settings), _enable_global_fallback=True)
