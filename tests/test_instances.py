@@ -21,7 +21,14 @@ from resolvers import clock
 from schema.ids import from_global_id, to_global_id
 from settings import Settings
 from tests.conftest import POSTGRES_URL
-from tests.factories import PASSWORD, SIGN_IN, make_agent, make_contractor, make_listing, make_lockbox
+from tests.factories import (
+    PASSWORD,
+    SIGN_IN,
+    make_agent,
+    make_contractor,
+    make_listing,
+    make_lockbox,
+)
 from tests.server import keybin_server
 from tests.smtp import SmtpServer
 
@@ -60,7 +67,9 @@ def _env(settings: Settings, smtp: SmtpServer | None = None) -> dict[str, str]:
 
 
 async def _sign_in(client: httpx.AsyncClient, base: str, login: str) -> str:
-    variables = {"input": {"login": login, "password": PASSWORD, "deviceId": "d", "deviceName": "P"}}
+    variables = {
+        "input": {"login": login, "password": PASSWORD, "deviceId": "d", "deviceName": "P"}
+    }
     response = await client.post(f"{base}/graphql", json={"query": SIGN_IN, "variables": variables})
     token: str = response.json()["data"]["signIn"]["token"]
     return token
@@ -101,7 +110,10 @@ async def test_a_grant_on_instance_a_reaches_a_subscriber_on_instance_b(settings
                 # when the agent grants access through instance A
                 response = await client.post(
                     f"{base_a}/graphql",
-                    json={"query": GRANT_ACCESS, "variables": _grant_input(listing_id, contractor_login)},
+                    json={
+                        "query": GRANT_ACCESS,
+                        "variables": _grant_input(listing_id, contractor_login),
+                    },
                     headers={"Authorization": f"Bearer {agent_token}"},
                 )
                 assert response.json()["data"]["grantAccess"]["userErrors"] == []
@@ -140,7 +152,7 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_grant_and_no_mail(
             burst = [asyncio.create_task(grant(i)) for i in range(40)]
             async with asyncio.timeout(60):
                 while len(acknowledged) < 10 and not any(t.done() and t.exception() for t in burst):
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # noqa: ASYNC110  (kill mid-burst, at a count)
             process.send_signal(signal.SIGKILL)
             await asyncio.gather(*burst)
             process.wait(timeout=10)
