@@ -151,8 +151,9 @@ async def test_sigkill_mid_burst_loses_no_acknowledged_grant_and_no_mail(
 
             burst = [asyncio.create_task(grant(i)) for i in range(40)]
             async with asyncio.timeout(60):
-                while len(acknowledged) < 10 and not any(t.done() and t.exception() for t in burst):
-                    await asyncio.sleep(0.01)  # noqa: ASYNC110  (kill mid-burst, at a count)
+                # Polls a count, to kill mid-burst.
+                while len(acknowledged) < 10 and not any(t.done() and t.exception() for t in burst):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
             process.send_signal(signal.SIGKILL)
             await asyncio.gather(*burst)
             process.wait(timeout=10)
