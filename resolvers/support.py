@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise import Tortoise
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
@@ -20,6 +21,8 @@ from resolvers.events import Actor
 from resolvers.security import unseal
 
 SEARCH_LIMIT = 50
+# Name matches looked at per search; a broader name needs more letters.
+NAME_MATCH_LIMIT = 1000
 SECTION_LIMIT = 100
 EVENTS_PAGE = 25
 # Longest prefixes worth looking up: the columns' own lengths.
@@ -42,9 +45,17 @@ def _prefix(field: str, prefix: str) -> Q | None:
     return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
 
 
-def search_filter(text: str) -> Q | None:
-    """Name (partial, any case), email (prefix), phone in any format (digits prefix), Key ID."""
-    text = " ".join(text.replace("\x00", "").split())[:100]
+def _normalize(text: str) -> str:
+    return " ".join(text.replace("\x00", "").split())[:100]
+
+
+def search_filter(text: str, name_ids: list[int] | None = None) -> Q | None:
+    """Name (partial, any case), email (prefix), phone in any format (digits prefix), Key ID.
+
+    `name_ids` are the accounts whose name holds every word, found through the
+    trigram index (see `name_matches`); without them names are scanned.
+    """
+    text = _normalize(text)
     if len(text) < 2:
         return None
     # Emails are stored lower-cased and phones as E.164, so both are prefix
@@ -59,17 +70,50 @@ def search_filter(text: str) -> Q | None:
         if _KEY_ID_PART.fullmatch(digits):
             options.append(_prefix("key_id", digits))
     if "@" not in text and not phone_like:
-        # Every word must be part of the first or the last name ("carl cont").
-        words = Q()
-        for word in text.split():
-            words &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
-        options.append(words)
+        if name_ids is not None:
+            options.append(Q(id__in=name_ids) if name_ids else None)
+        else:
+            # Every word must be part of the first or the last name ("carl cont").
+            words = Q()
+            for word in text.split():
+                words &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
+            options.append(words)
     present = [option for option in options if option is not None]
     return Q(*present, join_type=Q.OR) if present else None
 
 
+async def name_matches(text: str, limit: int = NAME_MATCH_LIMIT) -> list[int] | None:
+    """Ids of accounts whose name holds every word, through the trigram index.
+
+    None when a word is shorter than a trigram, or the text is not a name: the
+    caller then scans (short words are rare and the scan is bounded by the cap).
+    """
+    words = _normalize(text).split()
+    if not words or any(len(w) < 3 for w in words) or "@" in text:
+        return None
+    if re.fullmatch(r"[\d\s+().\-/]+", text):
+        return None
+    connection = Tortoise.get_connection("default")
+    if connection.capabilities.dialect == "sqlite":
+        query = " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+        rows = await connection.execute_query_dict(
+            "SELECT rowid AS id FROM account_name_fts WHERE account_name_fts MATCH ? LIMIT ?",
+            [query, limit],
+        )
+    else:
+        clauses = " AND ".join(
+            f"(first_name || ' ' || last_name) ILIKE ${n}" for n in range(1, len(words) + 1)
+        )
+        patterns = ["%" + re.sub(r"([\\%_])", r"\\\1", word) + "%" for word in words]
+        rows = await connection.execute_query_dict(
+            f"SELECT id FROM account WHERE {clauses} LIMIT {int(limit)}",  # noqa: S608
+            patterns,
+        )
+    return [int(row["id"]) for row in rows]
+
+
 async def search_accounts(text: str, limit: int = SEARCH_LIMIT) -> SearchResult:
-    match = search_filter(text)
+    match = search_filter(text, await name_matches(text))
     if match is None:
         return SearchResult([], False)
     rows = await (
