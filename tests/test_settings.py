@@ -1,0 +1,94 @@
+"""Settings from the environment, the kept SECRET_KEY, and the SQLite PRAGMAs keybin relies on."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tortoise import Tortoise
+
+from settings import ConfigurationError, from_env
+from tests.conftest import POSTGRES_URL
+
+
+def test_defaults_and_a_secret_kept_beside_the_database(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite://{tmp_path}/k.sqlite3"}
+    first, second = from_env(env), from_env(env)
+    assert first.device_limit == 5 and first.max_grant_days == 30
+    assert first.rate_limit_per_minute == 300 and first.env == "development"
+    assert len(first.secret_key) >= 32
+    assert first.secret_key == second.secret_key
+    assert (tmp_path / "keybin.secret").read_text().strip() == first.secret_key
+    assert (tmp_path / "keybin.secret").stat().st_mode & 0o077 == 0
+
+
+def test_environment_values_are_read(tmp_path: Path) -> None:
+    settings = from_env(
+        {
+            "DATABASE_URL": f"sqlite://{tmp_path}/k.sqlite3",
+            "DEVICE_LIMIT": "3",
+            "MAX_GRANT_DAYS": "7",
+            "SMTP_HOST": "mail.example.com",
+            "SMTP_PORT": "2525",
+            "SMTP_STARTTLS": "true",
+            "PUBLIC_URL": "https://keys.example.com/",
+        }
+    )
+    assert (settings.device_limit, settings.max_grant_days) == (3, 7)
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls) == (
+        "mail.example.com",
+        2525,
+        True,
+    )
+    assert settings.public_url == "https://keys.example.com"
+
+
+@pytest.mark.parametrize(
+    ("env", "complaint"),
+    [
+        ({"KEYBIN_ENV": "production", "SMTP_HOST": "m"}, "SECRET_KEY"),
+        ({"KEYBIN_ENV": "production", "SECRET_KEY": "short", "SMTP_HOST": "m"}, "SECRET_KEY"),
+        ({"KEYBIN_ENV": "production", "SECRET_KEY": "s" * 40}, "SMTP_HOST"),
+        ({"SMS_BACKEND": "http"}, "SMS_HTTP_URL"),
+        ({"SMS_BACKEND": "pigeon"}, "SMS_BACKEND"),
+    ],
+)
+def test_unsafe_or_incomplete_settings_are_refused(
+    tmp_path: Path, env: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=complaint):
+        from_env({"DATABASE_URL": f"sqlite://{tmp_path}/k.sqlite3", **env})
+    assert not (tmp_path / "keybin.secret").exists() or "SECRET_KEY" not in env
+
+
+def test_keybin_migrate_then_the_pragmas(tmp_path: Path) -> None:
+    database = tmp_path / "fresh.sqlite3"
+    keybin = str(Path(sys.executable).parent / "keybin")
+    env = {"DATABASE_URL": f"sqlite://{database}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [keybin, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+    with sqlite3.connect(database) as connection:
+        applied = [r[0] for r in connection.execute("SELECT name FROM tortoise_migrations")]
+        assert applied[0] == "0001_initial"
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's PRAGMAs; the SQLite run checks them")
+async def test_connections_use_foreign_keys_secure_delete_and_a_busy_timeout(orm: None) -> None:
+    connection = Tortoise.get_connection("default")
+    for pragma, expected in (("foreign_keys", 1), ("secure_delete", 1), ("busy_timeout", 5000)):
+        rows = await connection.execute_query_dict(f"PRAGMA {pragma}")
+        assert list(rows[0].values())[0] == expected, pragma
+
+
+def test_help_names_every_command() -> None:
+    keybin = str(Path(sys.executable).parent / "keybin")
+    out = subprocess.run([keybin, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("serve", "migrate", "import", "staff", "schema", "keys", "lockbox"):
+        assert command in out
