@@ -29,6 +29,8 @@ class SmsGateway:
 
     def __init__(self) -> None:
         self.received: list[Sms] = []
+        self.attempts = 0
+        self.fail_next = 0  # answer this many POSTs with 500, as a failing gateway would
         self._lock = threading.Lock()
         gateway = self
 
@@ -43,7 +45,16 @@ class SmsGateway:
                     self.end_headers()
                     return
                 with gateway._lock:
-                    gateway.received.append(sms)
+                    gateway.attempts += 1
+                    failing = gateway.fail_next > 0
+                    if failing:
+                        gateway.fail_next -= 1
+                    else:
+                        gateway.received.append(sms)
+                if failing:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
                 self.send_response(202)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()

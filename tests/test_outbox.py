@@ -81,3 +81,28 @@ async def test_two_dispatchers_deliver_each_row_once(
     recipients = sorted(m["To"] for m in smtp.inbox)
     assert recipients == sorted(f"user{i}@example.com" for i in range(50))
     assert await OutboxMessage.filter(status=OutboxStatus.SENT).count() == 50
+
+
+async def test_an_sms_gateway_answering_500_is_retried_and_delivers_once(
+    settings: Settings, orm: None
+) -> None:
+    from tests.sms_gateway import SmsGateway
+
+    with SmsGateway() as gateway:
+        # given a gateway failing twice
+        gateway.fail_next = 2
+        sms_settings = settings.with_(sms_backend="http", sms_http_url=gateway.url)
+        row = await outbox.sms("+15135550100", "Your keybin code is 1234")
+        dispatcher = Dispatcher(sms_settings, PubSub())
+        # when the dispatcher keeps trying
+        for _ in range(40):
+            await dispatcher.run_once()
+            if (await OutboxMessage.get(id=row.id)).status == OutboxStatus.SENT:
+                break
+            await asyncio.sleep(0.05)
+        # then it was retried with backoff and delivered exactly once
+        stored = await OutboxMessage.get(id=row.id)
+        assert stored.status == OutboxStatus.SENT
+        assert stored.attempts == 3
+        assert gateway.attempts == 3
+        assert [sms.to for sms in gateway.received] == ["+15135550100"]
