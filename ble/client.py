@@ -20,13 +20,16 @@ from ble.messages import (
     ProtocolError,
     RecordsRequest,
     Request,
+    RevocationsRequest,
     encode_request,
     read_ack,
     read_outcome,
     read_records,
+    read_revocations,
 )
 from ble.outcomes import HOLDER_VERIFIED, AccessOutcome
 from ble.records import peek_record
+from ble.revocation import RevocationsVerdict, newest_for
 from ble.transport import Transport
 
 DEFAULT_TIMEOUT = 10.0
@@ -77,6 +80,10 @@ class LockboxClient:
         sig = b64url_encode(self._device_key.sign(self._nonce))
         return read_outcome(await self._exchange(OpenRequest(credential=credential, sig=sig)))
 
+    async def deliver_revocations(self, token: str) -> RevocationsVerdict:
+        """Hand the lockbox a server-signed revocation list; it keeps it only if newer."""
+        return read_revocations(await self._exchange(RevocationsRequest(token=token)))
+
     async def enter_code(self, code: str) -> AccessOutcome:
         return read_outcome(await self._exchange(CodeRequest(code=code)))
 
@@ -119,6 +126,7 @@ class Visit:
 
     outcome: AccessOutcome
     records: list[str] = field(default_factory=list)
+    revocations: RevocationsVerdict | None = None  # None: the phone had no list for it
 
 
 async def find_and_open(
@@ -128,14 +136,24 @@ async def find_and_open(
     transport_factory: Callable[[str], Transport],
     *,
     now: datetime | None = None,
+    revocations: Iterable[str] = (),
 ) -> Visit:
-    """Open lockbox `serial` with the right credential and bring its log back for upload."""
+    """Open lockbox `serial` with the right credential and bring its log back for upload.
+
+    `revocations` are the lists from the phone's last sync: the one for this lockbox goes
+    first, so the lockbox knows of every revocation before it judges any credential.
+    """
     credential = choose_credential(serial, credentials, now or datetime.now(UTC))
+    revocation_list = newest_for(serial, revocations)
+    verdict = None
     async with LockboxClient(transport_factory(serial), device_key) as lockbox:
+        if revocation_list is not None:
+            # A refusal (the lockbox holds a newer list, say) never stands in the way of opening.
+            verdict = await lockbox.deliver_revocations(revocation_list)
         outcome = await lockbox.open(credential)
         # The lockbox shows its log only to a verified holder of a credential for it.
         records = await lockbox.collect_records() if outcome in HOLDER_VERIFIED else []
-    return Visit(outcome, records)
+    return Visit(outcome, records, verdict)
 
 
 def choose_credential(serial: str, credentials: Iterable[str], now: datetime) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ble.outcomes import AccessOutcome
+from ble.revocation import KEPT, RevocationsVerdict
 
 
 class ProtocolError(Exception):
@@ -33,13 +34,19 @@ class AckRequest:
     upto: int  # the server has these records: the lockbox may drop them
 
 
-Request = OpenRequest | CodeRequest | RecordsRequest | AckRequest
+@dataclass(frozen=True)
+class RevocationsRequest:
+    token: str  # the server-signed revocation list for this lockbox, see ble/revocation.py
+
+
+Request = OpenRequest | CodeRequest | RecordsRequest | AckRequest | RevocationsRequest
 
 _OPS: dict[str, type[Request]] = {
     "open": OpenRequest,
     "code": CodeRequest,
     "records": RecordsRequest,
     "ack": AckRequest,
+    "revocations": RevocationsRequest,
 }
 
 
@@ -68,6 +75,11 @@ def records_answer(records: list[str]) -> bytes:
     return _dump({"records": records})
 
 
+def revocations_answer(verdict: RevocationsVerdict, seq: int | None) -> bytes:
+    """The verdict, and the seq of the list the lockbox holds now (null: none yet)."""
+    return _dump({"ok": verdict in KEPT, "verdict": verdict.value, "seq": seq})
+
+
 def ack_answer() -> bytes:
     return _dump({"ok": True})
 
@@ -88,6 +100,13 @@ def read_records(data: bytes) -> list[str]:
     if not isinstance(records, list) or not all(isinstance(r, str) for r in records):
         raise ProtocolError("answer without a list of records")
     return records
+
+
+def read_revocations(data: bytes) -> RevocationsVerdict:
+    verdict = _answer(data).get("verdict")
+    if not isinstance(verdict, str) or verdict not in RevocationsVerdict.__members__:
+        raise ProtocolError("answer without a known revocations verdict")
+    return RevocationsVerdict(verdict)
 
 
 def read_ack(data: bytes) -> None:

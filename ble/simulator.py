@@ -18,16 +18,19 @@ from ble.messages import (
     OpenRequest,
     ProtocolError,
     RecordsRequest,
+    RevocationsRequest,
     ack_answer,
     decode_request,
     error_answer,
     outcome_answer,
     records_answer,
+    revocations_answer,
 )
 from ble.onedaycode import check_one_day_code
 from ble.outcomes import HOLDER_VERIFIED, AccessMethod, AccessOutcome
 from ble.records import AccessRecord, encode_record
 from ble.recurrence import within_recurrence
+from ble.revocation import InvalidRevocations, RevocationsVerdict, decode_revocations
 from ble.secret import normalize_secret
 
 Clock = Callable[[], datetime]
@@ -54,6 +57,9 @@ class LockboxSimulator:
         self._trusted = dict(trusted_keys)
         self._clock = clock
         self._revoked: set[str] = set()
+        # The newest server revocation list a phone delivered: its seq and grant ids.
+        self._list_seq: int | None = None
+        self._listed: frozenset[str] = frozenset()
         self._log: list[tuple[int, str]] = []  # (seq, signed record), oldest first
         self._next_seq = 1
 
@@ -63,6 +69,34 @@ class LockboxSimulator:
     def revoke(self, jti: str) -> None:
         """Lockboxes learn revocations when a phone or the server syncs them."""
         self._revoked.add(jti)
+
+    @property
+    def revocations_seq(self) -> int | None:
+        return self._list_seq
+
+    def revoked(self) -> frozenset[str]:
+        """Every grant id refused as revoked: set by hand, or by the newest list."""
+        return self._listed | self._revoked
+
+    def load_revocations(self, token: str) -> RevocationsVerdict:
+        """Take a server-signed revocation list, unless it is forged, not ours, over or older."""
+        try:
+            revocations = decode_revocations(token, self._trusted)
+        except InvalidRevocations:
+            return RevocationsVerdict.REFUSED_INVALID
+        if revocations.aud != self.serial:
+            return RevocationsVerdict.REFUSED_WRONG_LOCKBOX
+        if False:
+            return RevocationsVerdict.REFUSED_EXPIRED
+        if self._list_seq is not None and revocations.seq < self._list_seq:
+            return RevocationsVerdict.REFUSED_STALE
+        if revocations.seq == self._list_seq:
+            # Same seq, same revocations known to the server; one issued a moment later may
+            # name a revocation committed while it was read, and revocations are never undone.
+            self._listed |= revocations.jti
+            return RevocationsVerdict.UP_TO_DATE
+        self._list_seq, self._listed = revocations.seq, revocations.jti
+        return RevocationsVerdict.ACCEPTED
 
     def pending_records(self) -> list[str]:
         return [record for _, record in self._log]
@@ -104,7 +138,7 @@ class LockboxSimulator:
             return AccessOutcome.DENIED_INVALID_CREDENTIAL
         if claims.aud != self.serial:
             return AccessOutcome.DENIED_WRONG_LOCKBOX
-        if claims.jti in self._revoked:
+        if claims.jti in self._revoked or claims.jti in self._listed:
             return AccessOutcome.DENIED_REVOKED
         if now.timestamp() < claims.nbf:
             return AccessOutcome.DENIED_NOT_YET_VALID
@@ -162,6 +196,10 @@ class LockboxSession:
                 return outcome_answer(self._lockbox.enter_code(code))
             case RecordsRequest(after=after) if self._holder_verified:
                 return records_answer(self._lockbox.records_after(after))
+            case RevocationsRequest(token=token):
+                # Anyone may deliver one: the server's signature is what it is judged by.
+                verdict = self._lockbox.load_revocations(token)
+                return revocations_answer(verdict, self._lockbox.revocations_seq)
             case AckRequest(upto=upto) if self._holder_verified:
                 self._lockbox.drop_records(upto)
                 return ack_answer()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ble.b64 import b64url_decode
@@ -16,6 +16,7 @@ from models.grants import Grant
 from models.listings import Lockbox
 from resolvers import clock
 from resolvers.errors import DomainError
+from resolvers.revocations import IssuedRevocations, revocation_lists, revoked_lockboxes_of
 from resolvers.signing_keys import MAX_CREDENTIAL_LIFETIME, SigningKey, keyring
 from schema.ids import to_global_id
 from settings import Settings
@@ -35,6 +36,7 @@ class IssuedCredential:
     grant: Grant | None
     not_before: datetime
     expires_at: datetime
+    lockbox_id: int
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class CredentialBundle:
     issued_at: datetime
     expires_at: datetime
     credentials: list[IssuedCredential]
+    revocations: list[IssuedRevocations] = field(default_factory=list)
 
 
 async def sync_credentials(
@@ -55,11 +58,17 @@ async def sync_credentials(
     now = clock.now().replace(microsecond=0)
     signer = keyring(settings).signer
     issuer = _Issuer(settings.public_url, signer, device_key, now)
+    serials: dict[int, str] = {}
     if account.kind == AccountKind.AGENT:
         credentials = await _agent_credentials(issuer, account)
     else:
         credentials = await _contractor_credentials(issuer, account)
-    return CredentialBundle(now, now + BUNDLE_LIFETIME, credentials)
+        # Also where its own revoked grants were: the old credential may still be on a phone,
+        # and every phone that goes to that lockbox may as well carry the news.
+        serials |= await revoked_lockboxes_of(account.id, now)
+    serials |= {issued.lockbox_id: issued.lockbox_serial for issued in credentials}
+    revocations = await revocation_lists(settings, serials, now)
+    return CredentialBundle(now, now + BUNDLE_LIFETIME, credentials, revocations)
 
 
 async def _device_key(account: Account, device_id: str) -> bytes:
@@ -107,7 +116,7 @@ class _Issuer:
             mth=AccessMethod.BLE_CREDENTIAL if grant else AccessMethod.AGENT_KEY,
         )
         token = sign_credential(self.signer.private_key, self.signer.kid, claims.to_dict())
-        return IssuedCredential(token, lockbox.serial_number, grant, nbf, exp)
+        return IssuedCredential(token, lockbox.serial_number, grant, nbf, exp, lockbox.id)
 
 
 async def _contractor_credentials(issuer: _Issuer, account: Account) -> list[IssuedCredential]:

@@ -21,6 +21,18 @@ class LockboxCredential:
     expires_at: datetime
 
 
+@strawberry.type(
+    description=(
+        "A lockbox's list of revoked grants, a compact JWS signed like credentials: the app"
+        " hands it to the lockbox before opening, so revocations reach lockboxes offline."
+    )
+)
+class LockboxRevocationList:
+    lockbox_serial: str
+    token: str
+    issued_at: datetime
+
+
 @strawberry.type
 class CredentialBundle:
     issued_at: datetime
@@ -28,3 +40,9 @@ class CredentialBundle:
         description="The app shows a green check while now < expiresAt."
     )
     credentials: list[LockboxCredential]
+    revocations: list[LockboxRevocationList] = strawberry.field(
+        description=(
+            "One per lockbox a credential here is for, or a revoked grant of the caller's was"
+            " (agents: every BLE lockbox they hold)."
+        )
+    )

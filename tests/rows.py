@@ -11,7 +11,14 @@ SKIP_TABLES = ("sqlite_", "tortoise_migrations")
 
 async def _tables() -> list[str]:
     conn = Tortoise.get_connection("default")
-    rows = await conn.execute_query_dict("SELECT name FROM sqlite_master WHERE type = 'table'")
+    if conn.capabilities.dialect == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        query = (
+            "SELECT table_name AS name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        )
+    rows = await conn.execute_query_dict(query)
     return [r["name"] for r in rows if not str(r["name"]).startswith(SKIP_TABLES)]
 
 

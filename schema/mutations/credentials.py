@@ -8,7 +8,7 @@ from resolvers.credentials import sync_credentials
 from resolvers.errors import DomainError
 from resolvers.lockbox_events import report_lockbox_events
 from schema.context import Info
-from schema.credentials import CredentialBundle, LockboxCredential
+from schema.credentials import CredentialBundle, LockboxCredential, LockboxRevocationList
 from schema.errors import UserError, user_errors
 from schema.grants import Grant
 
@@ -60,9 +60,18 @@ class CredentialMutation:
             )
             for issued in bundle.credentials
         ]
+        revocations = [
+            LockboxRevocationList(
+                lockbox_serial=issued.lockbox_serial, token=issued.token, issued_at=issued.issued_at
+            )
+            for issued in bundle.revocations
+        ]
         return SyncCredentialsPayload(
             bundle=CredentialBundle(
-                issued_at=bundle.issued_at, expires_at=bundle.expires_at, credentials=credentials
+                issued_at=bundle.issued_at,
+                expires_at=bundle.expires_at,
+                credentials=credentials,
+                revocations=revocations,
             )
         )
 
