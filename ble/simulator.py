@@ -86,7 +86,7 @@ class LockboxSimulator:
             return RevocationsVerdict.REFUSED_INVALID
         if revocations.aud != self.serial:
             return RevocationsVerdict.REFUSED_WRONG_LOCKBOX
-        if False:
+        if self._clock().timestamp() >= revocations.exp:
             return RevocationsVerdict.REFUSED_EXPIRED
         if self._list_seq is not None and revocations.seq < self._list_seq:
             return RevocationsVerdict.REFUSED_STALE

@@ -25,11 +25,13 @@ POSTGRES_URL = os.environ.get("KEYBIN_TEST_DATABASE_URL", "")
 
 
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Migrated once per run; each test gets a copy, so every test owns its data."""
     if POSTGRES_URL:
         asyncio.run(pg.build_template(POSTGRES_URL))
-        return pg.TEMPLATE
+        yield pg.TEMPLATE
+        asyncio.run(pg.drop(POSTGRES_URL, pg.TEMPLATE))
+        return
     path = tmp_path_factory.mktemp("template") / "keybin.sqlite3"
 
     async def build() -> None:
@@ -37,7 +39,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> str:
         await Tortoise.close_connections()
 
     asyncio.run(build())
-    return str(path)
+    yield str(path)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -11,7 +12,8 @@ from tortoise import Tortoise
 import db
 from settings import Settings
 
-TEMPLATE = "keybin_test_template"
+# One template per test run: concurrent runs against one server never collide.
+TEMPLATE = f"keybin_test_template_{os.getpid()}"
 
 
 def url_for(base: str, name: str) -> str:
