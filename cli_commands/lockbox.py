@@ -45,7 +45,11 @@ mutation SignIn($input: SignInInput!) {
 SYNC_CREDENTIALS = """
 mutation Sync($input: SyncCredentialsInput!) {
   syncCredentials(input: $input) {
-    bundle { expiresAt credentials { token lockboxSerial notBefore expiresAt } }
+    bundle {
+      expiresAt
+      credentials { token lockboxSerial notBefore expiresAt }
+      revocations { lockboxSerial token }
+    }
     userErrors { code message }
   }
 }
@@ -234,8 +238,8 @@ async def _open_lockbox(args: argparse.Namespace, settings: Settings) -> int:
     api = (args.api or settings.public_url).rstrip("/")
     async with httpx.AsyncClient(base_url=api, timeout=15) as http:
         token = await _sign_in(http, args.login, password, device_id, device_key)
-        credentials = await _sync(http, token, device_id)
-        visit = await _visit(args, credentials, device_key)
+        credentials, revocations = await _sync(http, token, device_id)
+        visit = await _visit(args, credentials, device_key, revocations)
         print(f"lockbox {args.serial}: {visit.outcome}")
         if visit.records:
             report = await _call(
@@ -270,15 +274,20 @@ async def _sign_in(
     return str(payload["token"])
 
 
-async def _sync(http: httpx.AsyncClient, token: str, device_id: str) -> list[str]:
+async def _sync(http: httpx.AsyncClient, token: str, device_id: str) -> tuple[list[str], list[str]]:
+    """The credentials, and the revocation lists the phone carries to the lockboxes."""
     payload = await _call(http, SYNC_CREDENTIALS, {"input": {"deviceId": device_id}}, token)
     credentials = payload["bundle"]["credentials"]
     print(f"{len(credentials)} credential(s), good until {payload['bundle']['expiresAt']}")
-    return [credential["token"] for credential in credentials]
+    revocations = [item["token"] for item in payload["bundle"]["revocations"]]
+    return [credential["token"] for credential in credentials], revocations
 
 
 async def _visit(
-    args: argparse.Namespace, credentials: list[str], device_key: Ed25519PrivateKey
+    args: argparse.Namespace,
+    credentials: list[str],
+    device_key: Ed25519PrivateKey,
+    revocations: list[str],
 ) -> Visit:
     factory: Callable[[str], Transport]
     if args.via_socket:
@@ -294,7 +303,9 @@ async def _visit(
 
         factory = BleakTransport
     try:
-        return await find_and_open(args.serial, credentials, device_key, factory)
+        return await find_and_open(
+            args.serial, credentials, device_key, factory, revocations=revocations
+        )
     except NoCredentialError as error:
         raise CommandError(f"this account has no credential for lockbox {args.serial}") from error
     except NoAdapterError as error:
