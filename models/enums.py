@@ -2,6 +2,10 @@
 
 from enum import StrEnum
 
+# The lockbox's own names (ble/ is the lockbox side, self-contained); the same here.
+from ble.outcomes import AccessMethod as AccessMethod
+from ble.outcomes import AccessOutcome as AccessOutcome
+
 
 class AccountKind(StrEnum):
     AGENT = "AGENT"
@@ -38,21 +42,6 @@ class ListingStatus(StrEnum):
     PENDING = "PENDING"
     CLOSED = "CLOSED"
     WITHDRAWN = "WITHDRAWN"
-
-
-class AccessMethod(StrEnum):
-    BLE_CREDENTIAL = "BLE_CREDENTIAL"
-    ONE_DAY_CODE = "ONE_DAY_CODE"
-    AGENT_KEY = "AGENT_KEY"
-
-
-class AccessOutcome(StrEnum):
-    OPENED = "OPENED"
-    DENIED_NOT_YET_VALID = "DENIED_NOT_YET_VALID"
-    DENIED_EXPIRED = "DENIED_EXPIRED"
-    DENIED_REVOKED = "DENIED_REVOKED"
-    DENIED_INVALID_CREDENTIAL = "DENIED_INVALID_CREDENTIAL"
-    DENIED_WRONG_LOCKBOX = "DENIED_WRONG_LOCKBOX"
 
 
 class MessageKind(StrEnum):
