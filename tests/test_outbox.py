@@ -106,3 +106,41 @@ async def test_an_sms_gateway_answering_500_is_retried_and_delivers_once(
         assert stored.attempts == 3
         assert gateway.attempts == 3
         assert [sms.to for sms in gateway.received] == ["+15135550100"]
+
+
+async def test_minutes_of_smtp_outage_back_off_then_deliver_once(
+    settings: Settings, smtp: SmtpServer, orm: None
+) -> None:
+    # given production pacing (backoff from 2 s, doubling, capped at 5 minutes) and SMTP down
+    from resolvers import clock
+
+    smtp.stop()
+    real = settings.with_(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        outbox_backoff_base=2.0,
+        outbox_backoff_max=300.0,
+    )
+    dispatcher = Dispatcher(real, PubSub())
+    row = await outbox.email(
+        "someone@example.com", "password_reset", {"name": "x", "key_id": None, "link": "l"}
+    )
+    # when the outage lasts twenty minutes of the dispatcher's clock
+    delays = []
+    for _ in range(12):
+        await dispatcher.run_once()
+        stored = await OutboxMessage.get(id=row.id)
+        delays.append(round((stored.next_attempt_at - clock.now()).total_seconds()))
+        clock.travel(max(delays[-1], 0) + 1)
+    # then each retry waited twice as long, up to the cap, and nothing was dropped
+    assert delays[:5] == [2, 4, 8, 16, 32]
+    assert max(delays) == 300
+    assert (await OutboxMessage.get(id=row.id)).status == OutboxStatus.PENDING
+    # and once SMTP is back the mail goes out, once
+    smtp.start()
+    for _ in range(3):
+        clock.travel(301)
+        await dispatcher.run_once()
+    await smtp.wait_for(1)
+    assert len(smtp.inbox) == 1
+    assert (await OutboxMessage.get(id=row.id)).status == OutboxStatus.SENT
