@@ -36,4 +36,5 @@ class AccessEvent(Model):
 
     class Meta:
         table = "access_event"
+        indexes = (("actor_id",), ("listing_id",), ("grant_id",))
         unique_together = (("lockbox", "seq"),)

@@ -112,6 +112,7 @@ class Session(Model):
 
     class Meta:
         table = "session"
+        indexes = (("account_id",),)
 
 
 class PasswordReset(Model):
@@ -184,3 +185,4 @@ class AccountEvent(Model):
 
     class Meta:
         table = "account_event"
+        indexes = (("account_id", "id"),)

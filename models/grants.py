@@ -38,6 +38,7 @@ class Grant(Model):
 
     class Meta:
         table = "grant"
+        indexes = (("listing_id", "id"), ("lockbox_id",), ("grantee_id",))
         unique_together = (("granted_by", "idempotency_key"),)
 
 

@@ -35,6 +35,7 @@ class Listing(Model):
 
     class Meta:
         table = "listing"
+        indexes = (("agent_id",),)
 
 
 class Lockbox(Model):
@@ -58,3 +59,4 @@ class Lockbox(Model):
 
     class Meta:
         table = "lockbox"
+        indexes = (("assigned_to_id",),)

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from weakref import WeakKeyDictionary
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from models.messages import Message as MessageModel
 from schema.context import Info
 from schema.loaders import Loaders
 from schema.messages import Message
+
+# Subscribers woken by one burst of events read their messages in one query, not
+# one each: a batching, non-caching loader per event loop, shared by connections.
+_fetchers: WeakKeyDictionary[asyncio.AbstractEventLoop, DataLoader[int, MessageModel | None]] = (
+    WeakKeyDictionary()
+)
+
+
+async def _load_messages(ids: list[int]) -> Sequence[MessageModel | None]:
+    rows = {row.id: row for row in await MessageModel.filter(id__in=ids)}
+    return [rows.get(i) for i in ids]
+
+
+def _fetcher() -> DataLoader[int, MessageModel | None]:
+    loop = asyncio.get_running_loop()
+    if loop not in _fetchers:
+        _fetchers[loop] = DataLoader(load_fn=_load_messages, cache=False)
+    return _fetchers[loop]
 
 
 @strawberry.type
@@ -23,8 +44,8 @@ class Subscription:
             while True:
                 message_id = await queue.get()
                 # Re-read and re-check: the event carries only an id.
-                row = await MessageModel.get_or_none(id=message_id, account_id=account.id)
-                if row is None:
+                row = await _fetcher().load(message_id)
+                if row is None or row.account_id != account.id:  # type: ignore[attr-defined]
                     continue
                 # Loaders live per event: the connection's context outlives many events.
                 info.context.loaders = Loaders()
