@@ -27,7 +27,12 @@ def _bad_value(value: Any) -> str | None:
 
 
 class RejectBadText(SchemaExtension):
-    """PostgreSQL refuses NUL bytes that SQLite accepts: refuse them at the edge, for both."""
+    """PostgreSQL refuses NUL bytes that SQLite accepts: refuse them at the edge, for both.
+
+    It also labels the errors of a request GraphQL itself refused (a syntax error, an
+    unknown field, a date that does not parse) with INVALID_INPUT, so every answer to
+    bad input carries a code a client can act on.
+    """
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -41,3 +46,12 @@ class RejectBadText(SchemaExtension):
                 GraphQLError(problem, extensions={"code": "INVALID_INPUT"})
             ]
         yield
+
+
+def label_refusals(errors: list[GraphQLError] | None) -> None:
+    """Errors of a request GraphQL itself refused (a syntax error, an unknown field, a
+    date that does not parse) carry no path: label them INVALID_INPUT, so every answer
+    to bad input has a code a client can act on."""
+    for error in errors or []:
+        if error.path is None and not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": "INVALID_INPUT"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -19,11 +20,11 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from schema.accounts import Agent, Contractor
 from schema.grants import AccessEvent, Grant
-from schema.limits import RejectBadText
+from schema.limits import RejectBadText, label_refusals
 from schema.listings import Listing, Lockbox
 from schema.messages import Message
 from schema.mutations.auth import AuthMutation
@@ -78,7 +79,13 @@ class MaskUnexpected(MaskErrors):
 
 
 class KeybinSchema(strawberry.Schema):
-    """Logs only unexpected errors: access and input errors are answers, not incidents."""
+    """Labels refused input INVALID_INPUT, and logs only unexpected errors: access and
+    input errors are answers, not incidents."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(*args, **kwargs)
+        label_refusals(result.errors)
+        return result
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

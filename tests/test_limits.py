@@ -89,7 +89,13 @@ async def test_bad_date_is_an_error_not_a_crash(gql: GraphQLClient) -> None:
         token=token,
     )
     assert body["data"] is None
-    assert body["errors"]
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_requests_graphql_refuses_carry_invalid_input(gql: GraphQLClient) -> None:
+    for query in ("{ regions { code ", "{ regions { nope } }", '{ regions(first: 1) { code } }'):
+        body = await gql.raw(query)
+        assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT", query
 
 
 @pytest.mark.parametrize("settings_overrides", [{"env": "staging"}])
