@@ -93,7 +93,7 @@ async def test_bad_date_is_an_error_not_a_crash(gql: GraphQLClient) -> None:
 
 
 async def test_requests_graphql_refuses_carry_invalid_input(gql: GraphQLClient) -> None:
-    for query in ("{ regions { code ", "{ regions { nope } }", '{ regions(first: 1) { code } }'):
+    for query in ("{ regions { code ", "{ regions { nope } }", "{ regions(first: 1) { code } }"):
         body = await gql.raw(query)
         assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT", query
 
