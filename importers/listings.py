@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from importers import bulk
 from importers.report import ImportReport, RowError
-from importers.sources import BATCH_SIZE, json_object, optional, required, reso_values
+from importers.sources import batched, json_object, optional, required, reso_values
 from models.accounts import Account
 from models.enums import AccountKind, ListingSource, ListingStatus
 from models.listings import Listing
@@ -105,19 +105,21 @@ async def import_listings(path: Path, report: ImportReport) -> ImportReport:
     values = reso_values(path)
     progress = report.progress("listings", len(values))
     associations = await _associations()
-    for start in range(0, len(values), BATCH_SIZE):
+    done = 0
+    for batch in batched(enumerate(values)):
         rows: dict[str, ListingRow] = {}
         repeats = 0
-        for index in range(start, min(start + BATCH_SIZE, len(values))):
+        for index, value in batch:
             try:
-                row = parse_listing(index, values[index])
+                row = parse_listing(index, value)
             except RowError as error:
                 report.skip(index, str(error))
                 continue
             repeats += row.mls_number in rows
             rows[row.mls_number] = row
         await _write(list(rows.values()), associations, report, repeats)
-        progress.update(min(start + BATCH_SIZE, len(values)))
+        done += len(batch)
+        progress.update(done)
     progress.finish(len(values))
     return report
 

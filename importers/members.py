@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from importers import bulk
 from importers.report import ImportReport, RowError
-from importers.sources import BATCH_SIZE, json_object, optional, required, reso_values
+from importers.sources import batched, json_object, optional, required, reso_values
 from models.accounts import Account, AccountEvent
 from models.enums import AccountEventKind, AccountKind, AccountStatus
 from resolvers.errors import DomainError
@@ -95,12 +95,13 @@ async def import_members(path: Path, report: ImportReport) -> ImportReport:
     report.position = "index"
     values = reso_values(path)
     progress = report.progress("members", len(values))
-    for start in range(0, len(values), BATCH_SIZE):
+    done = 0
+    for batch in batched(enumerate(values)):
         members: dict[Key, Member] = {}
         repeats = 0
-        for index in range(start, min(start + BATCH_SIZE, len(values))):
+        for index, value in batch:
             try:
-                member = parse_member(index, values[index], report)
+                member = parse_member(index, value, report)
             except RowError as error:
                 report.skip(index, str(error))
                 continue
@@ -110,7 +111,8 @@ async def import_members(path: Path, report: ImportReport) -> ImportReport:
         created, updated = await _write(members, report)
         report.created += created
         report.updated += updated + repeats
-        progress.update(min(start + BATCH_SIZE, len(values)))
+        done += len(batch)
+        progress.update(done)
     progress.finish(len(values))
     return report
 

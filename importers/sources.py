@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import ijson
 
 from importers.report import ImportFileError, RowError
 
@@ -28,18 +30,47 @@ def batched(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
         yield batch
 
 
-def reso_values(path: Path) -> list[Any]:
-    """The `value` array of a RESO Web API response (`{"value": [...]}`)."""
+_FIRST_EVENTS = {"start_map", "start_array", "string", "number", "boolean", "null"}
+
+
+@dataclass(frozen=True)
+class ResoFile:
+    """The `value` array of a RESO Web API response, read as a stream: memory stays flat
+    however large the file is. Checked and counted once up front, before any row lands."""
+
+    path: Path
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Any]:
+        with self.path.open("rb") as handle:
+            yield from ijson.items(handle, "value.item", use_float=True)
+
+
+def reso_values(path: Path) -> ResoFile:
+    """Check the shape (`{"value": [...]}`) and count the rows, streaming."""
+    count = 0
+    shape_ok = False
     try:
-        data = json.loads(path.read_bytes())
+        with path.open("rb") as handle:
+            events = ijson.parse(handle, use_float=True)
+            first = next(events, None)
+            if first is None or first[:2] != ("", "start_map"):
+                raise ImportFileError('expected RESO Web API JSON: an object {"value": [...]}')
+            for prefix, event, _ in events:
+                if prefix == "value" and event == "start_array":
+                    shape_ok = True
+                elif prefix == "value.item" and event in _FIRST_EVENTS:
+                    count += 1
     except OSError as error:
         raise ImportFileError(f"cannot read the file: {error.strerror}") from error
-    except (ValueError, RecursionError) as error:
+    except ijson.JSONError as error:
         raise ImportFileError(f"not JSON: {error}") from error
-    if not isinstance(data, dict) or not isinstance(data.get("value"), list):
+    if not shape_ok:
         raise ImportFileError('expected RESO Web API JSON: an object {"value": [...]}')
-    values: list[Any] = data["value"]
-    return values
+    return ResoFile(path, count)
 
 
 def count_csv_rows(path: Path) -> int:
