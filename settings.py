@@ -45,6 +45,7 @@ class Settings:
     # How long a dispatcher owns a row it is sending; after a crash mid-send the
     # row waits this long before another dispatcher takes it (longer than a send).
     outbox_claim_seconds: float = 60.0
+    keybin_data_dir: str = ""
     # Push to closed apps: Firebase Cloud Messaging (HTTP v1) and Apple's APNs.
     fcm_project_id: str = ""
     fcm_service_account_file: str = ""
@@ -81,12 +82,15 @@ class Settings:
 
     @property
     def data_dir(self) -> Path:
-        """Where the database (SQLite) and generated secrets live."""
+        """Where generated secrets live: KEYBIN_DATA_DIR, else beside a SQLite database,
+        else the working directory."""
+        if self.keybin_data_dir:
+            return Path(self.keybin_data_dir).expanduser().resolve()
         if self.is_sqlite:
             path = self.database_url.split("://", 1)[1].split("?", 1)[0]
             if path and path != ":memory:":
                 return Path(path).expanduser().resolve().parent
-        return Path(os.environ.get("KEYBIN_DATA_DIR", ".")).resolve()
+        return Path(".").resolve()
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -113,6 +117,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_per_minute=int(get("RATE_LIMIT_PER_MINUTE", "300")),
         env=get("KEYBIN_ENV", "development"),
         outbox_claim_seconds=float(get("KEYBIN_OUTBOX_CLAIM_SECONDS", "60")),
+        keybin_data_dir=get("KEYBIN_DATA_DIR", ""),
         fcm_project_id=get("FCM_PROJECT_ID", ""),
         fcm_service_account_file=get("FCM_SERVICE_ACCOUNT_FILE", ""),
         fcm_base_url=get("FCM_BASE_URL", "https://fcm.googleapis.com").rstrip("/"),

@@ -1,22 +1,19 @@
 """Lockbox credentials: compact JWS (RFC 7515) signed by the server with Ed25519."""
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
-from ble.b64 import b64url_decode, b64url_encode
+from ble import jws
 from ble.jwks import key_from_jwk, okp_jwk, raw_public_key
 from ble.outcomes import AccessMethod
 from ble.recurrence import Recurrence, parse_recurrence
 
-ALG = "EdDSA"
 TYP = "lockbox-credential+jwt"
 
 _T = TypeVar("_T")
@@ -66,32 +63,17 @@ def cnf_claim(device_key: Ed25519PublicKey | bytes) -> dict[str, object]:
 
 def sign_credential(private_key: Ed25519PrivateKey, kid: str, claims: Mapping[str, object]) -> str:
     parse_claims(claims)  # a credential the lockbox would refuse is a server bug: fail here
-    header = {"alg": ALG, "kid": kid, "typ": TYP}
-    signing_input = f"{_encode_json(header)}.{_encode_json(claims)}"
-    signature = private_key.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64url_encode(signature)}"
+    return jws.sign(private_key, kid, TYP, claims)
 
 
 def decode_credential(token: str, trusted: Mapping[str, Ed25519PublicKey]) -> CredentialClaims:
     """Verify the server signature; the caller judges time, audience and revocation."""
-    header, payload, signature = _split(token)
-    if header.get("alg") != ALG or header.get("typ") != TYP or "crit" in header:
-        raise InvalidCredential("not a lockbox credential header")
-    kid = header.get("kid")
-    key = trusted.get(kid) if isinstance(kid, str) else None
-    if key is None:
-        raise InvalidCredential("signed with a key this lockbox does not trust")
-    signing_input = token.rsplit(".", 1)[0].encode("ascii")
-    try:
-        key.verify(signature, signing_input)
-    except InvalidSignature as error:
-        raise InvalidCredential("bad signature") from error
-    return parse_claims(payload)
+    return parse_claims(jws.verify(token, TYP, trusted, InvalidCredential))
 
 
 def peek_claims(token: str) -> CredentialClaims:
     """Read claims without verifying: the phone only needs them to pick a credential."""
-    return parse_claims(_split(token)[1])
+    return parse_claims(jws.split(token, InvalidCredential)[1])
 
 
 def parse_claims(claims: Mapping[str, Any]) -> CredentialClaims:
@@ -114,33 +96,11 @@ def parse_claims(claims: Mapping[str, Any]) -> CredentialClaims:
         raise InvalidCredential(f"bad claims: {error}") from error
 
 
-def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidCredential("a compact JWS has three parts")
-    try:
-        header, payload = (json.loads(b64url_decode(part)) for part in parts[:2])
-        signature = b64url_decode(parts[2])
-    except ValueError as error:  # bad base64url, bad UTF-8 and bad JSON are all ValueErrors
-        raise InvalidCredential("not base64url JSON") from error
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise InvalidCredential("header and payload must be JSON objects")
-    return header, payload, signature
-
-
 def _typed(claims: Mapping[str, Any], name: str, kind: type[_T]) -> _T:
-    value = claims.get(name)
-    # bool is an int in Python but never a valid time or id here
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise InvalidCredential(f"claim {name!r} must be {kind.__name__}")
-    return value
+    return jws.typed(claims, name, kind, InvalidCredential)
 
 
 def _device_key(cnf: object) -> bytes:
     if not isinstance(cnf, dict):
         raise InvalidCredential("claim 'cnf' must hold the device's jwk")
     return raw_public_key(key_from_jwk(cnf.get("jwk")))
-
-
-def _encode_json(value: Mapping[str, object]) -> str:
-    return b64url_encode(json.dumps(dict(value), separators=(",", ":")).encode())

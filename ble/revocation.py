@@ -1,16 +1,13 @@
 """Revocation lists: compact JWS the server signs per lockbox and phones carry to it offline."""
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ble.b64 import b64url_decode, b64url_encode
-from ble.credential import ALG
+from ble import jws
 
 TYP = "lockbox-revocations+jwt"
 
@@ -58,31 +55,17 @@ class RevocationList:
 
 
 def sign_revocations(private_key: Ed25519PrivateKey, kid: str, revocations: RevocationList) -> str:
-    header = {"alg": ALG, "kid": kid, "typ": TYP}
-    signing_input = f"{_encode_json(header)}.{_encode_json(revocations.to_dict())}"
-    signature = private_key.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64url_encode(signature)}"
+    return jws.sign(private_key, kid, TYP, revocations.to_dict())
 
 
 def decode_revocations(token: str, trusted: Mapping[str, Ed25519PublicKey]) -> RevocationList:
     """Verify the server signature; the caller judges audience, time and seq."""
-    header, payload, signature = _split(token)
-    if header.get("alg") != ALG or header.get("typ") != TYP or "crit" in header:
-        raise InvalidRevocations("not a lockbox revocation list header")
-    kid = header.get("kid")
-    key = trusted.get(kid) if isinstance(kid, str) else None
-    if key is None:
-        raise InvalidRevocations("signed with a key this lockbox does not trust")
-    try:
-        key.verify(signature, token.rsplit(".", 1)[0].encode("ascii"))
-    except InvalidSignature as error:
-        raise InvalidRevocations("bad signature") from error
-    return parse_revocations(payload)
+    return parse_revocations(jws.verify(token, TYP, trusted, InvalidRevocations))
 
 
 def peek_revocations(token: str) -> RevocationList:
     """Read claims without verifying: the phone only needs them to pick a list."""
-    return parse_revocations(_split(token)[1])
+    return parse_revocations(jws.split(token, InvalidRevocations)[1])
 
 
 def parse_revocations(claims: Mapping[str, Any]) -> RevocationList:
@@ -112,27 +95,5 @@ def newest_for(serial: str, tokens: Iterable[str]) -> str | None:
     return max(mine, key=lambda pair: pair[0])[1] if mine else None
 
 
-def _split(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes]:
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidRevocations("a compact JWS has three parts")
-    try:
-        header, payload = (json.loads(b64url_decode(part)) for part in parts[:2])
-        signature = b64url_decode(parts[2])
-    except ValueError as error:  # bad base64url, bad UTF-8 and bad JSON are all ValueErrors
-        raise InvalidRevocations("not base64url JSON") from error
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise InvalidRevocations("header and payload must be JSON objects")
-    return header, payload, signature
-
-
 def _typed(claims: Mapping[str, Any], name: str, kind: type[_T]) -> _T:
-    value = claims.get(name)
-    # bool is an int in Python but never a valid time or seq here
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise InvalidRevocations(f"claim {name!r} must be {kind.__name__}")
-    return value
-
-
-def _encode_json(value: Mapping[str, object]) -> str:
-    return b64url_encode(json.dumps(dict(value), separators=(",", ":")).encode())
+    return jws.typed(claims, name, kind, InvalidRevocations)

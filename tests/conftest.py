@@ -20,6 +20,7 @@ from settings import Settings
 from tests import pg
 from tests.factories import GraphQLClient
 from tests.smtp import SmtpServer
+from tests.sql_count import StatementCounter
 
 POSTGRES_URL = os.environ.get("KEYBIN_TEST_DATABASE_URL", "")
 
@@ -58,6 +59,7 @@ def database_url(tmp_path: Path, template_db: str) -> Iterator[str]:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         database_url=database_url,
+        keybin_data_dir=str(tmp_path),  # signing keys and secrets: this test's own
         secret_key="test-secret-key-" + "x" * 32,
         public_url="http://keybin.test",
         outbox_poll_seconds=0.05,
@@ -127,3 +129,11 @@ async def orm(settings: Settings) -> AsyncIterator[None]:
 
 def pytest_configure(config: Any) -> None:
     os.environ.setdefault("KEYBIN_ENV", "development")
+
+
+@pytest.fixture
+def sql(monkeypatch: pytest.MonkeyPatch) -> StatementCounter:
+    """Counts the statements a request sends (see tests/sql_count.py)."""
+    counter = StatementCounter()
+    counter.install(monkeypatch)
+    return counter

@@ -7,8 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tortoise.backends.sqlite.client import SqliteClient
 
 from ble.b64 import b64url_encode
 from ble.credential import decode_credential
@@ -36,6 +33,7 @@ from tests.factories import (
     make_lockbox,
     make_region,
 )
+from tests.sql_count import StatementCounter
 
 SYNC = """
 mutation Sync($deviceId: String!) {
@@ -259,29 +257,8 @@ def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [signing_keys.KEYS_FILE]  # no temp files left
 
 
-_counting: ContextVar[list[str] | None] = ContextVar("counting", default=None)
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Records the SQL sent while a _counting list is set (not the dispatcher's polling)."""
-    for name in ("execute_query", "execute_query_dict"):
-        original = getattr(SqliteClient, name)
-
-        def counting(original: Any = original) -> Any:
-            async def wrapper(self: SqliteClient, query: str, *args: Any, **kw: Any) -> Any:
-                if (seen := _counting.get()) is not None:
-                    seen.append(query)
-                return await original(self, query, *args, **kw)
-
-            return wrapper
-
-        monkeypatch.setattr(SqliteClient, name, counting())
-    yield
-
-
 async def test_syncing_costs_the_same_sql_for_2_or_8_grants(
-    gql: GraphQLClient, statements: None
+    gql: GraphQLClient, sql: StatementCounter
 ) -> None:
     async def sql_for(grants: int) -> list[str]:
         agent = await make_agent()
@@ -290,17 +267,13 @@ async def test_syncing_costs_the_same_sql_for_2_or_8_grants(
             lockbox = await make_lockbox(agent, await make_listing(agent))
             await grant_to(carl, lockbox, -timedelta(hours=1), timedelta(hours=2))
         token, _ = await signed_in(gql, carl)
-        seen: list[str] = []
-        marker = _counting.set(seen)
-        try:
-            assert len((await bundle_of(gql, token))["credentials"]) == grants
-        finally:
-            _counting.reset(marker)
-        return seen
+        assert len((await sql.count(bundle_of(gql, token)))["credentials"]) == grants
+        return list(sql.statements)
 
     # given / when
     small, large = await sql_for(2), await sql_for(8)
     # then
+    assert small, "the counter must see the request's statements"
     assert len(small) == len(large), large
 
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tortoise.backends.sqlite.client import SqliteClient
 
 from ble.b64 import b64url_decode, b64url_encode
 from ble.client import LockboxClient, Visit, find_and_open
@@ -39,6 +36,7 @@ from tests.factories import (
     make_listing,
     make_lockbox,
 )
+from tests.sql_count import StatementCounter
 
 T = TypeVar("T")
 
@@ -435,40 +433,6 @@ async def test_who_gets_which_lists(scene: Scene, gql: GraphQLClient) -> None:
     assert nobody == Bundle([], [], [])
 
 
-class StatementCounter:
-    """Statements sent through Tortoise's SQLite client while `active` in this context."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-        self.active: ContextVar[bool] = ContextVar("counting", default=False)
-
-    async def count(self, request: Awaitable[T]) -> T:
-        self.statements.clear()
-        token = self.active.set(True)
-        try:
-            return await request
-        finally:
-            self.active.reset(token)
-
-
-@pytest.fixture
-def sql(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatementCounter]:
-    counter = StatementCounter()
-    for name in ("execute_query", "execute_query_dict", "execute_insert"):
-        original = getattr(SqliteClient, name)
-
-        def counting(original: Any = original) -> Any:
-            async def wrapper(self: SqliteClient, query: str, *args: Any, **kw: Any) -> Any:
-                if counter.active.get():
-                    counter.statements.append(query)
-                return await original(self, query, *args, **kw)
-
-            return wrapper
-
-        monkeypatch.setattr(SqliteClient, name, counting())
-    yield counter
-
-
 @pytest.mark.parametrize("kind", ["agent", "contractor"])
 async def test_lists_cost_the_same_sql_for_2_and_8_lockboxes(
     gql: GraphQLClient, sql: StatementCounter, kind: str
@@ -489,6 +453,7 @@ async def test_lists_cost_the_same_sql_for_2_and_8_lockboxes(
         # then
         assert len(bundle.revocations) == lockboxes
         counts.append(len(sql.statements))
+    assert counts[0] > 0, "the counter must see the request's statements"
     assert counts[0] == counts[1], sql.statements
 
 
