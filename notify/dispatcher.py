@@ -19,6 +19,7 @@ from notify import mail, outbox, sms
 from notify.pubsub import PubSub
 from notify.push import PushRejected, PushUnavailable
 from notify.push_sender import PushSender
+from notify.tasks import stop_task
 from resolvers import clock
 from settings import Settings
 
@@ -58,6 +59,7 @@ class Dispatcher:
         self.pubsub = pubsub
         self.name = secrets.token_hex(6)
         self.wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.push = PushSender(settings)
         self.deliverers: dict[OutboxChannel, Deliverer] = {
@@ -74,23 +76,20 @@ class Dispatcher:
     async def stop(self) -> None:
         outbox.bind_wakeup(None)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self.wakeup.set()  # end the wait for work at once
+            await stop_task(self._task, self._stopping)
             self._task = None
         await self.push.aclose()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             self.wakeup.clear()
             delivered = await self.run_once()
             if delivered:
                 continue  # there may be more waiting
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.outbox_poll_seconds):
                     await self.wakeup.wait()
-            except TimeoutError:
-                pass
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many rows were attempted."""

@@ -10,6 +10,7 @@ import asyncpg
 from tortoise import Tortoise
 
 from notify.pubsub import PubSub
+from notify.tasks import stop_task
 
 log = logging.getLogger("keybin.pubsub")
 
@@ -34,6 +35,8 @@ class PostgresPubSub(PubSub):
         self.listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
+        self._stopping = asyncio.Event()
+        self._lost = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="pubsub-listener")
@@ -43,9 +46,8 @@ class PostgresPubSub(PubSub):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._lost.set()  # end the wait on the listener connection at once
+            await stop_task(self._task, self._stopping)
             self._task = None
 
     async def publish(self, account_id: int, message_id: int) -> None:
@@ -59,8 +61,8 @@ class PostgresPubSub(PubSub):
 
     async def _listen_forever(self) -> None:
         backoff = 0.2
-        while True:
-            lost = asyncio.Event()
+        while not self._stopping.is_set():
+            self._lost = lost = asyncio.Event()
             try:
                 self._connection = await asyncpg.connect(self.dsn)
                 self._connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
@@ -69,13 +71,16 @@ class PostgresPubSub(PubSub):
                 self.listening.set()
                 backoff = 0.2
                 await lost.wait()
-                log.warning("pub/sub listener connection lost, reconnecting")
+                if not self._stopping.is_set():
+                    log.warning("pub/sub listener connection lost, reconnecting")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("pub/sub listener cannot connect (%s), retry in %.1fs", error, backoff)
             finally:
                 self.listening.clear()
                 await self._close()
-            await asyncio.sleep(backoff)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await self._stopping.wait()
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _close(self) -> None:

@@ -14,6 +14,7 @@ from models.enums import MessageKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from notify import outbox
+from notify.tasks import stop_task
 from resolvers import clock
 from resolvers.grants import local_time
 from resolvers.listings import one_line_address
@@ -77,6 +78,7 @@ class StartingNotifier:
     def __init__(self, interval: float = INTERVAL_SECONDS) -> None:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def run_once(self) -> int:
         return await notify_starting_grants()
@@ -86,16 +88,16 @@ class StartingNotifier:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, self._stopping)
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.run_once()
             # The database busy or gone for a moment: the next round picks the work up.
             except (OSError, OperationalError) as error:
                 log.warning("access-starting round failed: %s", error)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._stopping.wait()
