@@ -23,6 +23,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from schema.accounts import Agent, Contractor
+from schema.execution import CompiledExecutor
 from schema.grants import AccessEvent, Grant
 from schema.limits import RejectBadText, label_refusals
 from schema.listings import Listing, Lockbox
@@ -124,6 +125,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         types=[Agent, Contractor, Listing, Lockbox, Grant, AccessEvent, Message],
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.production),
+        execution_context_class=CompiledExecutor,
     )
 
 

@@ -1,0 +1,449 @@
+"""Compiled execution: queries and subscription events run from a plan built once per
+document, not field by field through graphql-core's general executor.
+
+graphql-core re-derives everything for every field of every object: it looks the field up,
+builds a resolve info and a path, coerces arguments, picks a completion by type and wraps
+each step in error handling. For a list of a thousand grants that bookkeeping costs far more
+than the resolvers do. A plan does it once: for each selection it keeps the field, its
+resolver (or the attribute a plain Strawberry field reads), and a completer chosen for its
+type; at run time it only calls resolvers, reads attributes and serializes leaves. Resolve
+infos and arguments are built once per field per request, not once per object.
+
+The same resolvers run, with the same Strawberry wrappers (argument conversion, info,
+permissions), so the answers are the same; tests/test_compiled_execution.py runs every
+operation both ways and compares. Anything a plan does not reproduce exactly is left to
+graphql-core: mutations (serial, with side effects), @skip/@include and @defer, introspection,
+resolver middleware. And if a plan meets anything unusual while running (an exception, a
+null in a non-null position, an unexpected runtime type), it stops and graphql-core runs the
+operation from the start, so error messages, paths and null propagation stay graphql-core's.
+Queries and subscription events are reads, which is what makes the re-run safe."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar
+
+from graphql import (
+    GraphQLAbstractType,
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    OperationType,
+    default_field_resolver,
+)
+from graphql.execution.collect_fields import (
+    FieldDetails,
+    collect_fields,
+    collect_subfields,
+)
+from graphql.execution.values import get_argument_values
+from graphql.language import BREAK, FieldNode, Node, OperationDefinitionNode, Visitor, visit
+from graphql.pyutils import Path
+from graphql.pyutils import Undefined as _UNDEFINED
+from graphql.type import is_abstract_type, is_leaf_type, is_object_type
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+PLAN_CACHE_SIZE = 256
+
+
+class NotCompilable(Exception):
+    """The operation uses something plans leave to graphql-core."""
+
+
+class Bail(Exception):
+    """Met at run time: graphql-core must answer this one."""
+
+
+Completer = Callable[[Any, "CompiledExecutor", "FieldStep"], Any]
+
+
+class FieldStep:
+    """One response key of a selection set: how to get its value and complete it."""
+
+    __slots__ = (
+        "attr",
+        "complete",
+        "field_def",
+        "key",
+        "nodes",
+        "parent_type",
+        "resolve",
+        "typename",
+    )
+
+    def __init__(self, key: str, parent_type: GraphQLObjectType, nodes: list[FieldNode]) -> None:
+        self.key = key
+        self.parent_type = parent_type
+        self.nodes = nodes
+        self.typename: str | None = None
+        self.attr: str | None = None
+        self.resolve: Callable[..., Any] = default_field_resolver
+        self.complete: Completer = _identity
+        self.field_def: GraphQLField | None = None
+
+
+class ObjectPlan:
+    """The selection set of one object type, compiled."""
+
+    __slots__ = ("steps", "type")
+
+    def __init__(self, object_type: GraphQLObjectType) -> None:
+        self.type = object_type
+        self.steps: list[FieldStep] = []
+
+    def run(self, source: Any, ex: CompiledExecutor) -> Any:
+        """The object's response dict, or an awaitable of it when a resolver is async."""
+        data: dict[str, Any] = {}
+        pending: list[Awaitable[Any]] | None = None
+        keys: list[str] | None = None
+        is_awaitable = ex.is_awaitable
+        for step in self.steps:
+            if step.typename is not None:
+                data[step.key] = step.typename
+                continue
+            if step.attr is not None:
+                value = getattr(source, step.attr)
+            else:
+                info, args = ex.prepared(step)
+                value = step.resolve(source, info, **args)
+                if is_awaitable(value):
+                    data[step.key] = None
+                    if pending is None:
+                        pending, keys = [], []
+                    pending.append(_resolve_then_complete(value, step, ex))
+                    keys.append(step.key)  # type: ignore[union-attr]
+                    continue
+            completed = step.complete(value, ex, step)
+            if is_awaitable(completed):
+                data[step.key] = None
+                if pending is None:
+                    pending, keys = [], []
+                pending.append(completed)
+                keys.append(step.key)  # type: ignore[union-attr]
+            else:
+                data[step.key] = completed
+        if pending is None:
+            return data
+        return _fill(data, keys or [], pending)
+
+
+async def _fill(data: dict[str, Any], keys: list[str], pending: list[Awaitable[Any]]) -> Any:
+    for key, value in zip(keys, await gather(pending), strict=True):
+        data[key] = value
+    return data
+
+
+async def _resolve_then_complete(value: Awaitable[Any], step: FieldStep, ex: Any) -> Any:
+    completed = step.complete(await value, ex, step)
+    if ex.is_awaitable(completed):
+        return await completed
+    return completed
+
+
+async def gather(awaitables: Sequence[Awaitable[Any]]) -> list[Any]:
+    """All of them concurrently (so DataLoader calls batch); on a failure the rest are
+    cancelled, since graphql-core is about to run the operation again."""
+    if len(awaitables) == 1:
+        return [await awaitables[0]]
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+
+
+def _identity(value: Any, ex: Any, step: FieldStep) -> Any:
+    return value
+
+
+class Compiler:
+    """Builds plans for one operation; everything it reads is fixed by the document."""
+
+    def __init__(self, ex: CompiledExecutor) -> None:
+        self.ex = ex
+        self.subplans: dict[tuple[str, int], ObjectPlan] = {}
+
+    def root(self, root_type: GraphQLObjectType, operation: OperationDefinitionNode) -> ObjectPlan:
+        grouped, deferred, forbidden = collect_fields(
+            self.ex.schema,
+            self.ex.fragments,
+            self.ex.variable_values,
+            root_type,
+            operation,
+        )
+        if deferred or forbidden:
+            raise NotCompilable("@defer or @stream")
+        return self.object_plan(root_type, grouped)
+
+    def object_plan(
+        self, object_type: GraphQLObjectType, grouped: dict[str, list[FieldDetails]]
+    ) -> ObjectPlan:
+        plan = ObjectPlan(object_type)
+        for key, details in grouped.items():
+            plan.steps.append(self.step(object_type, key, details))
+        return plan
+
+    def step(self, parent: GraphQLObjectType, key: str, details: list[FieldDetails]) -> FieldStep:
+        nodes = [detail.node for detail in details]
+        for detail in details:
+            if detail.defer_usage is not None or detail.fragment_variable_values is not None:
+                raise NotCompilable("deferred or parameterised fragment")
+        step = FieldStep(key, parent, nodes)
+        name = nodes[0].name.value
+        if name == "__typename":
+            step.typename = parent.name
+            return step
+        if name.startswith("__"):
+            raise NotCompilable("introspection")
+        field_def = parent.fields.get(name)
+        if field_def is None:
+            raise NotCompilable(f"unknown field {name}")
+        step.field_def = field_def
+        resolve = field_def.resolve
+        if resolve is None:
+            step.resolve = self.ex.field_resolver
+        elif _is_plain_attribute(resolve, field_def) and not field_def.args:
+            step.attr = field_def.extensions["strawberry-definition"].python_name
+        else:
+            step.resolve = resolve
+        step.complete = self.completer(field_def.type, details)
+        return step
+
+    def completer(self, return_type: GraphQLOutputType, details: list[FieldDetails]) -> Completer:
+        if isinstance(return_type, GraphQLNonNull):
+            inner = self.completer(return_type.of_type, details)
+
+            def non_null(value: Any, ex: CompiledExecutor, step: FieldStep) -> Any:
+                if value is None:
+                    raise Bail
+                return inner(value, ex, step)
+
+            return non_null
+        if isinstance(return_type, GraphQLList):
+            return _list_completer(self.completer(return_type.of_type, details))
+        if is_leaf_type(return_type):
+            return _leaf_completer(return_type)
+        if is_object_type(return_type):
+            plan = self.subplan(return_type, details)
+            return _object_completer(plan)
+        if is_abstract_type(return_type):
+            return self.abstract_completer(return_type, details)
+        raise NotCompilable(f"type {return_type}")
+
+    def subplan(self, object_type: GraphQLObjectType, details: list[FieldDetails]) -> ObjectPlan:
+        key = (object_type.name, id(details))
+        plan = self.subplans.get(key)
+        if plan is None:
+            grouped, deferred, forbidden = collect_subfields(
+                self.ex.schema,
+                self.ex.fragments,
+                self.ex.variable_values,
+                self.ex.operation,
+                object_type,
+                details,
+            )
+            if deferred or forbidden:
+                raise NotCompilable("@defer or @stream")
+            plan = self.subplans[key] = self.object_plan(object_type, grouped)
+        return plan
+
+    def abstract_completer(
+        self, abstract: GraphQLAbstractType, details: list[FieldDetails]
+    ) -> Completer:
+        schema = self.ex.schema
+        plans = {
+            possible.name: self.subplan(possible, details)
+            for possible in schema.get_possible_types(abstract)
+        }
+        resolve_type = abstract.resolve_type or self.ex.type_resolver
+
+        def abstract_value(value: Any, ex: CompiledExecutor, step: FieldStep) -> Any:
+            if value is None:
+                return None
+            info, _ = ex.prepared(step)
+            type_name = resolve_type(value, info, abstract)
+            plan = plans.get(type_name) if isinstance(type_name, str) else None
+            if plan is None:
+                raise Bail
+            return _run_object(plan, value, ex, step)
+
+        return abstract_value
+
+
+def _is_plain_attribute(resolve: Callable[..., Any], field_def: GraphQLField) -> bool:
+    """A Strawberry field with no resolver of its own: its value is an attribute."""
+    definition = field_def.extensions.get("strawberry-definition")
+    return (
+        definition is not None
+        and getattr(resolve, "_is_default", False)
+        and definition.is_basic_field
+        and not definition.extensions
+        and not definition.permission_classes
+    )
+
+
+def _leaf_completer(leaf: GraphQLLeafType) -> Completer:
+    serialize = leaf.serialize
+
+    def leaf_value(value: Any, ex: Any, step: FieldStep) -> Any:
+        if value is None:
+            return None
+        serialized = serialize(value)
+        if serialized is None or serialized is _UNDEFINED:
+            raise Bail
+        return serialized
+
+    return leaf_value
+
+
+def _run_object(plan: ObjectPlan, value: Any, ex: CompiledExecutor, step: FieldStep) -> Any:
+    is_type_of = plan.type.is_type_of
+    if is_type_of is not None:
+        info, _ = ex.prepared(step)
+        if is_type_of(value, info) is not True:
+            raise Bail
+    return plan.run(value, ex)
+
+
+def _object_completer(plan: ObjectPlan) -> Completer:
+    def object_value(value: Any, ex: CompiledExecutor, step: FieldStep) -> Any:
+        if value is None:
+            return None
+        return _run_object(plan, value, ex, step)
+
+    return object_value
+
+
+def _list_completer(item: Completer) -> Completer:
+    def list_value(value: Any, ex: CompiledExecutor, step: FieldStep) -> Any:
+        if value is None:
+            return None
+        items = [item(element, ex, step) for element in value]
+        is_awaitable = ex.is_awaitable
+        waiting = [index for index, completed in enumerate(items) if is_awaitable(completed)]
+        if not waiting:
+            return items
+        return _fill_list(items, waiting)
+
+    return list_value
+
+
+async def _fill_list(items: list[Any], waiting: list[int]) -> list[Any]:
+    for index, value in zip(waiting, await gather([items[i] for i in waiting]), strict=True):
+        items[index] = value
+    return items
+
+
+PlanKey = tuple[str, str | None, str]
+# Per schema: a plan holds that schema's fields and resolvers.
+_plans: weakref.WeakKeyDictionary[GraphQLSchema, OrderedDict[PlanKey, ObjectPlan | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _has_directives(node: Node) -> bool:
+    """@skip/@include make the selection depend on variables; a plan must not."""
+
+    class Finder(Visitor):
+        found = False
+
+        def enter_directive(self, *_: Any) -> Any:
+            self.found = True
+            return BREAK
+
+    finder = Finder()
+    visit(node, finder)
+    return finder.found
+
+
+class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, with queries and subscription events run from a plan."""
+
+    # Off only to compare the two paths (tests/test_compiled_execution.py).
+    enabled: ClassVar[bool] = True
+    _prepared: dict[int, tuple[Any, dict[str, Any]]]
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        operation = self.operation
+        if (
+            not self.enabled
+            or operation.operation is OperationType.MUTATION
+            or serially
+            or self.abort_signal is not None
+            or (self.middleware_manager is not None and self.middleware_manager.middlewares)
+        ):
+            return super().execute_operation(serially)
+        plan = self._plan()
+        if plan is None:
+            return super().execute_operation(serially)
+        return self._run_plan(plan, serially)
+
+    def _plan(self) -> ObjectPlan | None:
+        operation = self.operation
+        source = operation.loc.source.body if operation.loc else None
+        if source is None:
+            return None
+        plans = _plans.get(self.schema)
+        if plans is None:
+            plans = _plans[self.schema] = OrderedDict()
+        key = (source, operation.name.value if operation.name else None, operation.operation.value)
+        if key in plans:
+            plans.move_to_end(key)
+            return plans[key]
+        root_type = self.schema.get_root_type(operation.operation)
+        plan: ObjectPlan | None = None
+        try:
+            if root_type is not None and not any(
+                _has_directives(node) for node in (operation, *self.fragment_definitions.values())
+            ):
+                plan = Compiler(self).root(root_type, operation)
+        except NotCompilable:
+            plan = None
+        plans[key] = plan
+        if len(plans) > PLAN_CACHE_SIZE:
+            plans.popitem(last=False)
+        return plan
+
+    async def _run_plan(self, plan: ObjectPlan, serially: bool | None) -> Any:
+        self._prepared = {}
+        try:
+            data = plan.run(self.root_value, self)
+            if self.is_awaitable(data):
+                data = await data
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # graphql-core answers from the start: its own errors, paths and nulls.
+            self._prepared = {}
+            result = super().execute_operation(serially)
+            return await result if self.is_awaitable(result) else result
+        return self.build_response(data)
+
+    def prepared(self, step: FieldStep) -> tuple[Any, dict[str, Any]]:
+        """The resolve info and arguments of a field: the same for every object it is
+        resolved on in this request, so built once."""
+        found = self._prepared.get(id(step))
+        if found is None:
+            field_def = step.field_def
+            if field_def is None:
+                raise Bail
+            info = self.build_resolve_info(
+                field_def, step.nodes, step.parent_type, Path(None, step.key, step.parent_type.name)
+            )
+            node = step.nodes[0]
+            args = (
+                get_argument_values(field_def, node, self.variable_values)
+                if field_def.args or node.arguments
+                else {}
+            )
+            found = self._prepared[id(step)] = (info, args)
+        return found
