@@ -291,12 +291,21 @@ def _is_plain_attribute(resolve: Callable[..., Any], field_def: GraphQLField) ->
     )
 
 
+# Built-in scalars whose serialization returns a value of this exact type unchanged: the
+# per-leaf call is skipped for them (anything else still goes through serialize).
+_UNCHANGED = {"String": str, "ID": str, "Boolean": bool, "Int": int}
+_INT_RANGE = range(-(2**31), 2**31)
+
+
 def _leaf_completer(leaf: GraphQLLeafType) -> Completer:
     serialize = leaf.serialize
+    unchanged = _UNCHANGED.get(leaf.name)
 
     def leaf_value(value: Any, ex: Any, step: FieldStep) -> Any:
         if value is None:
             return None
+        if type(value) is unchanged and (unchanged is not int or value in _INT_RANGE):
+            return value
         serialized = serialize(value)
         if serialized is None or serialized is _UNDEFINED:
             raise Bail
