@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 
 from models.accounts import Account, Device, PasswordReset, PushToken, Session
 from models.enums import AccountEventKind
+from models.prepared import get_with_related
 from notify import outbox
 from resolvers import clock, events
 from resolvers.errors import DomainError, invalid_input
@@ -154,7 +155,7 @@ async def _register_device(
 
 
 async def authenticate(token: str) -> Authenticated | None:
-    session = await Session.get_or_none(token_hash=token_digest(token)).select_related("account")
+    session = await get_with_related(Session, "account", "token_hash", token_digest(token))
     if session is None or session.expires_at <= clock.now():
         return None
     if session.account.deleted_at is not None:

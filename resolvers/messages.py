@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tortoise.queryset import QuerySet
 
+from models import prepared
 from models.messages import Message
 from resolvers import clock
 
@@ -16,11 +17,14 @@ def _feed(account_id: int, unread_only: bool) -> QuerySet[Message]:
 async def page(
     account_id: int, limit: int, before_id: int | None, unread_only: bool
 ) -> list[Message]:
-    """Newest first; `before_id` is the keyset cursor, so new messages never shift a page."""
-    query = _feed(account_id, unread_only)
+    """Newest first; `before_id` is the keyset cursor, so new messages never shift a page.
+    The statement is prepared once (models/prepared.py): this is every app's first screen."""
+    where, params = '"account_id" = ?', [account_id]
+    if unread_only:
+        where += ' AND "read_at" IS NULL'
     if before_id is not None:
-        query = query.filter(id__lt=before_id)
-    return await query.order_by("-id").limit(limit)
+        where, params = where + ' AND "id" < ?', [*params, before_id]
+    return await prepared.select(Message, where, params, '"id" DESC', limit)
 
 
 async def count(account_id: int, unread_only: bool = False) -> int:
