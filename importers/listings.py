@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -127,7 +128,8 @@ async def import_listings(path: Path, report: ImportReport) -> ImportReport:
 async def _write(
     rows: Sequence[ListingRow], associations: Sequence[str], report: ImportReport, repeats: int
 ) -> None:
-    agents = await _agents({row.agent_mls_id for row in rows}, associations)
+    mls_ids = {row.agent_mls_id for row in rows}
+    agents = await _agents(connections.get("default"), mls_ids, associations)
     placed: list[tuple[ListingRow, int]] = []
     for row in rows:
         try:
@@ -160,18 +162,23 @@ async def _associations() -> list[str]:
     return [str(row) for row in rows]
 
 
-async def _agents(mls_ids: set[str], associations: Sequence[str]) -> AgentsByMlsId:
+async def _agents(
+    db: BaseDBAsyncClient, mls_ids: set[str], associations: Sequence[str]
+) -> AgentsByMlsId:
     """(association, account id) of the live agents holding each MLS id."""
     found: AgentsByMlsId = defaultdict(list)
     # The only index on mls_id is (association, mls_id): naming every association lets
     # the database use it instead of scanning all accounts once per batch.
-    rows = await Account.filter(
-        kind=AccountKind.AGENT,
-        deleted_at__isnull=True,
-        association__in=associations,
-        mls_id__in=mls_ids,
-    ).values_list("mls_id", "association", "id")
-    for mls_id, association, account_id in rows:
+    if not mls_ids or not associations:
+        return found
+    sql = (
+        f'SELECT "mls_id", "association", "id" FROM "{Account._meta.db_table}" '  # noqa: S608
+        f'WHERE "kind" = ? AND "deleted_at" IS NULL '
+        f'AND "association" IN ({bulk.placeholders(len(associations))}) '
+        f'AND "mls_id" IN ({bulk.placeholders(len(mls_ids))})'
+    )
+    params = [AccountKind.AGENT.value, *associations, *mls_ids]
+    for mls_id, association, account_id in await bulk.select(db, sql, params):
         found[mls_id].append((association, account_id))
     return found
 
@@ -197,9 +204,12 @@ async def _upsert(
 ) -> tuple[int, int]:
     if not placed:
         return 0, 0
-    found = await Listing.filter(mls_number__in=[row.mls_number for row, _ in placed]).values_list(
-        "id", "mls_number", *LISTING_FIELDS
+    columns = ", ".join(f'"{c}"' for c in ("id", "mls_number", *LISTING_FIELDS))
+    sql = (
+        f'SELECT {columns} FROM "{Listing._meta.db_table}" '  # noqa: S608
+        f'WHERE "mls_number" IN ({bulk.placeholders(len(placed))})'
     )
+    found = await bulk.select(db, sql, [row.mls_number for row, _ in placed])
     existing = {row[1]: row for row in found}
     changes: list[list[Any]] = []
     new: list[list[Any]] = []

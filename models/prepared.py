@@ -23,7 +23,7 @@ def _columns(model: type[Model]) -> list[str]:
     return list(model._meta.fields_db_projection.values())
 
 
-def _numbered(sql: str) -> str:
+def numbered(sql: str) -> str:
     """PostgreSQL numbers its parameters: ? -> $1, $2, ..."""
     parts = sql.split("?")
     return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
@@ -38,7 +38,7 @@ def _select_statement(model: type[Model], where: str, order_by: str, dialect: st
     columns = ", ".join(f'"{c}"' for c in _columns(model))
     table = model._meta.db_table
     sql = f'SELECT {columns} FROM "{table}" WHERE {where} ORDER BY {order_by} LIMIT ?'  # noqa: S608
-    return _numbered(sql) if dialect == "postgres" else sql
+    return numbered(sql) if dialect == "postgres" else sql
 
 
 async def select(
@@ -63,7 +63,7 @@ def _statement(model: type[Model], related: str, key: str, dialect: str) -> str:
         f'JOIN "{related_model._meta.db_table}" r ON r."{related_model._meta.db_pk_column}" '
         f'= m."{foreign_key}" WHERE m."{model._meta.fields_db_projection[key]}" = ?'
     )
-    return _numbered(sql) if dialect == "postgres" else sql
+    return numbered(sql) if dialect == "postgres" else sql
 
 
 async def get_with_related(model: type[M], related: str, key: str, value: Any) -> M | None:
