@@ -31,7 +31,6 @@ def batched(items: Iterable[T], size: int = BATCH_SIZE) -> Iterator[list[T]]:
         yield batch
 
 
-
 @dataclass(frozen=True)
 class ResoFile:
     """The `value` array of a RESO Web API response, read as a stream: memory stays flat
