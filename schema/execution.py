@@ -49,6 +49,8 @@ from graphql.pyutils import Path
 from graphql.pyutils import Undefined as _UNDEFINED
 from graphql.type import is_abstract_type, is_leaf_type, is_object_type
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.field import StrawberryField
 
 PLAN_CACHE_SIZE = 256
 
@@ -70,6 +72,8 @@ class FieldStep:
     __slots__ = (
         "attr",
         "complete",
+        "definition",
+        "direct",
         "field_def",
         "key",
         "nodes",
@@ -87,6 +91,9 @@ class FieldStep:
         self.resolve: Callable[..., Any] = default_field_resolver
         self.complete: Completer = _identity
         self.field_def: GraphQLField | None = None
+        self.definition: StrawberryField | None = None
+        # The Strawberry resolver itself, called without Strawberry's per-call wrapper.
+        self.direct: Callable[[Any, dict[str, Any]], Any] | None = None
 
 
 class ObjectPlan:
@@ -110,6 +117,15 @@ class ObjectPlan:
                 continue
             if step.attr is not None:
                 value = getattr(source, step.attr)
+            elif step.direct is not None:
+                value = step.direct(source, ex.resolver_kwargs(step))
+                if is_awaitable(value):
+                    data[step.key] = None
+                    if pending is None:
+                        pending, keys = [], []
+                    pending.append(_resolve_then_complete(value, step, ex))
+                    keys.append(step.key)  # type: ignore[union-attr]
+                    continue
             else:
                 info, args = ex.prepared(step)
                 value = step.resolve(source, info, **args)
@@ -171,6 +187,11 @@ class Compiler:
     def __init__(self, ex: CompiledExecutor) -> None:
         self.ex = ex
         self.subplans: dict[tuple[str, int], ObjectPlan] = {}
+        strawberry_schema = ex.strawberry_schema
+        # Exception handlers live in Strawberry's wrapper: with any, it must stay.
+        self.direct_calls = strawberry_schema is not None and not getattr(
+            strawberry_schema.schema_converter, "_exception_handler_specs", ()
+        )
 
     def root(self, root_type: GraphQLObjectType, operation: OperationDefinitionNode) -> ObjectPlan:
         grouped, deferred, forbidden = collect_fields(
@@ -213,6 +234,9 @@ class Compiler:
             step.resolve = self.ex.field_resolver
         elif _is_plain_attribute(resolve, field_def) and not field_def.args:
             step.attr = field_def.extensions["strawberry-definition"].python_name
+        elif self.direct_calls and (definition := _plain_resolver(field_def)) is not None:
+            step.definition = definition
+            step.direct = _direct_call(definition)
         else:
             step.resolve = resolve
         step.complete = self.completer(field_def.type, details)
@@ -295,6 +319,37 @@ def _is_plain_attribute(resolve: Callable[..., Any], field_def: GraphQLField) ->
 # per-leaf call is skipped for them (anything else still goes through serialize).
 _UNCHANGED = {"String": str, "ID": str, "Boolean": bool, "Int": int}
 _INT_RANGE = range(-(2**31), 2**31)
+
+
+def _plain_resolver(field_def: GraphQLField) -> StrawberryField | None:
+    """A Strawberry field whose resolver can be called directly: no field extensions (which
+    is also where permission classes live), not a subscription."""
+    definition = field_def.extensions.get("strawberry-definition")
+    if (
+        not isinstance(definition, StrawberryField)
+        or definition.base_resolver is None
+        or definition.extensions
+        or definition.permission_classes
+        or definition.is_subscription
+    ):
+        return None
+    return definition
+
+
+def _direct_call(definition: StrawberryField) -> Callable[[Any, dict[str, Any]], Any]:
+    """What Strawberry's wrapper does per call once the arguments are converted: pass the
+    source as `self`, `root` or the parent parameter (`resolver_kwargs` adds `info`)."""
+    resolver = definition.base_resolver
+    assert resolver is not None  # noqa: S101 - checked by _plain_resolver
+    takes_self = resolver.self_parameter is not None
+    named = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p is not None]
+
+    def call(source: Any, kwargs: dict[str, Any]) -> Any:
+        if named:
+            kwargs = {**kwargs, **dict.fromkeys(named, source)}
+        return resolver(source, **kwargs) if takes_self else resolver(**kwargs)
+
+    return call
 
 
 def _leaf_completer(leaf: GraphQLLeafType) -> Completer:
@@ -380,6 +435,7 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
     # Off only to compare the two paths (tests/test_compiled_execution.py).
     enabled: ClassVar[bool] = True
     _prepared: dict[int, tuple[Any, dict[str, Any]]]
+    _converted: dict[int, dict[str, Any]]
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         operation = self.operation
@@ -424,6 +480,7 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
 
     async def _run_plan(self, plan: ObjectPlan, serially: bool | None) -> Any:
         self._prepared = {}
+        self._converted = {}
         try:
             data = plan.run(self.root_value, self)
             if self.is_awaitable(data):
@@ -433,9 +490,38 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         except Exception:
             # graphql-core answers from the start: its own errors, paths and nulls.
             self._prepared = {}
+            self._converted = {}
             result = super().execute_operation(serially)
             return await result if self.is_awaitable(result) else result
         return self.build_response(data)
+
+    @property
+    def strawberry_schema(self) -> Any:
+        return getattr(self.schema, "_strawberry_schema", None)
+
+    def resolver_kwargs(self, step: FieldStep) -> dict[str, Any]:
+        """A direct call's keyword arguments, converted as Strawberry would, with `info`."""
+        found = self._converted.get(id(step))
+        if found is None:
+            definition = step.definition
+            strawberry_schema = self.strawberry_schema
+            if definition is None or strawberry_schema is None:
+                raise Bail
+            raw_info, args = self.prepared(step)
+            config = strawberry_schema.config
+            info = config.info_class(_raw_info=raw_info, _field=definition)
+            found = convert_arguments(
+                args,
+                definition.arguments,
+                scalar_registry=strawberry_schema.schema_converter.scalar_registry,
+                config=config,
+                info=info,
+            )
+            resolver = definition.base_resolver
+            if resolver is not None and resolver.info_parameter is not None:
+                found[resolver.info_parameter.name] = info
+            self._converted[id(step)] = found
+        return found
 
     def prepared(self, step: FieldStep) -> tuple[Any, dict[str, Any]]:
         """The resolve info and arguments of a field: the same for every object it is
