@@ -8,12 +8,14 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
+from models import prepared
+
 M = TypeVar("M", bound=Model)
 
 
 def _by_id_loader(model: type[M]) -> DataLoader[Any, M | None]:
     async def load(ids: list[Any]) -> Sequence[M | None]:
-        rows = {row.pk: row for row in await model.filter(pk__in=ids)}
+        rows = {row.pk: row for row in await prepared.by_ids(model, ids)}
         return [rows.get(i) for i in ids]
 
     return DataLoader(load_fn=load)

@@ -9,6 +9,7 @@ from weakref import WeakKeyDictionary
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from models import prepared
 from models.messages import Message as MessageModel
 from schema.context import Info
 from schema.loaders import Loaders
@@ -22,7 +23,7 @@ _fetchers: WeakKeyDictionary[asyncio.AbstractEventLoop, DataLoader[int, MessageM
 
 
 async def _load_messages(ids: list[int]) -> Sequence[MessageModel | None]:
-    rows = {row.id: row for row in await MessageModel.filter(id__in=ids)}
+    rows = {row.id: row for row in await prepared.by_ids(MessageModel, ids)}
     return [rows.get(i) for i in ids]
 
 
