@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,7 +102,17 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def settle_heap() -> None:
+    """Once started: the schema, the models and the modules (about 100,000 objects) are
+    moved out of the cycle collector's reach. Full collections otherwise walk all of them
+    again and again; under the nested listings page they took a fifth of the server's time
+    (2.0 s of every 10), and 0.4 s after this. Only for a serving process: a test run
+    creates many apps, and frozen objects are never collected."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> Starlette:
     settings = settings or from_env()
     push.configure(settings)  # which push services new messages are queued for
     pubsub = PubSub() if settings.is_sqlite else PostgresPubSub(settings.database_url)
@@ -115,6 +126,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await pubsub.start()
         dispatcher.start()
         starting_notifier.start()
+        if serving:
+            settle_heap()
         try:
             yield
         finally:

@@ -35,7 +35,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 await load_demo(settings, announce=True, host=args.host, port=args.port)
 
     asyncio.run(prepare())
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    app = create_app(settings, serving=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 

@@ -86,7 +86,7 @@ def with_sql_count(app: ASGIApp) -> ASGIApp:
 def keybin_app(count_sql: bool) -> ASGIApp:
     from app import create_app
 
-    app = create_app()
+    app = create_app(serving=True)  # as `keybin serve` runs it
 
     async def subscribers(request: Request) -> Response:
         return JSONResponse({"count": request.app.state.pubsub.subscriber_count()})

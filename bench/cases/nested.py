@@ -18,7 +18,7 @@ from graphql import build_schema, graphql
 from bench import load, seed, stats
 from bench.context import ROOT, CaseResult, Context, run_async
 from bench.report import Row
-from bench.servers import HOST, Server, bench_python, free_port
+from bench.servers import HOST, Server, bench_python, free_port, on_cpu
 
 NAME = "nested"
 GRANTS_PER_LISTING = 20
@@ -250,9 +250,10 @@ def run(ctx: Context) -> CaseResult:
     conn = sqlite3.connect(path)
     repeats = ctx.size(400, 100, 20)
     rows = fetch_rows(conn, big.agent_id, 50)
-    sql_times = _timed(lambda: fetch_rows(conn, big.agent_id, 50), repeats, ctx.seconds)
+    with on_cpu(ctx.server_cpu):
+        sql_times = _timed(lambda: fetch_rows(conn, big.agent_id, 50), repeats, ctx.seconds)
+        floor_times, floor_data = run_async(_floor_graphql(to_dicts(rows), repeats, ctx.seconds))
     conn.close()
-    floor_times, floor_data = run_async(_floor_graphql(to_dicts(rows), repeats, ctx.seconds))
 
     details.update(
         sql_statements={"10_listings": count10, "50_listings": count50},
