@@ -31,6 +31,7 @@ STATUSES = {
     "cancelled": ListingStatus.WITHDRAWN,
     "expired": ListingStatus.WITHDRAWN,
 }
+STREET_PARTS = ("StreetNumber", "StreetDirPrefix", "StreetName", "StreetSuffix", "StreetDirSuffix")
 # What a re-import may change on a listing.
 LISTING_FIELDS = ("status", "line1", "line2", "city", "state", "postal_code", "agent_id")
 ATTEMPTS = 3
@@ -80,16 +81,8 @@ def _address(row: Mapping[str, Any]) -> tuple[str, str | None]:
     unit = optional(row, "UnitNumber", 50)
     line2 = f"Unit {unit}" if unit else None
     if street:
-        parts = [
-            optional(row, name, 50)
-            for name in (
-                "StreetNumber",
-                "StreetDirPrefix",
-                "StreetName",
-                "StreetSuffix",
-                "StreetDirSuffix",
-            )
-        ]
+        # Absent parts are skipped before the checks: most rows lack the directions.
+        parts = [optional(row, name, 50) for name in STREET_PARTS if name in row]
         line1 = " ".join(part for part in parts if part)
         if len(line1) > 200:
             raise RowError("the street address is longer than 200 characters")
