@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if mode == "full" else f"-{mode}"
+    if args.cases != CASES:  # a partial run must not replace the day's whole one
+        suffix += "-" + "-".join(args.cases)
     path = args.results_dir / f"{started:%Y-%m-%d}-{socket.gethostname()}{suffix}.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nresults: {path}")

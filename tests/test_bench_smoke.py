@@ -39,6 +39,7 @@ def test_quick_run_of_the_smallest_cases_writes_machine_date_and_rows(tmp_path: 
     # then
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (path,) = tmp_path.glob("*.json")
+    assert path.name.endswith("-tiny-small-search.json"), path.name  # not the whole run's name
     document = json.loads(path.read_text())
     assert {"date", "host", "mode", "machine", "cases", "rows"} <= set(document)
     assert set(document["machine"]) >= MACHINE_KEYS
