@@ -108,8 +108,7 @@ class ObjectPlan:
     def run(self, source: Any, ex: CompiledExecutor) -> Any:
         """The object's response dict, or an awaitable of it when a resolver is async."""
         data: dict[str, Any] = {}
-        pending: list[Awaitable[Any]] | None = None
-        keys: list[str] | None = None
+        waiting: list[tuple[str, Awaitable[Any]]] | None = None
         is_awaitable = ex.is_awaitable
         for step in self.steps:
             if step.typename is not None:
@@ -119,39 +118,28 @@ class ObjectPlan:
                 value = getattr(source, step.attr)
             elif step.direct is not None:
                 value = step.direct(source, ex.resolver_kwargs(step))
-                if is_awaitable(value):
-                    data[step.key] = None
-                    if pending is None:
-                        pending, keys = [], []
-                    pending.append(_resolve_then_complete(value, step, ex))
-                    keys.append(step.key)  # type: ignore[union-attr]
-                    continue
             else:
                 info, args = ex.prepared(step)
                 value = step.resolve(source, info, **args)
-                if is_awaitable(value):
-                    data[step.key] = None
-                    if pending is None:
-                        pending, keys = [], []
-                    pending.append(_resolve_then_complete(value, step, ex))
-                    keys.append(step.key)  # type: ignore[union-attr]
-                    continue
-            completed = step.complete(value, ex, step)
+            if is_awaitable(value):
+                completed = _resolve_then_complete(value, step, ex)
+            else:
+                completed = step.complete(value, ex, step)
             if is_awaitable(completed):
-                data[step.key] = None
-                if pending is None:
-                    pending, keys = [], []
-                pending.append(completed)
-                keys.append(step.key)  # type: ignore[union-attr]
+                data[step.key] = None  # holds the key's place in the selection's order
+                if waiting is None:
+                    waiting = []
+                waiting.append((step.key, completed))
             else:
                 data[step.key] = completed
-        if pending is None:
+        if waiting is None:
             return data
-        return _fill(data, keys or [], pending)
+        return _fill(data, waiting)
 
 
-async def _fill(data: dict[str, Any], keys: list[str], pending: list[Awaitable[Any]]) -> Any:
-    for key, value in zip(keys, await gather(pending), strict=True):
+async def _fill(data: dict[str, Any], waiting: list[tuple[str, Awaitable[Any]]]) -> Any:
+    values = await gather([awaitable for _, awaitable in waiting])
+    for (key, _), value in zip(waiting, values, strict=True):
         data[key] = value
     return data
 
