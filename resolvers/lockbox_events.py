@@ -22,6 +22,7 @@ from models.grants import Grant
 from models.listings import Listing, Lockbox
 from notify import outbox
 from resolvers.errors import DomainError
+from resolvers.lockboxes import MAX_SERIAL
 from resolvers.notifications import post_message
 from schema.ids import from_global_id
 
@@ -64,8 +65,10 @@ async def report_lockbox_events(serial: str, tokens: Sequence[str]) -> Report:
 
 async def _lockbox(serial: str) -> Lockbox:
     lockbox = None
-    if serial and "\x00" not in serial:
-        lockbox = await Lockbox.get_or_none(serial_number=serial.strip()).select_related("region")
+    serial = serial.strip()
+    # Longer than the column: no lockbox has it (and the ORM refuses to look it up).
+    if serial and "\x00" not in serial and len(serial) <= MAX_SERIAL:
+        lockbox = await Lockbox.get_or_none(serial_number=serial).select_related("region")
     if lockbox is None:
         raise DomainError(
             "NOT_FOUND", "No lockbox has this serial number.", ["input", "lockboxSerial"]

@@ -517,10 +517,13 @@ async def test_a_record_of_another_lockbox_is_refused(
         gql, phone.token, scene.lockbox.serial_number, other_box.pending_records()
     )
     unknown = await report(gql, phone.token, "NO-SUCH-BOX", other_box.pending_records())
+    # longer than any serial (the fuzzer found this answered INTERNAL)
+    too_long = await report(gql, phone.token, "Ω≈ç" * 40, other_box.pending_records())
     # then
     assert verify_record(other_box.pending_records()[0], other.secret).serial == other.serial_number
     assert payload["userErrors"][0]["code"] == "INVALID_RECORD"
     assert unknown["userErrors"][0]["code"] == "NOT_FOUND"
+    assert too_long["userErrors"][0]["code"] == "NOT_FOUND"
     assert await AccessEvent.all().count() == 0
 
 
