@@ -55,6 +55,8 @@ def normalize_email(email: str) -> str:
 async def accounts_for_login(login: str) -> list[Account]:
     """The live accounts a login (Key ID or email) names: several when agents share an email."""
     login = login.strip()
+    if len(login) > 254:
+        return []  # longer than any email (the ORM refuses to look it up): nobody's login
     query = Account.filter(deleted_at__isnull=True)
     if KEY_ID.fullmatch(login):
         return await query.filter(key_id=login)
