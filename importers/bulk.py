@@ -14,22 +14,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
-from models.prepared import numbered
 from resolvers import clock
-
-
-def placeholders(count: int) -> str:
-    return ", ".join("?" * count)
-
-
-async def select(db: BaseDBAsyncClient, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """A SELECT written with ? parameters, numbered for PostgreSQL. Imports look whole
-    batches up by key, and the query builder spends more on a 500-value IN list (a term
-    object per value) than the database spends answering it."""
-    if db.capabilities.dialect == "postgres":
-        sql = numbered(sql)
-    _, rows = await db.execute_query(sql, list(params))
-    return [tuple(row) for row in rows]
 
 
 def _db_value(value: Any) -> Any:

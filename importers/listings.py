@@ -16,6 +16,7 @@ from tortoise.transactions import in_transaction
 from importers import bulk
 from importers.report import ImportReport, RowError
 from importers.sources import batched, json_object, optional, required, reso_values
+from models import prepared
 from models.accounts import Account
 from models.enums import AccountKind, ListingSource, ListingStatus
 from models.listings import Listing
@@ -167,11 +168,11 @@ async def _agents(
     sql = (
         f'SELECT "mls_id", "association", "id" FROM "{Account._meta.db_table}" '  # noqa: S608
         f'WHERE "kind" = ? AND "deleted_at" IS NULL '
-        f'AND "association" IN ({bulk.placeholders(len(associations))}) '
-        f'AND "mls_id" IN ({bulk.placeholders(len(mls_ids))})'
+        f'AND "association" IN ({prepared.placeholders(len(associations))}) '
+        f'AND "mls_id" IN ({prepared.placeholders(len(mls_ids))})'
     )
     params = [AccountKind.AGENT.value, *associations, *mls_ids]
-    for mls_id, association, account_id in await bulk.select(db, sql, params):
+    for mls_id, association, account_id in await prepared.fetch(db, sql, params):
         found[mls_id].append((association, account_id))
     return found
 
@@ -200,9 +201,9 @@ async def _upsert(
     columns = ", ".join(f'"{c}"' for c in ("id", "mls_number", *LISTING_FIELDS))
     sql = (
         f'SELECT {columns} FROM "{Listing._meta.db_table}" '  # noqa: S608
-        f'WHERE "mls_number" IN ({bulk.placeholders(len(placed))})'
+        f'WHERE "mls_number" IN ({prepared.placeholders(len(placed))})'
     )
-    found = await bulk.select(db, sql, [row.mls_number for row, _ in placed])
+    found = await prepared.fetch(db, sql, [row.mls_number for row, _ in placed])
     existing = {row[1]: row for row in found}
     changes: list[list[Any]] = []
     new: list[list[Any]] = []

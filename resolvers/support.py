@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from tortoise import Tortoise
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models import prepared
@@ -30,6 +29,7 @@ EVENTS_PAGE = 25
 # Longest prefixes worth looking up: the columns' own lengths.
 _MAX_LENGTH = {"email": 254, "phone": 20, "key_id": 9}
 _KEY_ID_PART = re.compile(r"\d{1,9}")
+_PHONE_LIKE = re.compile(r"[\d\s+().\-/]+")
 
 
 @dataclass(frozen=True)
@@ -38,112 +38,64 @@ class SearchResult:
     more: bool  # the cap was reached: the caller should narrow the search
 
 
-def _prefix(field: str, prefix: str) -> Q | None:
-    """`p <= x < p'` (p' = p with its last character bumped) is a prefix match that an
-    ordinary B-tree index answers; LIKE 'p%' is not, on SQLite."""
-    if len(prefix) > _MAX_LENGTH[field] or ord(prefix[-1]) >= sys.maxunicode:
-        return None  # longer than anything the column holds, or no successor
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
-
-
 def _normalize(text: str) -> str:
     return " ".join(text.replace("\x00", "").split())[:100]
 
 
-def search_filter(text: str, name_ids: list[int] | None = None) -> Q | None:
-    """Name (partial, any case), email (prefix), phone in any format (digits prefix), Key ID.
-
-    `name_ids` are the accounts whose name holds every word, found through the
-    trigram index (see `name_matches`); without them names are scanned.
-    """
-    text = _normalize(text)
-    if len(text) < 2:
-        return None
-    # Emails are stored lower-cased and phones as E.164, so both are prefix
-    # lookups on their indexed columns.
-    options = [_prefix("email", text.lower())]
-    digits = re.sub(r"\D", "", text)
-    phone_like = re.fullmatch(r"[\d\s+().\-/]+", text) is not None
-    if phone_like and len(digits) >= 3:
-        options.append(_prefix("phone", "+" + digits))
-        if not digits.startswith("1"):
-            options.append(_prefix("phone", "+1" + digits))  # a US number typed without +1
-        if _KEY_ID_PART.fullmatch(digits):
-            options.append(_prefix("key_id", digits))
-    if "@" not in text and not phone_like:
-        if name_ids is not None:
-            options.append(Q(id__in=name_ids) if name_ids else None)
-        else:
-            # Every word must be part of the first or the last name ("carl cont").
-            words = Q()
-            for word in text.split():
-                words &= Q(first_name__icontains=word) | Q(last_name__icontains=word)
-            options.append(words)
-    present = [option for option in options if option is not None]
-    return Q(*present, join_type=Q.OR) if present else None
+def _is_phone_like(text: str) -> bool:
+    return _PHONE_LIKE.fullmatch(text) is not None
 
 
-async def name_matches(text: str, limit: int = NAME_MATCH_LIMIT) -> list[int] | None:
+def _like_pattern(word: str) -> str:
+    return "%" + re.sub(r"([\\%_])", r"\\\1", word) + "%"
+
+
+def _name_index_query(words: list[str], dialect: str) -> tuple[str, list[Any]]:
+    """SELECT of the ids (at most NAME_MATCH_LIMIT) whose name holds every word, answered by
+    the trigram index: FTS5 on SQLite, pg_trgm behind ILIKE on PostgreSQL."""
+    if dialect == "sqlite":
+        query = " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+        return (
+            "SELECT rowid AS id FROM account_name_fts WHERE account_name_fts MATCH ? LIMIT ?",
+            [query, NAME_MATCH_LIMIT],
+        )
+    clauses = " AND ".join("(first_name || ' ' || last_name) ILIKE ?" for _ in words)
+    return (
+        f"SELECT id FROM account WHERE {clauses} LIMIT ?",  # noqa: S608
+        [*map(_like_pattern, words), NAME_MATCH_LIMIT],
+    )
+
+
+async def name_matches(text: str) -> list[int] | None:
     """Ids of accounts whose name holds every word, through the trigram index.
 
-    None when a word is shorter than a trigram, or the text is not a name: the
-    caller then scans (short words are rare and the scan is bounded by the cap).
-    """
+    None when a word is shorter than a trigram, or the text is not a name."""
     words = _normalize(text).split()
-    if not words or any(len(w) < 3 for w in words) or "@" in text:
-        return None
-    if re.fullmatch(r"[\d\s+().\-/]+", text):
+    if not words or any(len(w) < 3 for w in words) or "@" in text or _is_phone_like(text):
         return None
     connection = Tortoise.get_connection("default")
-    if connection.capabilities.dialect == "sqlite":
-        query = " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
-        rows = await connection.execute_query_dict(
-            "SELECT rowid AS id FROM account_name_fts WHERE account_name_fts MATCH ? LIMIT ?",
-            [query, limit],
-        )
-    else:
-        clauses = " AND ".join(
-            f"(first_name || ' ' || last_name) ILIKE ${n}" for n in range(1, len(words) + 1)
-        )
-        patterns = ["%" + re.sub(r"([\\%_])", r"\\\1", word) + "%" for word in words]
-        rows = await connection.execute_query_dict(
-            f"SELECT id FROM account WHERE {clauses} LIMIT {int(limit)}",  # noqa: S608
-            patterns,
-        )
-    return [int(row["id"]) for row in rows]
+    sql, params = _name_index_query(words, connection.capabilities.dialect)
+    return [int(row[0]) for row in await prepared.fetch(connection, sql, params)]
 
 
 async def search_accounts(text: str, limit: int = SEARCH_LIMIT) -> SearchResult:
-    statement = _search_statement(text, Tortoise.get_connection("default").capabilities.dialect)
-    if statement is None:
-        # A word shorter than a trigram: names are scanned through the query builder.
-        match = search_filter(text)
-        if match is None:
-            return SearchResult([], False)
-        rows = await (
-            Account.filter(match, deleted_at__isnull=True)
-            .order_by("last_name", "first_name", "id")
-            .limit(limit + 1)
-        )
-    elif not statement[0]:
+    dialect = Tortoise.get_connection("default").capabilities.dialect
+    where, params = _search_condition(text, dialect)
+    if not where:
         return SearchResult([], False)
-    else:
-        where, params = statement
-        rows = await prepared.select(
-            Account,
-            f'"deleted_at" IS NULL AND ({where})',
-            params,
-            '"last_name", "first_name", "id"',
-            limit + 1,
-        )
+    rows = await prepared.select(
+        Account,
+        f'"deleted_at" IS NULL AND ({where})',
+        params,
+        '"last_name", "first_name", "id"',
+        limit + 1,
+    )
     return SearchResult(rows[:limit], len(rows) > limit)
 
 
-def _search_statement(text: str, dialect: str) -> tuple[str, list[Any]] | None:
-    """`search_filter` as one SQL condition, the name part a subquery on the trigram index
-    (no round trip for the ids, no 1,000-value IN list to build). ("", []) when there is
-    nothing to look for; None when a name word is too short for the index."""
+def _search_condition(text: str, dialect: str) -> tuple[str, list[Any]]:
+    """Name (partial, any case), email (prefix), phone in any format (digits prefix), Key ID,
+    as one SQL condition with ? parameters; ("", []) when there is nothing to look for."""
     text = _normalize(text)
     if len(text) < 2:
         return "", []
@@ -151,35 +103,43 @@ def _search_statement(text: str, dialect: str) -> tuple[str, list[Any]] | None:
     params: list[Any] = []
 
     def prefix(column: str, value: str) -> None:
+        # `p <= x < p'` (p' = p with its last character bumped) is a prefix match that an
+        # ordinary B-tree index answers; LIKE 'p%' is not, on SQLite. Skipped when longer
+        # than anything the column holds, or when the last character has no successor.
         if len(value) <= _MAX_LENGTH[column] and ord(value[-1]) < sys.maxunicode:
             options.append(f'("{column}" >= ? AND "{column}" < ?)')
             params.extend([value, value[:-1] + chr(ord(value[-1]) + 1)])
 
+    # Emails are stored lower-cased and phones as E.164: prefix lookups on their indexes.
     prefix("email", text.lower())
     digits = re.sub(r"\D", "", text)
-    phone_like = re.fullmatch(r"[\d\s+().\-/]+", text) is not None
+    phone_like = _is_phone_like(text)
     if phone_like and len(digits) >= 3:
         prefix("phone", "+" + digits)
         if not digits.startswith("1"):
-            prefix("phone", "+1" + digits)
+            prefix("phone", "+1" + digits)  # a US number typed without +1
         if _KEY_ID_PART.fullmatch(digits):
             prefix("key_id", digits)
     if "@" not in text and not phone_like:
         words = text.split()
-        if any(len(word) < 3 for word in words):
-            return None
-        if dialect == "sqlite":
-            options.append(
-                '"id" IN (SELECT rowid FROM account_name_fts WHERE account_name_fts MATCH ? '
-                "LIMIT ?)"
-            )
-            params.append(" AND ".join('"' + word.replace('"', '""') + '"' for word in words))
+        if all(len(word) >= 3 for word in words):
+            # A subquery on the trigram index: no round trip for the ids, no IN list.
+            sql, name_params = _name_index_query(words, dialect)
+            options.append(f'"id" IN ({sql})')
+            params.extend(name_params)
         else:
-            clauses = " AND ".join("(first_name || ' ' || last_name) ILIKE ?" for _ in words)
-            options.append(f'"id" IN (SELECT id FROM account WHERE {clauses} LIMIT ?)')  # noqa: S608
-            params.extend("%" + re.sub(r"([\\%_])", r"\\\1", word) + "%" for word in words)
-        params.append(NAME_MATCH_LIMIT)
-    return " OR ".join(options), params
+            # A word shorter than a trigram: names are scanned (rare, and the page caps it).
+            # Every word must be part of the first or the last name ("carl cont").
+            options.append(
+                " AND ".join(
+                    "(UPPER(\"first_name\") LIKE UPPER(?) ESCAPE '\\' "
+                    "OR UPPER(\"last_name\") LIKE UPPER(?) ESCAPE '\\')"
+                    for _ in words
+                )
+            )
+            for word in words:
+                params.extend([_like_pattern(word)] * 2)
+    return " OR ".join(f"({option})" for option in options), params
 
 
 async def live_account(account_id: int) -> Account | None:

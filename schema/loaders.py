@@ -13,12 +13,14 @@ from models import prepared
 M = TypeVar("M", bound=Model)
 
 
-def _by_id_loader(model: type[M]) -> DataLoader[Any, M | None]:
+def by_id_loader(model: type[M], cache: bool = True) -> DataLoader[Any, M | None]:
+    """Rows by primary key, a batch per tick; None for ids that are gone."""
+
     async def load(ids: list[Any]) -> Sequence[M | None]:
         rows = {row.pk: row for row in await prepared.by_ids(model, ids)}
         return [rows.get(i) for i in ids]
 
-    return DataLoader(load_fn=load)
+    return DataLoader(load_fn=load, cache=cache)
 
 
 class Loaders:
@@ -30,7 +32,7 @@ class Loaders:
     def by_id(self, model: type[M]) -> DataLoader[Any, M | None]:
         key = ("by_id", model)
         if key not in self._loaders:
-            self._loaders[key] = _by_id_loader(model)
+            self._loaders[key] = by_id_loader(model)
         return self._loaders[key]
 
     def named(

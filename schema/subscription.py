@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator
 from weakref import WeakKeyDictionary
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from models import prepared
 from models.messages import Message as MessageModel
 from schema.context import Info
-from schema.loaders import Loaders
+from schema.loaders import Loaders, by_id_loader
 from schema.messages import Message
 
 # Subscribers woken by one burst of events read their messages in one query, not
@@ -22,15 +21,10 @@ _fetchers: WeakKeyDictionary[asyncio.AbstractEventLoop, DataLoader[int, MessageM
 )
 
 
-async def _load_messages(ids: list[int]) -> Sequence[MessageModel | None]:
-    rows = {row.id: row for row in await prepared.by_ids(MessageModel, ids)}
-    return [rows.get(i) for i in ids]
-
-
 def _fetcher() -> DataLoader[int, MessageModel | None]:
     loop = asyncio.get_running_loop()
     if loop not in _fetchers:
-        _fetchers[loop] = DataLoader(load_fn=_load_messages, cache=False)
+        _fetchers[loop] = by_id_loader(MessageModel, cache=False)
     return _fetchers[loop]
 
 
