@@ -52,6 +52,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
+from schema import projection
+
 PLAN_CACHE_SIZE = 256
 
 
@@ -79,6 +81,7 @@ class FieldStep:
         "nodes",
         "parent_type",
         "resolve",
+        "sql",
         "typename",
     )
 
@@ -94,6 +97,9 @@ class FieldStep:
         self.definition: StrawberryField | None = None
         # The Strawberry resolver itself, called without Strawberry's per-call wrapper.
         self.direct: Callable[[Any, dict[str, Any]], Any] | None = None
+        # The whole field as one SQL statement (schema/projection.py); None when the
+        # resolvers must answer this time.
+        self.sql: Callable[[Any, Any, dict[str, Any]], Awaitable[Any] | None] | None = None
 
 
 class ObjectPlan:
@@ -120,6 +126,12 @@ class ObjectPlan:
                 value = step.direct(source, ex.resolver_kwargs(step))
             else:
                 info, args = ex.prepared(step)
+                if step.sql is not None and (answer := step.sql(source, ex, args)) is not None:
+                    data[step.key] = None
+                    if waiting is None:
+                        waiting = []
+                    waiting.append((step.key, answer))
+                    continue
                 value = step.resolve(source, info, **args)
             if is_awaitable(value):
                 completed = _resolve_then_complete(value, step, ex)
@@ -218,7 +230,11 @@ class Compiler:
             raise NotCompilable(f"unknown field {name}")
         step.field_def = field_def
         resolve = field_def.resolve
-        if resolve is None:
+        step.sql = projection.compile_field(self, parent, field_def, details)
+        if step.sql is not None:
+            # Through the general branch, which asks the statement first.
+            step.resolve = resolve or self.ex.field_resolver
+        elif resolve is None:
             step.resolve = self.ex.field_resolver
         elif _is_plain_attribute(resolve, field_def) and not field_def.args:
             step.attr = field_def.extensions["strawberry-definition"].python_name

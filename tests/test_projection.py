@@ -1,0 +1,298 @@
+"""The agent's listings page built by PostgreSQL (schema/projection.py) answers exactly what
+the resolvers answer: the same pages run both ways compare equal, the statement is really
+the one that answered, and whatever it does not reproduce is left to the resolvers."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from models.accounts import Account
+from models.grants import Grant
+from resolvers import clock
+from schema import projection
+from schema.execution import CompiledExecutor
+from tests.conftest import POSTGRES_URL
+from tests.factories import (
+    GraphQLClient,
+    make_agent,
+    make_contractor,
+    make_grant,
+    make_listing,
+    make_lockbox,
+)
+
+pytestmark = pytest.mark.skipif(
+    not POSTGRES_URL, reason="PostgreSQL builds these pages: runs in the `postgres` tox env"
+)
+
+PAGE = """
+query Page($first: Int, $after: String, $grants: Int, $grantsAfter: String) {
+  me {
+    ... on Agent {
+      __typename
+      homes: listings(first: $first, after: $after) {
+        __typename
+        totalCount
+        pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }
+        edges {
+          __typename
+          cursor
+          node {
+            __typename
+            id
+            mlsNumber
+            status
+            source
+            where: address { __typename line1 line2 city state postalCode }
+            lockbox { __typename id serialNumber model bleCapable onListingSince lastAccessAt }
+            grants(first: $grants, after: $grantsAfter) {
+              totalCount
+              pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+              edges {
+                cursor
+                node {
+                  ...GrantFields
+                  grantee { __typename ...Person role company phone }
+                  again: grantee { id }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+fragment GrantFields on Grant {
+  id granteeEmail startsAt endsAt status revocable createdAt revokedAt
+}
+fragment Person on Account { id firstName lastName email status }
+"""
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The statements the projection ran."""
+    ran: list[str] = []
+    original = projection._run
+
+    async def counted(sql: str, values: list[Any]) -> Any:
+        ran.append(sql)
+        return await original(sql, values)
+
+    monkeypatch.setattr(projection, "_run", counted)
+    yield ran
+
+
+async def both_ways(
+    gql: GraphQLClient,
+    monkeypatch: pytest.MonkeyPatch,
+    query: str,
+    variables: dict[str, Any],
+    token: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    built = await gql.raw(query, variables, token)
+    with monkeypatch.context() as patch:
+        patch.setattr(CompiledExecutor, "enabled", False)
+        resolved = await gql.raw(query, variables, token)
+    return built, resolved
+
+
+async def portfolio() -> tuple[Account, str]:
+    """Listings with and without lockboxes and grants, grants in every status, grantees
+    that are contractors, agents and nobody yet, awkward text and exact times."""
+    agent = await make_agent()
+    other_agent = await make_agent()
+    people = [
+        await make_contractor(first_name="Zoë", last_name='O"Brien \\ \n', company=None),
+        await make_contractor(first_name="Ray", phone=None),
+    ]
+    now = clock.now()
+    for n in range(5):
+        listing = await make_listing(
+            agent,
+            mls_number=None if n == 1 else f"M-{n}",
+            line1=f"{n} Ünïcode Way 'quoted'",
+            line2="Apt 2" if n == 3 else None,
+        )
+        if n == 2:
+            continue  # no lockbox, no grants
+        lockbox = await make_lockbox(
+            agent,
+            listing=listing,
+            last_access_at=now.replace(microsecond=0) if n == 3 else None,
+            on_listing_since=now.date() if n != 4 else None,
+        )
+        await make_grant(agent, listing, lockbox, people[0], starts_in=3600)  # scheduled
+        await make_grant(agent, listing, lockbox, people[1], starts_in=-60)  # active
+        await make_grant(agent, listing, lockbox, None, starts_in=-7200, hours=1)  # expired
+        await make_grant(agent, listing, lockbox, other_agent, starts_in=-30)  # an agent
+        revoked = await make_grant(agent, listing, lockbox, people[0], starts_in=600)
+        revoked.revoked_at = now - timedelta(seconds=5)
+        await revoked.save()
+    # One start on a whole second, one with microseconds.
+    first = await Grant.filter(listing__agent_id=agent.id).order_by("id").first()
+    assert first is not None
+    first.starts_at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    await first.save()
+    return agent, ""
+
+
+async def test_the_page_is_one_statement_and_matches_the_resolvers(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given
+    agent, _ = await portfolio()
+    token = await gql.sign_in(agent.email or "")
+    # when
+    built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 3, "grants": 3}, token)
+    # then
+    assert len(statements) == 1
+    assert "errors" not in built, built
+    assert built == resolved
+    homes = built["data"]["me"]["homes"]
+    assert homes["totalCount"] == 5 and homes["pageInfo"]["hasNextPage"] is True
+    grants = [g["node"] for e in homes["edges"] for g in e["node"]["grants"]["edges"]]
+    assert {g["status"] for g in grants} == {"ACTIVE", "EXPIRED", "REVOKED"}  # newest 3
+
+
+async def test_every_row_and_status_both_ways(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given
+    agent, _ = await portfolio()
+    token = await gql.sign_in(agent.email or "")
+    # when: all of it (5 grants a listing, under the 20 asked for)
+    built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 20, "grants": 20}, token)
+    # then
+    assert len(statements) == 1
+    assert built == resolved
+    listings = [e["node"] for e in built["data"]["me"]["homes"]["edges"]]
+    assert [n["lockbox"] is None for n in listings].count(True) == 1
+    grants = [g["node"] for n in listings for g in n["grants"]["edges"]]
+    assert {g["status"] for g in grants} == {"SCHEDULED", "ACTIVE", "EXPIRED", "REVOKED"}
+    assert any(g["startsAt"] == "2030-01-02T03:04:05+00:00" for g in grants)
+    assert any("." in g["createdAt"] for g in grants)  # microseconds kept
+    grantees = [g["grantee"] for g in grants]
+    assert None in grantees  # nobody yet, and the agent's grant: not a Contractor
+    assert any(p and p["lastName"] == 'O"Brien \\ \n' for p in grantees)
+
+
+@pytest.mark.parametrize(("first", "grants"), [(2, 2), (0, 1), (None, None), (100, 0)])
+async def test_pages_and_cursors_both_ways(
+    gql: GraphQLClient,
+    monkeypatch: pytest.MonkeyPatch,
+    statements: list[str],
+    first: int | None,
+    grants: int | None,
+) -> None:
+    # given
+    agent, _ = await portfolio()
+    token = await gql.sign_in(agent.email or "")
+    variables: dict[str, Any] = {"first": first, "grants": grants}
+    # when: each page, following the cursors at both levels
+    pages = 0
+    while pages < 40:
+        built, resolved = await both_ways(gql, monkeypatch, PAGE, variables, token)
+        assert built == resolved
+        assert "errors" not in built, built
+        homes = built["data"]["me"]["homes"]
+        pages += 1
+        inner = homes["edges"][0]["node"]["grants"]["pageInfo"] if homes["edges"] else None
+        if inner and inner["hasNextPage"] and inner["endCursor"]:
+            variables = {**variables, "grantsAfter": inner["endCursor"]}
+            continue
+        if not homes["pageInfo"]["hasNextPage"] or not homes["pageInfo"]["endCursor"]:
+            break
+        variables = {**variables, "after": homes["pageInfo"]["endCursor"], "grantsAfter": None}
+    # then
+    assert len(statements) == pages
+
+
+@pytest.mark.parametrize(
+    ("variables", "extra"),
+    [
+        ({"first": 101}, ""),  # the resolver refuses: INVALID_INPUT
+        ({"first": -1}, ""),
+        ({"after": "not a cursor"}, ""),
+        ({"grantsAfter": base64.urlsafe_b64encode(b"x:1").decode()}, ""),
+        ({"first": 5}, "search"),
+        ({"first": 5}, "status"),
+    ],
+)
+async def test_what_it_does_not_reproduce_is_left_to_the_resolvers(
+    gql: GraphQLClient,
+    monkeypatch: pytest.MonkeyPatch,
+    statements: list[str],
+    variables: dict[str, Any],
+    extra: str,
+) -> None:
+    # given
+    agent, _ = await portfolio()
+    token = await gql.sign_in(agent.email or "")
+    query = PAGE
+    if extra == "search":
+        query = query.replace("after: $after)", 'after: $after, search: "Way")')
+    if extra == "status":
+        query = query.replace("after: $grantsAfter)", "after: $grantsAfter, status: [ACTIVE])")
+    # when
+    built, resolved = await both_ways(gql, monkeypatch, query, variables, token)
+    # then
+    assert statements == []
+    assert built == resolved
+    if not extra:
+        assert built["errors"][0]["extensions"]["code"] == "INVALID_INPUT", built
+    else:
+        assert "errors" not in built and built["data"]["me"]["homes"]["edges"]
+
+
+async def test_a_field_it_does_not_map_leaves_the_page_to_the_resolvers(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given
+    agent, _ = await portfolio()
+    token = await gql.sign_in(agent.email or "")
+    query = PAGE.replace("again: grantee { id }", "again: grantee { id } listing { id }")
+    # when
+    built, resolved = await both_ways(gql, monkeypatch, query, {"first": 2}, token)
+    # then
+    assert statements == []
+    assert built == resolved and "errors" not in built
+
+
+async def test_another_agents_listings_stay_forbidden(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given: a contractor holding a grant, asking for the granting agent's listings
+    owner, _ = await portfolio()
+    contractor = await Account.filter(first_name="Ray").first()
+    assert contractor is not None
+    token = await gql.sign_in(contractor.email or "")
+    query = """
+    query Theirs {
+      me { ... on Contractor { grants(first: 1) { edges { node {
+        grantedBy { id listings(first: 5) { edges { node { id mlsNumber } } } }
+      } } } } }
+    }"""
+    asked: list[int] = []
+    many, allowed = projection.ROOTS[("Agent", "listings")]
+
+    def spied(source: Any, context: Any) -> bool:
+        asked.append(source.pk)
+        return allowed(source, context)
+
+    monkeypatch.setitem(projection.ROOTS, ("Agent", "listings"), (many, spied))
+    # when
+    built, resolved = await both_ways(gql, monkeypatch, query, {}, token)
+    # then: the statement was compiled for that field, but never run for someone else
+    assert asked == [owner.id]
+    assert statements == []
+    assert built == resolved
+    assert "M-0" not in str(built)
+    assert built["errors"][0]["extensions"]["code"] == "FORBIDDEN", built
+    assert built["errors"][0]["path"][-1] == "listings"
