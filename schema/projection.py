@@ -1,22 +1,23 @@
-"""An agent's listings page answered by PostgreSQL as one JSON document.
+"""Hot pages answered by PostgreSQL as one JSON document: an agent's listings page and the
+Message Center.
 
 The listings page (listings -> lockbox -> grants -> grantee) is what agents' apps open
-with, and it is mostly rows copied into JSON. Fetched row by row and completed in Python it
-costs a model instance, a Strawberry object and a dict per grant; PostgreSQL builds the same
-JSON from the same rows in one statement (json_build_object/json_agg), far faster, and the
-response keeps it as it comes.
+with, the Message Center what every app opens with, and both are mostly rows copied into
+JSON. Fetched row by row and completed in Python they cost a model instance, a Strawberry
+object and a dict per row; PostgreSQL builds the same JSON from the same rows in one
+statement (json_build_object/json_agg), far faster, and the response keeps it as it comes.
 
-`compile_field` turns `Agent.listings` and the selection below it into one statement, when
+`compile_field` turns a field of `ROOTS` and the selection below it into one statement, when
 every field selected is one this module maps to columns (`TYPES`); anything else (a field
 with its own resolver, an interface, a directive) leaves the field to its resolvers. At run
-time the page is taken only when the same rules the resolvers apply let it through (the
-agent is the one signed in; `first` in range; a valid cursor; no search or status filter);
+time the statement is taken only when the rules the resolvers apply let it through (the
+account's own rows; `first` in range; a valid cursor; no search, status or unread filter);
 otherwise the resolvers answer, with their errors. The statement reproduces what the
 resolvers return (global ids, keyset cursors, ISO 8601 times, grant statuses from the
 clock); tests/test_projection.py runs pages both ways and compares them.
 
-PostgreSQL only: SQLite's JSON functions would need other date formatting and ordering, and
-its answers are already within the benchmark's target."""
+PostgreSQL only: SQLite has no base64 and formats times differently, and its answers are
+already within the benchmark's target."""
 
 from __future__ import annotations
 
@@ -176,9 +177,19 @@ def grant_status(t: str, p: Params) -> str:
     )
 
 
-def _agent_of_listings(outer: str, inner: str, p: Params) -> str:
-    agent = p.add(("agent",), lambda bound: bound.source.pk, "int")
-    return f'{inner}."agent_id" = {agent}'
+def _owned_by(column_name: str) -> Callable[[str, str, Params], str]:
+    """Rows of the object the field is on (an agent's listings, an account's messages)."""
+
+    def on(outer: str, inner: str, p: Params) -> str:
+        owner = p.add(("owner",), lambda bound: bound.source.pk, "int")
+        return f'{inner}."{column_name}" = {owner}'
+
+    return on
+
+
+def _is_self(source: Any, context: Any) -> bool:
+    """The resolvers' _only_self and require_own: an account's own listings and messages."""
+    return context.account is not None and context.account.id == source.pk
 
 
 # Only what the resolvers read straight from columns; everything else has its resolver run.
@@ -223,6 +234,14 @@ TYPES: dict[str, dict[str, Mapping]] = {
             "account", lambda o, i: f'{i}."id" = {o}."grantee_id" AND {i}."kind" <> \'AGENT\''
         ),
     },
+    "Message": {
+        "id": global_id("Message"),
+        "kind": column("kind"),
+        "title": column("title"),
+        "body": column("body"),
+        "createdAt": timestamp("created_at"),
+        "readAt": timestamp("read_at"),
+    },
     "Contractor": {
         "id": global_id("Contractor"),
         "firstName": column("first_name"),
@@ -235,12 +254,12 @@ TYPES: dict[str, dict[str, Mapping]] = {
     },
 }
 
-# The fields a statement starts from, and the condition for taking it: the agent's own page.
+# The fields a statement starts from, and the condition for taking it: one's own rows only.
+_MESSAGES = Many("message", _owned_by("account_id"), filters=("unreadOnly",))
 ROOTS: dict[tuple[str, str], tuple[Many, Callable[[Any, Any], bool]]] = {
-    ("Agent", "listings"): (
-        Many("listing", _agent_of_listings, filters=("search",)),
-        lambda source, context: context.account is not None and context.account.id == source.pk,
-    ),
+    ("Agent", "listings"): (Many("listing", _owned_by("agent_id"), filters=("search",)), _is_self),
+    ("Agent", "messages"): (_MESSAGES, _is_self),
+    ("Contractor", "messages"): (_MESSAGES, _is_self),
 }
 
 
@@ -461,7 +480,8 @@ def _page(args: dict[str, Any], filters: tuple[str, ...]) -> Page | None:
     filter, which the statement does not): the resolvers then answer."""
     for name in filters:
         value = args.get(name)
-        if value is not None and (not isinstance(value, str) or value.strip()):
+        # Absent, false, empty or blank: no filter, as the resolvers read them.
+        if value and not (isinstance(value, str) and not value.strip()):
             return None
     first = args.get("first")
     limit = 20 if first is None else first

@@ -296,3 +296,91 @@ async def test_another_agents_listings_stay_forbidden(
     assert "M-0" not in str(built)
     assert built["errors"][0]["extensions"]["code"] == "FORBIDDEN", built
     assert built["errors"][0]["path"][-1] == "listings"
+
+
+MESSAGES = """
+query Inbox($first: Int, $after: String, $unread: Boolean) {
+  me {
+    __typename
+    messages(first: $first, after: $after, unreadOnly: $unread) {
+      totalCount
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+      edges { cursor node { __typename id kind title body createdAt readAt } }
+    }
+  }
+}
+"""
+
+
+async def inbox(account: Account) -> None:
+    from models.enums import MessageKind
+    from models.messages import Message
+
+    for n in range(7):
+        message = await Message.create(
+            account=account,
+            kind=list(MessageKind)[n % len(MessageKind)],
+            title=f"Title {n} «»",
+            body='Body with "quotes", \\ and \n a newline' if n == 3 else f"Body {n}",
+        )
+        if n % 2:
+            message.read_at = (
+                datetime(2026, 1, 1, 12, 0, 0, n, tzinfo=UTC)
+                if n == 1
+                else (datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC))
+            )
+            await message.save()
+
+
+async def test_the_message_center_both_ways_page_by_page(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given: messages read (with and without microseconds) and unread
+    contractor = await make_contractor()
+    await inbox(contractor)
+    await inbox(await make_contractor())  # someone else's, never shown
+    token = await gql.sign_in(contractor.email or "")
+    variables: dict[str, Any] = {"first": 3}
+    # when: every page
+    seen: list[str] = []
+    while len(statements) < 10:
+        built, resolved = await both_ways(gql, monkeypatch, MESSAGES, variables, token)
+        assert built == resolved
+        assert "errors" not in built, built
+        page = built["data"]["me"]["messages"]
+        seen += [e["node"]["title"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        variables = {**variables, "after": page["pageInfo"]["endCursor"]}
+    # then
+    assert len(statements) == 3
+    assert seen == [f"Title {n} «»" for n in reversed(range(7))]
+    assert page["totalCount"] == 7
+
+
+async def test_unread_only_and_others_messages_are_left_to_the_resolvers(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given: an agent whose grant reaches a contractor with messages
+    agent, _ = await portfolio()
+    contractor = await Account.filter(first_name="Ray").first()
+    assert contractor is not None
+    await inbox(contractor)
+    token = await gql.sign_in(agent.email or "")
+    theirs = """
+    query Theirs {
+      me { ... on Agent { listings(first: 1) { edges { node { grants(first: 5) { edges { node {
+        grantee { messages(first: 5) { edges { node { title } } } }
+      } } } } } } } }
+    }"""
+    # when
+    unread, unread_resolved = await both_ways(gql, monkeypatch, MESSAGES, {"unread": True}, token)
+    built, resolved = await both_ways(gql, monkeypatch, theirs, {}, token)
+    # then: the filter is the resolvers'; another account's messages are FORBIDDEN
+    assert statements == []
+    assert unread == unread_resolved and "errors" not in unread
+    # (errors of concurrent fields come in the order they happened)
+    assert built["data"] == resolved["data"]
+    assert sorted(map(str, built["errors"])) == sorted(map(str, resolved["errors"]))
+    assert "Title" not in str(built)
+    assert {e["extensions"]["code"] for e in built["errors"]} == {"FORBIDDEN"}, built
