@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tortoise import Tortoise
 
+import db
 from settings import ConfigurationError, from_env
 from tests.conftest import POSTGRES_URL
 
@@ -92,3 +93,25 @@ def test_help_names_every_command() -> None:
     out = subprocess.run([keybin, "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("serve", "migrate", "import", "staff", "schema", "keys", "lockbox"):
         assert command in out
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL's pool: runs in the `postgres` tox env")
+async def test_pooled_connections_skip_the_reset_query_but_never_keep_a_transaction(
+    orm: None,
+) -> None:
+    # given: Tortoise's asyncpg pool, as configured by keybin (made on first use)
+    client = Tortoise.get_connection("default")
+    await client.execute_query("SELECT 1")
+    pool = client._pool
+    assert pool._reset is db.keep_session
+    # when: a connection goes back with a transaction still open
+    async with pool.acquire() as connection:
+        await connection.execute("BEGIN")
+        await connection.execute("CREATE TEMP TABLE left_behind (n int)")
+        assert connection.is_in_transaction()
+    # then: asyncpg rolled it back on release all the same
+    for _ in range(pool.get_size()):
+        async with pool.acquire() as connection:
+            assert not connection.is_in_transaction()
+            found = await connection.fetchval("SELECT to_regclass('pg_temp.left_behind')")
+            assert found is None
