@@ -14,6 +14,7 @@ import pytest
 from models.accounts import Account
 from models.grants import Grant
 from resolvers import clock
+from resolvers.deletion import delete_account
 from schema import projection
 from schema.execution import CompiledExecutor
 from tests.conftest import POSTGRES_URL
@@ -112,6 +113,7 @@ async def portfolio() -> tuple[Account, str]:
         await make_contractor(first_name="Zoë", last_name='O"Brien \\ \n', company=None),
         await make_contractor(first_name="Ray", phone=None),
     ]
+    gone = await make_contractor(company="Gone Ltd")
     now = clock.now()
     for n in range(5):
         listing = await make_listing(
@@ -132,9 +134,11 @@ async def portfolio() -> tuple[Account, str]:
         await make_grant(agent, listing, lockbox, people[1], starts_in=-60)  # active
         await make_grant(agent, listing, lockbox, None, starts_in=-7200, hours=1)  # expired
         await make_grant(agent, listing, lockbox, other_agent, starts_in=-30)  # an agent
+        await make_grant(agent, listing, lockbox, gone, starts_in=-90)  # deleted since
         revoked = await make_grant(agent, listing, lockbox, people[0], starts_in=600)
         revoked.revoked_at = now - timedelta(seconds=5)
         await revoked.save()
+    await delete_account(gone.id)
     # One start on a whole second, one with microseconds.
     first = await Grant.filter(listing__agent_id=agent.id).order_by("id").first()
     assert first is not None
@@ -158,7 +162,7 @@ async def test_the_page_is_one_statement_and_matches_the_resolvers(
     homes = built["data"]["me"]["homes"]
     assert homes["totalCount"] == 5 and homes["pageInfo"]["hasNextPage"] is True
     grants = [g["node"] for e in homes["edges"] for g in e["node"]["grants"]["edges"]]
-    assert {g["status"] for g in grants} == {"ACTIVE", "EXPIRED", "REVOKED"}  # newest 3
+    assert len(grants) == 6 and {g["status"] for g in grants} == {"ACTIVE", "REVOKED"}
 
 
 async def test_every_row_and_status_both_ways(
@@ -181,6 +185,7 @@ async def test_every_row_and_status_both_ways(
     grantees = [g["grantee"] for g in grants]
     assert None in grantees  # nobody yet, and the agent's grant: not a Contractor
     assert any(p and p["lastName"] == 'O"Brien \\ \n' for p in grantees)
+    assert any(p and p["email"] == "" and p["company"] is None for p in grantees)  # deleted
 
 
 @pytest.mark.parametrize(("first", "grants"), [(2, 2), (0, 1), (None, None), (100, 0)])
