@@ -341,6 +341,7 @@ class Builder:
     def value(
         self, mapping: Mapping, field_def: GraphQLField, details: list[FieldDetails], row: str
     ) -> str:
+        _unguarded(field_def)
         if isinstance(mapping, Leaf):
             if any(detail.node.arguments for detail in details):
                 raise Unmapped
@@ -373,6 +374,8 @@ class Builder:
         parts = []
         for key, field_details in self.subfields(connection_type, details).items():
             name = field_details[0].node.name.value
+            if name != "__typename":
+                _unguarded(connection_type.fields[name])
             if name == "__typename":
                 value = f"'{connection_type.name}'"
             elif name == "edges":
@@ -439,6 +442,14 @@ class Builder:
         return f"json_build_object({', '.join(pairs)})"
 
 
+def _unguarded(field_def: GraphQLField) -> None:
+    """A statement skips Strawberry's per-field machinery: a field that has permission
+    classes or field extensions must have them run, by its resolver."""
+    definition = field_def.extensions.get("strawberry-definition")
+    if definition is not None and (definition.permission_classes or definition.extensions):
+        raise Unmapped
+
+
 def _object_type(output: GraphQLOutputType, listed: bool = False) -> GraphQLObjectType:
     """The object type of a field (of its items, for a list such as `edges`)."""
     while isinstance(output, GraphQLNonNull) or (listed and isinstance(output, GraphQLList)):
@@ -461,6 +472,7 @@ def compile_field(
     many, allowed = root
     builder = Builder(compiler)
     try:
+        _unguarded(field_def)
         target = _object_type(field_def.type)
         sql = f"SELECT ({builder.connection(many, field_def, target, details, '')})::text"
     except Unmapped:

@@ -389,3 +389,30 @@ async def test_unread_only_and_others_messages_are_left_to_the_resolvers(
     assert sorted(map(str, built["errors"])) == sorted(map(str, resolved["errors"]))
     assert "Title" not in str(built)
     assert {e["extensions"]["code"] for e in built["errors"]} == {"FORBIDDEN"}, built
+
+
+async def test_a_field_with_a_permission_class_is_left_to_its_resolver(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given: a mapped field that (from now on) declares a permission class
+    from strawberry.permission import BasePermission
+
+    from schema.listings import Listing
+
+    class Anyone(BasePermission):
+        def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+            return True
+
+    definition = next(
+        f
+        for f in Listing.__strawberry_definition__.fields  # type: ignore[attr-defined]
+        if f.python_name == "mls_number"
+    )
+    monkeypatch.setattr(definition, "permission_classes", [Anyone])
+    agent, _ = await portfolio()
+    token = await gql.sign_in(agent.email or "")
+    # when
+    built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 2}, token)
+    # then: a statement would skip the check, so the resolvers answer
+    assert statements == []
+    assert built == resolved and "errors" not in built
