@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 import httpx
+import pytest
 
 from models.accounts import Account
 from models.enums import AccountKind, AccountStatus, ContractorRole
@@ -207,3 +208,21 @@ async def make_grant(
         ends_at=starts_at + timedelta(hours=hours),
         **fields,
     )
+
+
+async def both_ways(
+    gql: GraphQLClient,
+    monkeypatch: pytest.MonkeyPatch,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The answer through compiled execution (and its SQL pages), then through
+    graphql-core's own executor alone: the two must be the same."""
+    from schema.execution import CompiledExecutor
+
+    compiled = await gql.raw(query, variables, token)
+    with monkeypatch.context() as patch:
+        patch.setattr(CompiledExecutor, "enabled", False)
+        general = await gql.raw(query, variables, token)
+    return compiled, general

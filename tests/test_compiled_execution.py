@@ -12,6 +12,7 @@ from models.accounts import Account
 from schema.execution import CompiledExecutor
 from tests.factories import (
     GraphQLClient,
+    both_ways,
     make_agent,
     make_contractor,
     make_grant,
@@ -99,20 +100,6 @@ def plan_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
     monkeypatch.setattr(CompiledExecutor, "_run_plan", counted)
     yield runs
-
-
-async def both_ways(
-    gql: GraphQLClient,
-    monkeypatch: pytest.MonkeyPatch,
-    query: str,
-    variables: dict[str, Any] | None = None,
-    token: str | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    compiled = await gql.raw(query, variables, token)
-    with monkeypatch.context() as patch:
-        patch.setattr(CompiledExecutor, "enabled", False)
-        general = await gql.raw(query, variables, token)
-    return compiled, general
 
 
 async def portfolio(agent: Account) -> None:

@@ -16,10 +16,10 @@ from models.grants import Grant
 from resolvers import clock
 from resolvers.deletion import delete_account
 from schema import projection
-from schema.execution import CompiledExecutor
 from tests.conftest import POSTGRES_URL
 from tests.factories import (
     GraphQLClient,
+    both_ways,
     make_agent,
     make_contractor,
     make_grant,
@@ -90,21 +90,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield ran
 
 
-async def both_ways(
-    gql: GraphQLClient,
-    monkeypatch: pytest.MonkeyPatch,
-    query: str,
-    variables: dict[str, Any],
-    token: str,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    built = await gql.raw(query, variables, token)
-    with monkeypatch.context() as patch:
-        patch.setattr(CompiledExecutor, "enabled", False)
-        resolved = await gql.raw(query, variables, token)
-    return built, resolved
-
-
-async def portfolio() -> tuple[Account, str]:
+async def portfolio() -> Account:
     """Listings with and without lockboxes and grants, grants in every status, grantees
     that are contractors, agents and nobody yet, awkward text and exact times."""
     agent = await make_agent()
@@ -144,14 +130,14 @@ async def portfolio() -> tuple[Account, str]:
     assert first is not None
     first.starts_at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     await first.save()
-    return agent, ""
+    return agent
 
 
 async def test_the_page_is_one_statement_and_matches_the_resolvers(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
     # given
-    agent, _ = await portfolio()
+    agent = await portfolio()
     token = await gql.sign_in(agent.email or "")
     # when
     built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 3, "grants": 3}, token)
@@ -169,7 +155,7 @@ async def test_every_row_and_status_both_ways(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
     # given
-    agent, _ = await portfolio()
+    agent = await portfolio()
     token = await gql.sign_in(agent.email or "")
     # when: all of it (5 grants a listing, under the 20 asked for)
     built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 20, "grants": 20}, token)
@@ -197,7 +183,7 @@ async def test_pages_and_cursors_both_ways(
     grants: int | None,
 ) -> None:
     # given
-    agent, _ = await portfolio()
+    agent = await portfolio()
     token = await gql.sign_in(agent.email or "")
     variables: dict[str, Any] = {"first": first, "grants": grants}
     # when: each page, following the cursors at both levels
@@ -238,7 +224,7 @@ async def test_what_it_does_not_reproduce_is_left_to_the_resolvers(
     extra: str,
 ) -> None:
     # given
-    agent, _ = await portfolio()
+    agent = await portfolio()
     token = await gql.sign_in(agent.email or "")
     query = PAGE
     if extra == "search":
@@ -260,7 +246,7 @@ async def test_a_field_it_does_not_map_leaves_the_page_to_the_resolvers(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
     # given
-    agent, _ = await portfolio()
+    agent = await portfolio()
     token = await gql.sign_in(agent.email or "")
     query = PAGE.replace("again: grantee { id }", "again: grantee { id } listing { id }")
     # when
@@ -274,7 +260,7 @@ async def test_another_agents_listings_stay_forbidden(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
     # given: a contractor holding a grant, asking for the granting agent's listings
-    owner, _ = await portfolio()
+    owner = await portfolio()
     contractor = await Account.filter(first_name="Ray").first()
     assert contractor is not None
     token = await gql.sign_in(contractor.email or "")
@@ -367,7 +353,7 @@ async def test_unread_only_and_others_messages_are_left_to_the_resolvers(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
     # given: an agent whose grant reaches a contractor with messages
-    agent, _ = await portfolio()
+    agent = await portfolio()
     contractor = await Account.filter(first_name="Ray").first()
     assert contractor is not None
     await inbox(contractor)
@@ -409,7 +395,7 @@ async def test_a_field_with_a_permission_class_is_left_to_its_resolver(
         if f.python_name == "mls_number"
     )
     monkeypatch.setattr(definition, "permission_classes", [Anyone])
-    agent, _ = await portfolio()
+    agent = await portfolio()
     token = await gql.sign_in(agent.email or "")
     # when
     built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 2}, token)
