@@ -46,7 +46,7 @@ async def keep_session(connection: Any) -> None:
     """What a PostgreSQL connection goes through on its way back to the pool, besides the
     rollback of any open transaction, which asyncpg always does. Its default also sends
     `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` to the server after
-    every statement: a round trip each time, a fifth of a small query's server time, to undo
+    every statement: a round trip each time, a tenth of a small query's server time, to undo
     session state keybin never sets on pooled connections (LISTEN has a connection of its
     own, notify/pg_pubsub.py; no advisory locks, cursors or SET)."""
 

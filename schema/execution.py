@@ -16,7 +16,11 @@ graphql-core: mutations (serial, with side effects), @skip/@include and @defer, 
 resolver middleware. And if a plan meets anything unusual while running (an exception, a
 null in a non-null position, an unexpected runtime type), it stops and graphql-core runs the
 operation from the start, so error messages, paths and null propagation stay graphql-core's.
-Queries and subscription events are reads, which is what makes the re-run safe."""
+Queries and subscription events are reads, which is what makes the re-run safe.
+
+On PostgreSQL a field that starts one of the hot pages (an agent's listings, the Message
+Center) may be answered as a whole by one statement instead (schema/projection.py); the
+plan asks it first and calls the resolver when it declines."""
 
 from __future__ import annotations
 
