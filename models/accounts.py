@@ -64,6 +64,10 @@ class SecurityAnswer(Model):
         table = "security_answer"
 
 
+# The id a phone chooses for itself; longer ones are refused at sign-in and found nowhere.
+MAX_DEVICE_ID = 128
+
+
 class Device(Model):
     """One registration of an app installation, DEVICE_LIMIT caps them per account."""
 
@@ -71,7 +75,7 @@ class Device(Model):
     account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="devices", on_delete=fields.CASCADE
     )
-    device_id = fields.CharField(max_length=128)
+    device_id = fields.CharField(max_length=MAX_DEVICE_ID)
     name = fields.CharField(max_length=100)
     public_key = fields.CharField(max_length=64, null=True)
     registered_at = fields.DatetimeField(auto_now_add=True)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from models.accounts import Account, Device, PasswordReset, PushToken, Session
+from models.accounts import MAX_DEVICE_ID, Account, Device, PasswordReset, PushToken, Session
 from models.enums import AccountEventKind
 from models.prepared import get_with_related
 from notify import outbox
@@ -72,8 +72,8 @@ async def sign_in(
     public_key: str | None,
     client_address: str | None = None,
 ) -> SignedIn:
-    if not device_id.strip() or len(device_id) > 128:
-        raise invalid_input("A device id of 1-128 characters is required.", "deviceId")
+    if not device_id.strip() or len(device_id) > MAX_DEVICE_ID:
+        raise invalid_input(f"A device id of 1-{MAX_DEVICE_ID} characters is required.", "deviceId")
     account = await _check_password(login, password, Actor(client_address=client_address))
     device = await _register_device(settings, account, device_id, device_name, public_key)
     token = new_token()

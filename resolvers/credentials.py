@@ -10,7 +10,7 @@ from ble.b64 import b64url_decode
 from ble.credential import CredentialClaims, sign_credential
 from ble.outcomes import AccessMethod
 from ble.recurrence import Recurrence
-from models.accounts import Account, Device
+from models.accounts import MAX_DEVICE_ID, Account, Device
 from models.enums import AccountKind, AccountStatus
 from models.grants import Grant
 from models.listings import Lockbox
@@ -72,7 +72,10 @@ async def sync_credentials(
 
 
 async def _device_key(account: Account, device_id: str) -> bytes:
-    device = await Device.get_or_none(account_id=account.id, device_id=device_id)
+    device = None
+    # A longer id was never registered, and Tortoise refuses to look one up.
+    if len(device_id) <= MAX_DEVICE_ID:
+        device = await Device.get_or_none(account_id=account.id, device_id=device_id)
     try:
         raw = b64url_decode(device.public_key or "") if device else b""
     except ValueError:

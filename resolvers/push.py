@@ -5,7 +5,7 @@ from __future__ import annotations
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from models.accounts import Account, Device, PushToken
+from models.accounts import MAX_DEVICE_ID, Account, Device, PushToken
 from models.enums import PushPlatform
 from models.messages import Message
 from notify import push
@@ -46,7 +46,7 @@ async def register_push_token(
     """Store (or replace) the token of one of the caller's registered devices."""
     _check_token(token)
     device = None
-    if 0 < len(device_id) <= 128 and "\x00" not in device_id:
+    if 0 < len(device_id) <= MAX_DEVICE_ID and "\x00" not in device_id:
         device = await Device.get_or_none(account=account, device_id=device_id)
     if device is None:
         raise DomainError(

@@ -541,8 +541,10 @@ async def test_a_device_without_a_key_is_not_registered(scene: Scene, gql: Graph
     # when
     keyless = await gql(SYNC, {"deviceId": "old-app"}, token=token)
     unknown = await gql(SYNC, {"deviceId": "never-signed-in-here"}, token=token)
+    # longer than any device id (answered an internal error before)
+    too_long = await gql(SYNC, {"deviceId": "d" * 300}, token=token)
     # then
-    for data in (keyless, unknown):
+    for data in (keyless, unknown, too_long):
         payload = data["syncCredentials"]
         assert payload["bundle"] is None
         assert payload["userErrors"][0]["code"] == "DEVICE_NOT_REGISTERED"
