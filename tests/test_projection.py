@@ -133,12 +133,17 @@ async def portfolio() -> Account:
     return agent
 
 
+async def signed_in_portfolio(gql: GraphQLClient) -> str:
+    """The portfolio's agent, signed in: its token."""
+    agent = await portfolio()
+    return await gql.sign_in(agent.email or "")
+
+
 async def test_the_page_is_one_statement_and_matches_the_resolvers(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
     # given
-    agent = await portfolio()
-    token = await gql.sign_in(agent.email or "")
+    token = await signed_in_portfolio(gql)
     # when
     built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 3, "grants": 3}, token)
     # then
@@ -155,8 +160,7 @@ async def test_every_row_and_status_both_ways(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
     # given
-    agent = await portfolio()
-    token = await gql.sign_in(agent.email or "")
+    token = await signed_in_portfolio(gql)
     # when: all of it (5 grants a listing, under the 20 asked for)
     built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 20, "grants": 20}, token)
     # then
@@ -183,8 +187,7 @@ async def test_pages_and_cursors_both_ways(
     grants: int | None,
 ) -> None:
     # given
-    agent = await portfolio()
-    token = await gql.sign_in(agent.email or "")
+    token = await signed_in_portfolio(gql)
     variables: dict[str, Any] = {"first": first, "grants": grants}
     # when: each page, following the cursors at both levels
     pages = 0
@@ -224,8 +227,7 @@ async def test_what_it_does_not_reproduce_is_left_to_the_resolvers(
     extra: str,
 ) -> None:
     # given
-    agent = await portfolio()
-    token = await gql.sign_in(agent.email or "")
+    token = await signed_in_portfolio(gql)
     query = PAGE
     if extra == "search":
         query = query.replace("after: $after)", 'after: $after, search: "Way")')
@@ -246,8 +248,7 @@ async def test_a_field_it_does_not_map_leaves_the_page_to_the_resolvers(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:
     # given
-    agent = await portfolio()
-    token = await gql.sign_in(agent.email or "")
+    token = await signed_in_portfolio(gql)
     query = PAGE.replace("again: grantee { id }", "again: grantee { id } listing { id }")
     # when
     built, resolved = await both_ways(gql, monkeypatch, query, {"first": 2}, token)
@@ -395,8 +396,7 @@ async def test_a_field_with_a_permission_class_is_left_to_its_resolver(
         if f.python_name == "mls_number"
     )
     monkeypatch.setattr(definition, "permission_classes", [Anyone])
-    agent = await portfolio()
-    token = await gql.sign_in(agent.email or "")
+    token = await signed_in_portfolio(gql)
     # when
     built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 2}, token)
     # then: a statement would skip the check, so the resolvers answer
