@@ -28,6 +28,7 @@ from resolvers.auth import Authenticated, authenticate
 from resolvers.ratelimit import RateLimiter
 from resolvers.scheduler import StartingNotifier
 from schema.context import Context
+from schema.live import LiveTransportHandler
 from schema.schema import build_schema
 from settings import Settings, from_env
 from web.reset import reset_page
@@ -44,6 +45,8 @@ def bearer_token(value: str | None) -> str | None:
 
 class KeybinGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with keybin's context and WebSocket authentication."""
+
+    graphql_transport_ws_handler_class = LiveTransportHandler
 
     def __init__(self, settings: Settings, pubsub: PubSub) -> None:
         super().__init__(

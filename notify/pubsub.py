@@ -7,17 +7,25 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 log = logging.getLogger("keybin.pubsub")
 
 QUEUE_SIZE = 100
 
 
+class Inbox(Protocol):
+    """Where a subscriber's events go: a queue, or a sink that sends them on the spot
+    (schema/live.py). Raises asyncio.QueueFull when the subscriber is too far behind."""
+
+    def put_nowait(self, message_id: int) -> None: ...
+
+
 class PubSub:
     """In-process fan-out. A PostgreSQL backend extends it to several instances."""
 
     def __init__(self) -> None:
-        self._queues: dict[int, set[asyncio.Queue[int]]] = defaultdict(set)
+        self._queues: dict[int, set[Inbox]] = defaultdict(set)
 
     async def start(self) -> None:
         return None
@@ -37,8 +45,9 @@ class PubSub:
                 log.warning("subscriber queue full for account %s, event dropped", account_id)
 
     @asynccontextmanager
-    async def subscribe(self, account_id: int) -> AsyncIterator[asyncio.Queue[int]]:
-        queue: asyncio.Queue[int] = asyncio.Queue(QUEUE_SIZE)
+    async def subscribe(self, account_id: int, inbox: Inbox | None = None) -> AsyncIterator[Inbox]:
+        """Events for `account_id` into `inbox` (a new bounded queue by default)."""
+        queue: Inbox = inbox if inbox is not None else asyncio.Queue(QUEUE_SIZE)
         self._queues[account_id].add(queue)
         try:
             yield queue

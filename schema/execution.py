@@ -25,6 +25,7 @@ plan asks it first and calls the resolver when it declines."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -80,6 +81,7 @@ class FieldStep:
         "complete",
         "definition",
         "direct",
+        "event",
         "field_def",
         "key",
         "nodes",
@@ -101,6 +103,8 @@ class FieldStep:
         self.definition: StrawberryField | None = None
         # The Strawberry resolver itself, called without Strawberry's per-call wrapper.
         self.direct: Callable[[Any, dict[str, Any]], Any] | None = None
+        # A subscription's root field: for an event its value is the event itself.
+        self.event = False
         # The whole field as one SQL statement (schema/projection.py); None when the
         # resolvers must answer this time.
         self.sql: Callable[[Any, Any, dict[str, Any]], Awaitable[Any] | None] | None = None
@@ -109,11 +113,13 @@ class FieldStep:
 class ObjectPlan:
     """The selection set of one object type, compiled."""
 
-    __slots__ = ("steps", "type")
+    __slots__ = ("steps", "synchronous", "type")
 
     def __init__(self, object_type: GraphQLObjectType) -> None:
         self.type = object_type
         self.steps: list[FieldStep] = []
+        # Set on a root plan: no step anywhere below can return an awaitable.
+        self.synchronous = False
 
     def run(self, source: Any, ex: CompiledExecutor) -> Any:
         """The object's response dict, or an awaitable of it when a resolver is async."""
@@ -128,6 +134,8 @@ class ObjectPlan:
                 value = getattr(source, step.attr)
             elif step.direct is not None:
                 value = step.direct(source, ex.resolver_kwargs(step))
+            elif step.event:
+                value = source
             else:
                 info, args = ex.prepared(step)
                 if step.sql is not None and (answer := step.sql(source, ex, args)) is not None:
@@ -196,6 +204,9 @@ class Compiler:
         self.direct_calls = strawberry_schema is not None and not getattr(
             strawberry_schema.schema_converter, "_exception_handler_specs", ()
         )
+        # Cleared by any step that may return an awaitable (a resolver that is async or
+        # not known, a statement, a type resolver).
+        self.synchronous = True
 
     def root(self, root_type: GraphQLObjectType, operation: OperationDefinitionNode) -> ObjectPlan:
         grouped, deferred, forbidden = collect_fields(
@@ -207,7 +218,9 @@ class Compiler:
         )
         if deferred or forbidden:
             raise NotCompilable("@defer or @stream")
-        return self.object_plan(root_type, grouped)
+        plan = self.object_plan(root_type, grouped)
+        plan.synchronous = self.synchronous
+        return plan
 
     def object_plan(
         self, object_type: GraphQLObjectType, grouped: dict[str, list[FieldDetails]]
@@ -235,18 +248,30 @@ class Compiler:
         step.field_def = field_def
         resolve = field_def.resolve
         step.sql = projection.compile_field(self, parent, field_def, details)
+        definition = field_def.extensions.get("strawberry-definition")
         if step.sql is not None:
             # Through the general branch, which asks the statement first.
             step.resolve = resolve or self.ex.field_resolver
+            self.synchronous = False
         elif resolve is None:
             step.resolve = self.ex.field_resolver
+            self.synchronous = False
         elif _is_plain_attribute(resolve, field_def) and not field_def.args:
-            step.attr = field_def.extensions["strawberry-definition"].python_name
-        elif self.direct_calls and (definition := _plain_resolver(field_def)) is not None:
-            step.definition = definition
-            step.direct = _direct_call(definition)
+            step.attr = definition.python_name
+        elif self.direct_calls and (plain := _plain_resolver(field_def)) is not None:
+            step.definition = plain
+            step.direct = _direct_call(plain)
+            self.synchronous = self.synchronous and not plain.is_async
+        elif (
+            parent is self.ex.schema.subscription_type
+            and isinstance(definition, StrawberryField)
+            and definition.is_subscription
+        ):
+            # Strawberry resolves a subscription field's events as `lambda event: event`.
+            step.event = True
         else:
             step.resolve = resolve
+            self.synchronous = False
         step.complete = self.completer(field_def.type, details)
         return step
 
@@ -291,6 +316,7 @@ class Compiler:
     def abstract_completer(
         self, abstract: GraphQLAbstractType, details: list[FieldDetails]
     ) -> Completer:
+        self.synchronous = False  # a type resolver may be async
         schema = self.ex.schema
         plans = {
             possible.name: self.subplan(possible, details)
@@ -415,6 +441,17 @@ async def _fill_list(items: list[Any], waiting: list[int]) -> list[Any]:
     return items
 
 
+# The executor of the subscription being set up in this task (contextvars are per task).
+_subscribing: contextvars.ContextVar[CompiledExecutor | None] = contextvars.ContextVar(
+    "subscribing", default=None
+)
+
+
+def subscribing() -> CompiledExecutor | None:
+    """Inside a subscription resolver: the executor that will run its events."""
+    return _subscribing.get()
+
+
 PlanKey = tuple[str, str | None, str]
 # Per schema: a plan holds that schema's fields and resolvers.
 _plans: weakref.WeakKeyDictionary[GraphQLSchema, OrderedDict[PlanKey, ObjectPlan | None]] = (
@@ -445,15 +482,28 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
     _prepared: dict[int, tuple[Any, dict[str, Any]]]
     _converted: dict[int, dict[str, Any]]
 
-    def execute_operation(self, serially: bool | None = None) -> Any:
-        operation = self.operation
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        executor = super().build(*args, **kwargs)
         if (
+            isinstance(executor, CompiledExecutor)
+            and executor.operation.operation is OperationType.SUBSCRIPTION
+        ):
+            # The subscription resolver runs next, in this task: see `subscribing()`.
+            _subscribing.set(executor)
+        return executor
+
+    def _compiles(self, serially: bool | None) -> bool:
+        return not (
             not self.enabled
-            or operation.operation is OperationType.MUTATION
+            or self.operation.operation is OperationType.MUTATION
             or serially
             or self.abort_signal is not None
             or (self.middleware_manager is not None and self.middleware_manager.middlewares)
-        ):
+        )
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        if not self._compiles(serially):
             return super().execute_operation(serially)
         plan = self._plan()
         if plan is None:
@@ -502,6 +552,32 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
             result = super().execute_operation(serially)
             return await result if self.is_awaitable(result) else result
         return self.build_response(data)
+
+    def event_runner(self) -> Callable[[Any], dict[str, Any]] | None:
+        """A subscription's events answered on the spot: the event's `data`, computed
+        without awaiting anything. None when an event must go through graphql-core (no
+        plan, or a step that may await). The runner raises where a plan would bail: the
+        caller hands that event to the usual path, which answers with graphql-core."""
+        if not self._compiles(False):
+            return None
+        plan = self._plan()
+        if plan is None or not plan.synchronous:
+            return None
+        # One executor for all of this subscription's events: what the per-event copy
+        # would hold, reset for each (root value, resolve infos, converted arguments).
+        ex = self.build_per_event_executor(None)
+        assert isinstance(ex, CompiledExecutor)  # noqa: S101 - a copy of self
+
+        def run(event: Any) -> dict[str, Any]:
+            ex.root_value = event
+            ex._prepared = {}
+            ex._converted = {}
+            data = plan.run(event, ex)
+            if ex.is_awaitable(data):  # pragma: no cover - excluded by plan.synchronous
+                raise Bail
+            return data  # type: ignore[no-any-return]
+
+        return run
 
     @property
     def strawberry_schema(self) -> Any:

@@ -10,7 +10,9 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from models.messages import Message as MessageModel
+from notify.pubsub import QUEUE_SIZE
 from schema.context import Info
+from schema.live import direct_sink
 from schema.loaders import Loaders, by_id_loader
 from schema.messages import Message
 
@@ -35,9 +37,14 @@ class Subscription:
     )
     async def message_added(self, info: Info) -> AsyncGenerator[Message, None]:
         account = info.context.require_account()
-        async with info.context.pubsub.subscribe(account.id) as queue:
+        sink = direct_sink(account.id)
+        queue: asyncio.Queue[int] = sink.usual if sink is not None else asyncio.Queue(QUEUE_SIZE)
+        async with info.context.pubsub.subscribe(account.id, sink or queue):
             while True:
+                # With a sink, only the events it could not send itself come this way.
                 message_id = await queue.get()
+                if sink is not None:
+                    await sink.sent()
                 # Re-read and re-check: the event carries only an id.
                 row = await _fetcher().load(message_id)
                 if row is None or row.account_id != account.id:  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from resolvers import clock
 from settings import Settings
 from tests import pg
 from tests.factories import GraphQLClient
+from tests.live import Live, serve
 from tests.smtp import SmtpServer
 from tests.sql_count import StatementCounter
 
@@ -105,6 +106,13 @@ async def app(app_settings: Settings) -> AsyncIterator[Starlette]:
     application = create_app(app_settings)
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture
+async def live(app: Starlette) -> AsyncIterator[Live]:
+    """The app served by uvicorn on loopback: HTTP for mutations, ws:// for subscriptions."""
+    async with serve(app) as served:
+        yield served
 
 
 @pytest.fixture

@@ -6,100 +6,29 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from resolvers import clock
 from schema.ids import to_global_id
 from tests.factories import (
-    PASSWORD,
-    SIGN_IN,
     make_agent,
     make_contractor,
     make_listing,
     make_lockbox,
 )
-from tests.smtp import free_port
+from tests.live import Live, subscribed
 
 JS_CLIENT = Path(__file__).parent / "js"
-MESSAGE_ADDED = "subscription { messageAdded { kind title grant { id } } }"
 GRANT_ACCESS = """
 mutation($input: GrantAccessInput!) {
   grantAccess(input: $input) { grant { id } userErrors { code } }
 }
 """
-
-
-async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    """Polls a condition the server sets from its own tasks (no event to wait on)."""
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not met in time")
-
-
-class Live:
-    """The app served by uvicorn: HTTP for mutations, ws:// for subscriptions."""
-
-    def __init__(self, app: Starlette, port: int) -> None:
-        self.app = app
-        self.http_url = f"http://127.0.0.1:{port}/graphql"
-        self.ws_url = f"ws://127.0.0.1:{port}/graphql"
-
-    async def post(self, query: str, variables: dict[str, Any], token: str | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with httpx.AsyncClient() as client:
-            response = await client.post(
-                self.http_url, json={"query": query, "variables": variables}, headers=headers
-            )
-        body = response.json()
-        assert "errors" not in body, body
-        return body["data"]
-
-    async def sign_in(self, login: str) -> str:
-        variables = {
-            "input": {"login": login, "password": PASSWORD, "deviceId": "d", "deviceName": "P"}
-        }
-        token: str = (await self.post(SIGN_IN, variables))["signIn"]["token"]
-        return token
-
-    async def wait_for_subscribers(self, count: int) -> None:
-        await eventually(lambda: self.app.state.pubsub.subscriber_count() >= count)
-
-
-@pytest.fixture
-async def live(app: Starlette) -> AsyncIterator[Live]:
-    """uvicorn in this event loop; the `app` fixture already ran the lifespan."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started)
-    yield Live(app, port)
-    server.should_exit = True
-    await task
-
-
-@asynccontextmanager
-async def subscribed(live: Live, token: str) -> AsyncIterator[ClientConnection]:
-    async with connect(live.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
-        await ws.send(json.dumps(init))
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
-        subscribe = {"id": "1", "type": "subscribe", "payload": {"query": MESSAGE_ADDED}}
-        await ws.send(json.dumps(subscribe))
-        yield ws
 
 
 async def grant_to(live: Live, email: str) -> tuple[str, str]:

@@ -1,0 +1,243 @@
+"""Subscription events sent in one pass per burst, instead of a task per subscriber.
+
+The usual path wakes each subscriber's task for each event and hands it up through four
+layers of async generators: the resolver's, graphql-core's per-event execution, Strawberry's
+result handling with its extension hooks, and the WebSocket handler. For a burst reaching a
+thousand subscribers that bookkeeping, not the work, is most of the time.
+
+So where it can, a subscription registers a `DirectSink` with the pub/sub instead of a
+queue: a graphql-transport-ws operation (`LiveTransportHandler` says which) whose events a
+compiled plan answers without awaiting anything (`CompiledExecutor.event_runner`). The
+`Fanout` of the event loop collects the events of one burst, reads their messages in one
+statement, and for each subscriber checks the row is its own, runs its plan and queues the
+`next` frame on its connection. What is sent is what the usual path sends for an event
+without errors: `{"id", "type": "next", "payload": {"data"}}`.
+
+Anything unusual (a plan that bails, a failed read) sends that subscriber back to the usual
+path for good: the event goes to the queue the resolver reads, and graphql-core answers it
+with its own errors, masked as always. Frames already queued are sent first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+
+from models import prepared
+from models.messages import Message as MessageModel
+from notify.pubsub import QUEUE_SIZE
+from schema.execution import subscribing
+from schema.messages import Message
+
+log = logging.getLogger("keybin.live")
+
+Handler = BaseGraphQLTransportWSHandler[Any, Any]
+Target = tuple[Handler, Operation[Any, Any]]
+
+# The graphql-transport-ws operation this task runs (each operation has its own task).
+_target: contextvars.ContextVar[Target | None] = contextvars.ContextVar("live_target", default=None)
+
+
+class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
+    """Strawberry's graphql-transport-ws handler, telling resolvers which operation and
+    connection they serve so their events can be sent directly."""
+
+    async def run_operation(self, operation: Operation[Any, Any]) -> None:
+        _target.set((self, operation))
+        await super().run_operation(operation)
+
+
+class DirectSink:
+    """One subscription's inbox in the pub/sub. Events are answered by the fan-out's pass
+    while `direct`; after that they queue in `usual` for the resolver to yield."""
+
+    def __init__(
+        self,
+        fanout: Fanout,
+        account_id: int,
+        target: Target,
+        run: Callable[[Any], dict[str, Any]],
+    ) -> None:
+        self.fanout = fanout
+        self.account_id = account_id
+        self.handler, self.operation = target
+        self.run = run
+        self.direct = True
+        self.usual: asyncio.Queue[int] = asyncio.Queue(QUEUE_SIZE)
+        self.backlog = 0  # events accepted and not yet sent or handed on
+        self.outbox: deque[dict[str, Any]] = deque()
+        self.sending: asyncio.Task[None] | None = None
+
+    def put_nowait(self, message_id: int) -> None:
+        """What the pub/sub calls, as on a queue (and QueueFull the same way)."""
+        if not self.direct:
+            self.usual.put_nowait(message_id)
+            return
+        if self.backlog >= QUEUE_SIZE:
+            raise asyncio.QueueFull
+        self.backlog += 1
+        self.fanout.enqueue(self, message_id)
+
+    def deliver(self, row: MessageModel | None, message_id: int) -> None:
+        """The fan-out's pass, for this subscriber's event: `row` is its message."""
+        self.backlog -= 1
+        if not self.direct:
+            self.hand_on(message_id)
+            return
+        # The same check as the usual path: an event carries only an id.
+        if row is None or row.account_id != self.account_id:  # type: ignore[attr-defined]
+            return
+        try:
+            data = self.run(Message.from_model(row))
+        except Exception:  # noqa: BLE001 - graphql-core answers it, with its own errors
+            self.direct = False
+            self.hand_on(message_id)
+            return
+        self.outbox.append({"id": self.operation.id, "type": "next", "payload": {"data": data}})
+        if self.sending is None:
+            self.sending = start_eagerly(self._send())
+
+    def hand_on(self, message_id: int) -> None:
+        """To the usual path, for good."""
+        self.direct = False
+        try:
+            self.usual.put_nowait(message_id)
+        except asyncio.QueueFull:
+            log.warning("subscriber queue full for account %s, event dropped", self.account_id)
+
+    async def _send(self) -> None:
+        # Its own task once it has to wait: a client that reads slowly holds up its own
+        # frames, never the pass or anyone else's.
+        try:
+            while self.outbox:
+                message = self.outbox.popleft()
+                operation = self.operation
+                if operation.completed or self.handler.operations.get(operation.id) is not (
+                    operation
+                ):
+                    continue  # the client completed it or left: nothing more for it
+                await operation.send_operation_message(message)  # type: ignore[arg-type]
+        except Exception as error:  # noqa: BLE001 - a closed connection; the handler ends it
+            log.debug("live frame not sent: %r", error)
+            self.outbox.clear()
+        finally:
+            self.sending = None
+
+    async def sent(self) -> None:
+        """Until the frames already queued are on their way (the usual path then follows)."""
+        while self.sending is not None:
+            await asyncio.shield(self.sending)
+
+
+def start_eagerly(coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Run `coroutine` now, up to its first real wait; only then does it become a task.
+    None when it finished without waiting.
+
+    Sending a frame rarely waits (only when the client's socket is full), and a task per
+    subscriber per event (created, scheduled, stepped) cost more than the frame itself.
+    This is Python 3.12's eager task start (`asyncio.eager_task_factory`), by hand."""
+    try:
+        waiting_on = coroutine.send(None)
+    except StopIteration:
+        return None
+    return asyncio.get_running_loop().create_task(_Started(coroutine, waiting_on))
+
+
+class _Started(Coroutine[Any, Any, None]):
+    """A coroutine already run up to `waiting_on`, in the form a task takes: the task's
+    first step is handed what it waits on; every later step goes to the coroutine, and so
+    does a cancellation, even one that comes before the task's first step."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coroutine = coroutine
+        self._waiting_on = waiting_on
+        self._handed = False
+
+    def send(self, value: Any) -> Any:
+        if not self._handed:
+            self._handed = True
+            return self._waiting_on
+        return self._coroutine.send(value)
+
+    def throw(self, *error: Any) -> Any:
+        self._handed = True
+        return self._coroutine.throw(*error)
+
+    def close(self) -> None:
+        self._coroutine.close()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        try:
+            waiting_on = self.send(None)
+            while True:
+                try:
+                    value = yield waiting_on
+                except BaseException as error:  # noqa: BLE001 - passed in, as a task does
+                    waiting_on = self.throw(error)
+                else:
+                    waiting_on = self.send(value)
+        except StopIteration:
+            return
+
+
+class Fanout:
+    """The events of one event loop, collected and answered a burst at a time."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[DirectSink, int]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def enqueue(self, sink: DirectSink, message_id: int) -> None:
+        self.pending.append((sink, message_id))
+        if self.task is None:
+            # Runs once the publisher yields: everything it published by then is one pass.
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                await self._pass(batch)
+        finally:
+            self.task = None
+
+    async def _pass(self, batch: list[tuple[DirectSink, int]]) -> None:
+        try:
+            found = await prepared.by_ids(MessageModel, list({m for _, m in batch}))
+        except Exception:
+            log.exception("reading %d live events failed; they go the usual way", len(batch))
+            for sink, message_id in batch:
+                sink.backlog -= 1
+                sink.hand_on(message_id)
+            return
+        rows = {row.pk: row for row in found}
+        for sink, message_id in batch:
+            sink.deliver(rows.get(message_id), message_id)
+
+
+_fanouts: WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout] = WeakKeyDictionary()
+
+
+def direct_sink(account_id: int) -> DirectSink | None:
+    """Inside a subscription resolver: a sink that sends this operation's events directly,
+    or None when they must take the usual path (another transport, no synchronous plan)."""
+    target = _target.get()
+    executor = subscribing()
+    if target is None or executor is None:
+        return None
+    run = executor.event_runner()
+    if run is None:
+        return None
+    loop = asyncio.get_running_loop()
+    if loop not in _fanouts:
+        _fanouts[loop] = Fanout()
+    return DirectSink(_fanouts[loop], account_id, target, run)

@@ -1,0 +1,305 @@
+"""Subscription events sent by the fan-out's pass (schema/live.py), against a real server:
+the same frames as the usual path, one read per burst, the same account checks, and the
+usual path taking over when a plan bails."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+import schema.subscription
+from models.accounts import Account
+from models.enums import MessageKind
+from models.messages import Message
+from schema.execution import Bail, CompiledExecutor
+from schema.ids import to_global_id
+from schema.live import DirectSink, Fanout, start_eagerly
+from tests.factories import make_contractor
+from tests.live import Live, subscribed
+
+PLAIN = "subscription { messageAdded { id kind title body createdAt readAt } }"
+WITH_GRANT = "subscription { messageAdded { title grant { id } } }"
+
+
+class Passes:
+    """Records each pass of the fan-out: how many events it answered."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: list[int] = []
+        original = Fanout._pass
+
+        async def recording(fanout: Fanout, batch: list[tuple[DirectSink, int]]) -> None:
+            self.sizes.append(len(batch))
+            await original(fanout, batch)
+
+        monkeypatch.setattr(Fanout, "_pass", recording)
+
+
+class Sinks:
+    """Records what each subscription resolver got: a sink, or None for the usual path."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.made: list[DirectSink | None] = []
+        original = schema.subscription.direct_sink
+
+        def recording(account_id: int) -> DirectSink | None:
+            sink = original(account_id)
+            self.made.append(sink)
+            return sink
+
+        monkeypatch.setattr(schema.subscription, "direct_sink", recording)
+
+
+async def new_message(account: Account, title: str) -> Message:
+    return await Message.create(
+        account=account,
+        kind=MessageKind.ACCESS_GRANTED,
+        title=title,
+        body='Line one\nline "two" \\ ünïcode',
+    )
+
+
+async def next_frame(ws: ClientConnection, seconds: float = 2) -> Any:
+    async with asyncio.timeout(seconds):
+        return json.loads(await ws.recv())
+
+
+async def nothing_within(ws: ClientConnection, seconds: float = 0.3) -> None:
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await ws.recv()
+
+
+async def test_the_pass_sends_what_the_usual_path_sends(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given one account subscribed twice: directly, and (plans off) the usual way
+    passes, sinks = Passes(monkeypatch), Sinks(monkeypatch)
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    async with subscribed(live, token, PLAIN) as direct_ws:
+        await live.wait_for_subscribers(1)
+        monkeypatch.setattr(CompiledExecutor, "enabled", False)
+        async with subscribed(live, token, PLAIN) as usual_ws:
+            await live.wait_for_subscribers(2)
+            assert sinks.made[0] is not None and sinks.made[1] is None
+            # when three messages are published, one of them read already
+            messages = [await new_message(contractor, f"Access {n}") for n in range(3)]
+            messages[1].read_at = messages[1].created_at
+            await messages[1].save()
+            for message in messages:
+                await live.app.state.pubsub.publish(contractor.id, message.id)
+            # then both connections get the same frames, in order
+            direct = [await next_frame(direct_ws) for _ in messages]
+            usual = [await next_frame(usual_ws) for _ in messages]
+    assert direct == usual
+    assert [f["payload"]["data"]["messageAdded"]["id"] for f in direct] == [
+        to_global_id("Message", m.id) for m in messages
+    ]
+    assert direct[1]["payload"]["data"]["messageAdded"]["readAt"] is not None
+    assert sum(passes.sizes) == 3  # the direct subscription's events, not the usual one's
+
+
+async def test_a_burst_for_many_subscribers_is_one_pass(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given four contractors subscribed
+    passes = Passes(monkeypatch)
+    contractors = [await make_contractor() for _ in range(4)]
+    tokens = [await live.sign_in(c.email or "") for c in contractors]
+    async with (
+        subscribed(live, tokens[0], PLAIN) as ws0,
+        subscribed(live, tokens[1], PLAIN) as ws1,
+        subscribed(live, tokens[2], PLAIN) as ws2,
+        subscribed(live, tokens[3], PLAIN) as ws3,
+    ):
+        await live.wait_for_subscribers(4)
+        messages = [await new_message(c, f"For {c.id}") for c in contractors]
+        # when one message each arrives at once (as from one outbox batch)
+        for contractor, message in zip(contractors, messages, strict=True):
+            live.app.state.pubsub.deliver_local(contractor.id, message.id)
+        # then each gets its own, read and answered in one pass
+        frames = [await next_frame(ws) for ws in (ws0, ws1, ws2, ws3)]
+    assert [f["payload"]["data"]["messageAdded"]["title"] for f in frames] == [
+        f"For {c.id}" for c in contractors
+    ]
+    assert passes.sizes == [4]
+
+
+async def test_another_accounts_message_is_never_sent(live: Live) -> None:
+    # given a subscribed contractor and someone else's message
+    contractor, other = await make_contractor(), await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    theirs = await new_message(other, "Not yours")
+    mine = await new_message(contractor, "Yours")
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        # when the other message's id is published on this account's channel
+        live.app.state.pubsub.deliver_local(contractor.id, theirs.id)
+        # then nothing is sent, and the next own message still comes
+        await nothing_within(ws)
+        live.app.state.pubsub.deliver_local(contractor.id, mine.id)
+        frame = await next_frame(ws)
+    assert frame["payload"]["data"]["messageAdded"]["title"] == "Yours"
+
+
+async def test_a_field_that_awaits_keeps_the_usual_path(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sinks = Sinks(monkeypatch)
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    async with subscribed(live, token, WITH_GRANT) as ws:
+        await live.wait_for_subscribers(1)
+        message = await new_message(contractor, "No grant")
+        await live.app.state.pubsub.publish(contractor.id, message.id)
+        frame = await next_frame(ws)
+    assert sinks.made == [None]  # `grant` is loaded: its plan is not synchronous
+    assert frame["payload"]["data"] == {"messageAdded": {"title": "No grant", "grant": None}}
+
+
+async def test_after_a_bail_the_usual_path_answers_in_order(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a subscription whose plan bails on its second event
+    sinks = Sinks(monkeypatch)
+    original = CompiledExecutor.event_runner
+
+    def bails_second(self: CompiledExecutor) -> Callable[[Any], dict[str, Any]] | None:
+        run = original(self)
+        assert run is not None
+        seen: list[Any] = []
+
+        def flaky(event: Any) -> dict[str, Any]:
+            seen.append(event)
+            if len(seen) == 2:
+                raise Bail
+            return run(event)
+
+        return flaky
+
+    monkeypatch.setattr(CompiledExecutor, "event_runner", bails_second)
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        messages = [await new_message(contractor, f"Event {n}") for n in range(4)]
+        # when four events come in one burst
+        for message in messages:
+            live.app.state.pubsub.deliver_local(contractor.id, message.id)
+        # then all four arrive, in order, the last three from the usual path
+        frames = [await next_frame(ws) for _ in messages]
+    titles = [f["payload"]["data"]["messageAdded"]["title"] for f in frames]
+    assert titles == [f"Event {n}" for n in range(4)]
+    assert all(f["type"] == "next" and f["id"] == "1" and "errors" not in f for f in frames)
+    sink = sinks.made[0]
+    assert sink is not None and not sink.direct
+
+
+async def test_completing_stops_the_events(live: Live) -> None:
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    first = await new_message(contractor, "First")
+    second = await new_message(contractor, "Second")
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        live.app.state.pubsub.deliver_local(contractor.id, first.id)
+        assert (await next_frame(ws))["type"] == "next"
+        # when the client completes the subscription
+        await ws.send(json.dumps({"id": "1", "type": "complete"}))
+        await live.wait_for_no_subscribers()
+        live.app.state.pubsub.deliver_local(contractor.id, second.id)
+        # then nothing more comes
+        await nothing_within(ws)
+
+
+class Recorder:
+    """The parts of Strawberry's handler a sink sends through: its open operations."""
+
+    def __init__(self) -> None:
+        self.operations: dict[str, Any] = {}
+        self.sent: list[dict[str, Any]] = []
+
+
+class Op:
+    def __init__(self, handler: Recorder, id: str) -> None:
+        self.id = id
+        self.completed = False
+        self.handler = handler
+        handler.operations[id] = self
+
+    async def send_operation_message(self, message: dict[str, Any]) -> None:
+        self.handler.sent.append(message)
+
+
+async def test_frames_for_an_operation_that_ended_are_dropped() -> None:
+    # given a sink with two frames waiting
+    handler = Recorder()
+    operation = Op(handler, "7")
+    sink = DirectSink(Fanout(), 1, (handler, operation), lambda event: {})  # type: ignore[arg-type]
+    sink.outbox.extend([{"n": 1}, {"n": 2}])
+    # when the operation ends before they are sent
+    del handler.operations["7"]
+    assert start_eagerly(sink._send()) is None
+    # then none goes out; a live operation's do
+    assert handler.sent == []
+    handler.operations["7"] = operation
+    sink.outbox.extend([{"n": 3}])
+    assert start_eagerly(sink._send()) is None
+    assert handler.sent == [{"n": 3}]
+
+
+async def test_start_eagerly_runs_now_and_becomes_a_task_only_to_wait() -> None:
+    log: list[Any] = []
+
+    async def at_once() -> None:
+        log.append("ran")
+
+    assert start_eagerly(at_once()) is None
+    assert log == ["ran"]  # before any other task had a turn
+
+    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def waits() -> None:
+        log.append("before")
+        try:
+            log.append(await future)
+        except ValueError as error:
+            log.append(f"raised {error}")
+
+    task = start_eagerly(waits())
+    assert task is not None and log[-1] == "before"
+    future.set_result("after")
+    await task
+    assert log[-1] == "after"
+
+    failing: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    future = failing
+    task = start_eagerly(waits())
+    assert task is not None
+    failing.set_exception(ValueError("boom"))
+    await task
+    assert log[-1] == "raised boom"
+
+
+async def test_start_eagerly_passes_cancellation_in() -> None:
+    cleaned: list[bool] = []
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def waits_forever() -> None:
+        try:
+            await never
+        finally:
+            cleaned.append(True)
+
+    task = start_eagerly(waits_forever())
+    assert task is not None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == [True]
