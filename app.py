@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = settings
     app.state.pubsub = pubsub
+    app.state.graphql = graphql
     app.state.dispatcher = dispatcher
     app.state.starting_notifier = starting_notifier
     return app

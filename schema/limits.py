@@ -13,16 +13,16 @@ MAX_STRING = 10_000
 _NUL_ESCAPE = re.compile(r"\\u0000", re.IGNORECASE)
 
 
-def _bad_value(value: Any) -> str | None:
+def bad_text(value: Any) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
             return "Text may not contain NUL characters."
         if len(value) > MAX_STRING:
             return f"Text may not be longer than {MAX_STRING} characters."
     elif isinstance(value, dict):
-        return next((m for v in value.values() if (m := _bad_value(v))), None)
+        return next((m for v in value.values() if (m := bad_text(v))), None)
     elif isinstance(value, list):
-        return next((m for v in value if (m := _bad_value(v))), None)
+        return next((m for v in value if (m := bad_text(v))), None)
     return None
 
 
@@ -37,7 +37,7 @@ class RejectBadText(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         query = context.query or ""
-        problem = _bad_value(context.variables or {})
+        problem = bad_text(context.variables or {})
         if problem is None and ("\x00" in query or _NUL_ESCAPE.search(query)):
             problem = "Text may not contain NUL characters."
         if problem is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import strawberry
@@ -21,8 +21,10 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from schema.accounts import Agent, Contractor
+from schema.admitted import Admitted, admits, run_admitted
 from schema.execution import CompiledExecutor
 from schema.grants import AccessEvent, Grant
 from schema.limits import RejectBadText, label_refusals
@@ -88,12 +90,51 @@ class MaskUnexpected(MaskErrors):
 
 
 class KeybinSchema(strawberry.Schema):
-    """Labels refused input INVALID_INPUT, and logs only unexpected errors: access and
-    input errors are answers, not incidents."""
+    """Labels refused input INVALID_INPUT, logs only unexpected errors (access and input
+    errors are answers, not incidents), and runs admitted queries directly
+    (schema/admitted.py)."""
 
-    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        result = await super().execute(*args, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.admitted = Admitted() if admits(self.get_extensions()) else None
+
+    async def execute(  # noqa: PLR0913, PLR0917 - Strawberry's signature
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        admitted = self.admitted
+        document = admitted.get(query, operation_name) if admitted is not None else None
+        if document is not None:
+            answer = await run_admitted(
+                self,
+                document,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+            if answer is not None:
+                return answer
+        result = await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
         label_refusals(result.errors)
+        if admitted is not None and document is None and query is not None and _clean(result):
+            admitted.admit(query, operation_name)
         return result
 
     def process_errors(
@@ -101,6 +142,10 @@ class KeybinSchema(strawberry.Schema):
     ) -> None:
         unexpected = [e for e in errors if e.original_error is not None and not _has_code(e)]
         super().process_errors(unexpected, execution_context)
+
+
+def _clean(result: ExecutionResult) -> bool:
+    return not result.errors and result.data is not None and not result.extensions
 
 
 def _has_code(error: GraphQLError) -> bool:

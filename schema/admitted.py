@@ -1,0 +1,110 @@
+"""Queries whose document has been admitted once run without the per-request pipeline.
+
+Every request through Strawberry opens its extension hooks (seven here), looks the document
+up in the parser and validation caches, applies the limits and builds an execution context,
+before the query itself runs: about a quarter of the CPU of a small query. All of that
+depends only on the document (and on the schema, fixed for the process), so once a
+document has been through it and answered a query without any error, the same text with
+the same operation name can go straight to the executor: the same graphql-core `execute`
+with the same compiled executor that Strawberry calls, the same context and variables.
+
+What stays per request: the variables are checked for bad text (`RejectBadText` looks at
+them, not only at the document); graphql-core coerces them as always. Only clean answers
+are returned from here: an answer with any error is dropped and the request runs again
+through the whole pipeline, so errors are masked, labelled and logged exactly as before
+(queries are reads, so running one again is safe). Mutations and subscriptions are never
+admitted. The admitted documents are a bounded LRU, like the parser cache."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from graphql import DocumentNode, execute, get_operation_ast, parse
+from graphql import ExecutionResult as CoreResult
+from graphql.language import OperationType
+from strawberry.execution import optimized_is_awaitable
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as AllowedType
+from strawberry.utils.await_maybe import await_maybe
+
+from schema.limits import bad_text
+
+MAX_DOCUMENTS = 256
+# Hooks that run for every request without depending on the document alone. With any of
+# them on an extension, nothing is admitted.
+_PER_REQUEST_HOOKS = ("on_execute", "resolve", "get_results")
+
+Key = tuple[str, str | None]
+
+
+def admits(extensions: Iterable[SchemaExtension]) -> bool:
+    """Whether answers without the extensions' hooks are the same: only document-level
+    hooks (operation, parse, validate), and error masking, which clean answers skip."""
+    return all(
+        getattr(type(extension), hook) is getattr(SchemaExtension, hook)
+        for extension in extensions
+        for hook in _PER_REQUEST_HOOKS
+    )
+
+
+class Admitted:
+    """The documents that passed the whole pipeline, by (text, operation name)."""
+
+    def __init__(self) -> None:
+        self.documents: OrderedDict[Key, DocumentNode] = OrderedDict()
+
+    def get(self, query: str | None, operation_name: str | None) -> DocumentNode | None:
+        if query is None:
+            return None
+        key = (query, operation_name)
+        document = self.documents.get(key)
+        if document is not None:
+            self.documents.move_to_end(key)
+        return document
+
+    def admit(self, query: str, operation_name: str | None) -> None:
+        """After a clean answer from the pipeline: parsed again here (once), kept only if
+        the operation it ran is a query."""
+        document = parse(query)
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return
+        self.documents[(query, operation_name)] = document
+        if len(self.documents) > MAX_DOCUMENTS:
+            self.documents.popitem(last=False)
+
+
+async def run_admitted(
+    schema: Any,
+    document: DocumentNode,
+    variable_values: dict[str, Any] | None,
+    context_value: Any,
+    root_value: Any,
+    operation_name: str | None,
+    allowed_operation_types: Iterable[AllowedType] | None,
+    operation_extensions: dict[str, Any] | None,
+) -> ExecutionResult | None:
+    """The answer, or None when the whole pipeline must answer this request."""
+    if allowed_operation_types is not None and AllowedType.QUERY not in allowed_operation_types:
+        return None
+    if variable_values and bad_text(variable_values) is not None:
+        return None
+    result: CoreResult = await await_maybe(
+        execute(
+            schema._schema,
+            document,
+            root_value=root_value,
+            context_value=context_value,
+            variable_values=variable_values,
+            operation_name=operation_name,
+            executor_class=schema.execution_context_class,
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+            operation_extensions=operation_extensions,
+        )
+    )
+    if result.errors:
+        return None
+    return ExecutionResult(data=result.data, errors=None)
