@@ -110,21 +110,8 @@ class KeybinSchema(strawberry.Schema):
     ) -> ExecutionResult:
         admitted = self.admitted
         document = admitted.get(query, operation_name) if admitted is not None else None
-        if document is not None:
-            answer = await run_admitted(
-                self,
-                document,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
-            if answer is not None:
-                return answer
-        result = await super().execute(
-            query,
+        # In Strawberry's order, which run_admitted takes too.
+        request = (
             variable_values,
             context_value,
             root_value,
@@ -132,6 +119,11 @@ class KeybinSchema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
+        if document is not None:
+            answer = await run_admitted(self, document, *request)
+            if answer is not None:
+                return answer
+        result = await super().execute(query, *request)
         label_refusals(result.errors)
         if admitted is not None and document is None and query is not None and _clean(result):
             admitted.admit(query, operation_name)
