@@ -79,9 +79,11 @@ class DirectSink:
 
     def put_nowait(self, message_id: int) -> None:
         """What the pub/sub calls, as on a queue (and QueueFull the same way)."""
-        if not self.direct:
+        if not self.direct and self.backlog == 0:
             self.usual.put_nowait(message_id)
             return
+        # While earlier events wait for a pass, later ones wait behind them, even once the
+        # sink has gone back to the usual path: they reach the subscriber in order.
         if self.backlog >= QUEUE_SIZE:
             raise asyncio.QueueFull
         self.backlog += 1

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 
 import schema.subscription
@@ -20,7 +21,7 @@ from schema.execution import Bail, CompiledExecutor
 from schema.ids import to_global_id
 from schema.live import DirectSink, Fanout, start_eagerly
 from tests.factories import make_contractor
-from tests.live import Live, subscribed
+from tests.live import Live, eventually, subscribed
 
 PLAIN = "subscription { messageAdded { id kind title body createdAt readAt } }"
 WITH_GRANT = "subscription { messageAdded { title grant { id } } }"
@@ -252,6 +253,43 @@ async def test_frames_for_an_operation_that_ended_are_dropped() -> None:
     sink.outbox.extend([{"n": 3}])
     assert start_eagerly(sink._send()) is None
     assert handler.sent == [{"n": 3}]
+
+
+async def test_events_keep_their_order_when_the_sink_goes_back_to_the_usual_path(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a sink whose plan bails, and passes that wait for a go
+    contractor = await make_contractor()
+    messages = [await new_message(contractor, f"Event {n}") for n in range(3)]
+    gates = [asyncio.Event(), asyncio.Event()]
+    original = Fanout._pass
+
+    async def gated(fanout: Fanout, batch: list[tuple[DirectSink, int]]) -> None:
+        if gates:  # the first two passes wait; any later one goes at once
+            await gates.pop(0).wait()
+        await original(fanout, batch)
+
+    monkeypatch.setattr(Fanout, "_pass", gated)
+
+    def bails(event: Any) -> dict[str, Any]:
+        raise Bail
+
+    handler = Recorder()
+    sink = DirectSink(Fanout(), contractor.id, (handler, Op(handler, "1")), bails)  # type: ignore[arg-type]
+    first_gate, second_gate = gates
+    # when the first event's pass is under way, a second event waits for the next pass
+    sink.put_nowait(messages[0].id)
+    await asyncio.sleep(0)
+    sink.put_nowait(messages[1].id)
+    first_gate.set()
+    await eventually(lambda: not sink.direct)
+    # and a third comes once the sink has gone back to the usual path
+    sink.put_nowait(messages[2].id)
+    second_gate.set()
+    # then the usual path gets all three, in order
+    async with asyncio.timeout(2):
+        received = [await sink.usual.get() for _ in messages]
+    assert received == [m.id for m in messages]
 
 
 async def test_start_eagerly_runs_now_and_becomes_a_task_only_to_wait() -> None:
