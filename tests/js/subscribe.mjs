@@ -1,10 +1,10 @@
 // Subscribes to messageAdded with the reference graphql-transport-ws client and
 // prints each line of progress as JSON: {"event":"connected"}, then the first result.
-// Usage: node tests/js/subscribe.mjs ws://HOST:PORT/graphql TOKEN
+// Usage: node tests/js/subscribe.mjs ws://HOST:PORT/graphql TOKEN [QUERY]
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
-const [url, token] = process.argv.slice(2);
+const [url, token, query] = process.argv.slice(2);
 const print = (value) => process.stdout.write(JSON.stringify(value) + '\n');
 const timer = setTimeout(() => {
   print({ event: 'timeout' });
@@ -22,7 +22,7 @@ const client = createClient({
 
 try {
   const results = client.iterate({
-    query: 'subscription { messageAdded { kind title grant { id } } }',
+    query: query ?? 'subscription { messageAdded { kind title grant { id } } }',
   });
   for await (const result of results) {
     print({ event: 'next', result });
