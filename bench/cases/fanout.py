@@ -1,9 +1,10 @@
 """Case 3: subscription fan-out, N graphql-transport-ws subscribers, one event each.
 
 Events are published straight into keybin's pub/sub (app.state.pubsub, through a bench-only
-route in the server), i.e. what the outbox dispatcher does for each live-event row; each
-subscription then re-reads its message and sends a `next` frame. Floor: raw Starlette
-WebSockets sending a frame of the same size from a queue per connection."""
+route in the server), i.e. what the outbox dispatcher does for each live-event row; keybin
+then reads the messages (one statement for the burst), checks each is its subscriber's and
+sends each a `next` frame (schema/live.py). Floor: raw Starlette WebSockets sending a frame
+of the same size from a queue per connection."""
 
 from __future__ import annotations
 
