@@ -14,9 +14,11 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 
 import schema.subscription
+from models import prepared
 from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message
+from notify.pubsub import QUEUE_SIZE
 from schema.execution import Bail, CompiledExecutor
 from schema.ids import to_global_id
 from schema.live import DirectSink, Fanout, start_eagerly
@@ -290,6 +292,59 @@ async def test_events_keep_their_order_when_the_sink_goes_back_to_the_usual_path
     async with asyncio.timeout(2):
         received = [await sink.usual.get() for _ in messages]
     assert received == [m.id for m in messages]
+
+
+async def test_a_failed_read_hands_the_events_to_the_usual_path(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a subscription answered by the pass, and a read that fails once
+    sinks = Sinks(monkeypatch)
+    original = prepared.by_ids
+    failures = [OSError("database gone")]
+
+    async def flaky(model: Any, ids: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await original(model, ids)
+
+    monkeypatch.setattr(prepared, "by_ids", flaky)
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    message = await new_message(contractor, "After a failed read")
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        # when the pass cannot read the burst
+        live.app.state.pubsub.deliver_local(contractor.id, message.id)
+        # then the usual path reads it again and answers
+        frame = await next_frame(ws)
+    assert frame["payload"]["data"]["messageAdded"]["title"] == "After a failed read"
+    sink = sinks.made[0]
+    assert sink is not None and not sink.direct
+
+
+async def test_a_subscriber_too_far_behind_loses_events_not_the_others(
+    app: Starlette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a sink whose pass has not run yet
+    gate = asyncio.Event()
+    original = Fanout._pass
+
+    async def held(fanout: Fanout, batch: list[tuple[DirectSink, int]]) -> None:
+        await gate.wait()
+        await original(fanout, batch)
+
+    monkeypatch.setattr(Fanout, "_pass", held)
+    handler = Recorder()
+    sink = DirectSink(Fanout(), 1, (handler, Op(handler, "1")), lambda event: {})  # type: ignore[arg-type]
+    pubsub = app.state.pubsub
+    async with pubsub.subscribe(1, sink):
+        # when more events come than it may hold
+        for message_id in range(QUEUE_SIZE + 5):
+            pubsub.deliver_local(1, message_id)
+        # then it holds its limit and the rest are dropped, with a warning, not raised
+        assert sink.backlog == QUEUE_SIZE
+        gate.set()
+        await eventually(lambda: sink.backlog == 0)
 
 
 async def test_start_eagerly_runs_now_and_becomes_a_task_only_to_wait() -> None:
