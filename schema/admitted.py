@@ -13,7 +13,8 @@ them, not only at the document); graphql-core coerces them as always. Only clean
 are returned from here: an answer with any error is dropped and the request runs again
 through the whole pipeline, so errors are masked, labelled and logged exactly as before
 (queries are reads, so running one again is safe). Mutations and subscriptions are never
-admitted. The admitted documents are a bounded LRU, like the parser cache."""
+admitted, and nothing is while an extension outside the known, document-level ones is
+installed. The admitted documents are a bounded LRU, like the parser cache."""
 
 from __future__ import annotations
 
@@ -25,29 +26,40 @@ from graphql import DocumentNode, execute, get_operation_ast, parse
 from graphql import ExecutionResult as CoreResult
 from graphql.language import OperationType
 from strawberry.execution import optimized_is_awaitable
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as AllowedType
 from strawberry.utils.await_maybe import await_maybe
 
-from schema.limits import bad_text
+from schema.limits import RejectBadText, bad_text
 
 MAX_DOCUMENTS = 256
-# Hooks that run for every request without depending on the document alone. With any of
-# them on an extension, nothing is admitted.
-_PER_REQUEST_HOOKS = ("on_execute", "resolve", "get_results")
+# Extensions whose work depends on the document alone (limits, caches, validation rules,
+# refusing bad text: its variables check is repeated here), or touches only answers with
+# errors (masking), which are never answered from here. Any other extension turns
+# admission off: what it does per request would be skipped.
+DOCUMENT_LEVEL: tuple[type[SchemaExtension], ...] = (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+    MaskErrors,
+    RejectBadText,
+)
 
 Key = tuple[str, str | None]
 
 
 def admits(extensions: Iterable[SchemaExtension]) -> bool:
-    """Whether answers without the extensions' hooks are the same: only document-level
-    hooks (operation, parse, validate), and error masking, which clean answers skip."""
-    return all(
-        getattr(type(extension), hook) is getattr(SchemaExtension, hook)
-        for extension in extensions
-        for hook in _PER_REQUEST_HOOKS
-    )
+    """Whether answers without the extensions' hooks are the same."""
+    return all(isinstance(extension, DOCUMENT_LEVEL) for extension in extensions)
 
 
 class Admitted:

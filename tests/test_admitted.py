@@ -10,11 +10,18 @@ from typing import Any
 import pytest
 import strawberry
 from starlette.applications import Starlette
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
 
 from schema import admitted as admitted_module
 from schema.admitted import Admitted, admits
 from schema.ids import to_global_id
+from schema.limits import RejectBadText
 from tests.factories import GraphQLClient, make_agent, make_listing
 
 ME = """
@@ -179,14 +186,17 @@ def test_the_admitted_documents_are_bounded() -> None:
     assert admitted.get("subscription { messageAdded { id } }", None) is None
 
 
-def test_an_extension_that_runs_per_execution_turns_admission_off() -> None:
+def test_an_extension_not_known_to_be_document_level_turns_admission_off() -> None:
     class Timing(SchemaExtension):
-        def on_execute(self) -> Iterator[None]:
+        def on_operation(self) -> Iterator[None]:
             yield
 
-    class Parsing(SchemaExtension):
-        def on_parse(self) -> Iterator[None]:
-            yield
-
-    assert admits([Parsing()])
-    assert not admits([Parsing(), Timing()])
+    known = [
+        ParserCache(),
+        ValidationCache(),
+        MaxTokensLimiter(max_token_count=10),
+        RejectBadText(),
+    ]
+    assert admits(known)
+    assert admits([*known, DisableIntrospection()])  # validation rules, like the limits
+    assert not admits([*known, Timing()])
