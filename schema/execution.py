@@ -494,9 +494,8 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         return executor
 
     def _compiles(self, serially: bool | None) -> bool:
-        return not (
-            not self.enabled
-            or self.operation.operation is OperationType.MUTATION
+        return self.enabled and not (
+            self.operation.operation is OperationType.MUTATION
             or serially
             or self.abort_signal is not None
             or (self.middleware_manager is not None and self.middleware_manager.middlewares)
