@@ -27,6 +27,8 @@ from resolvers import push, signing_keys
 from resolvers.auth import Authenticated, authenticate
 from resolvers.ratelimit import RateLimiter
 from resolvers.scheduler import StartingNotifier
+from schema import answers
+from schema.answers import AnswerCache
 from schema.context import Context
 from schema.live import LiveTransportHandler
 from schema.schema import build_schema
@@ -67,6 +69,8 @@ class KeybinGraphQL(GraphQL[Context, None]):
         if isinstance(request, Request):
             token = bearer_token(request.headers.get("authorization"))
             auth = await authenticate(token) if token else None
+            if auth is not None:
+                answers.session_expires(auth.session.expires_at)
         return Context(
             request=request,
             response=response,
@@ -122,6 +126,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     dispatcher = Dispatcher(settings, pubsub)
     starting_notifier = StartingNotifier()
     graphql = KeybinGraphQL(settings, pubsub)
+    kept_answers = AnswerCache(graphql, settings.database_url, enabled=settings.answer_cache)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,10 +142,11 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
             await starting_notifier.stop()
             await dispatcher.stop()
             await pubsub.stop()
+            kept_answers.close()
             await Tortoise.close_connections()
 
     routes: list[BaseRoute] = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", kept_answers, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/reset-password", reset_page, methods=["GET", "POST"]),
@@ -152,6 +158,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     app.state.settings = settings
     app.state.pubsub = pubsub
     app.state.graphql = graphql
+    app.state.answers = kept_answers
     app.state.dispatcher = dispatcher
     app.state.starting_notifier = starting_notifier
     return app

@@ -46,6 +46,8 @@ class Settings:
     # row waits this long before another dispatcher takes it (longer than a send).
     outbox_claim_seconds: float = 60.0
     keybin_data_dir: str = ""
+    # Repeated queries answered again while the SQLite database is unchanged (schema/answers.py).
+    answer_cache: bool = True
     # Push to closed apps: Firebase Cloud Messaging (HTTP v1) and Apple's APNs.
     fcm_project_id: str = ""
     fcm_service_account_file: str = ""
@@ -118,6 +120,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         env=get("KEYBIN_ENV", "development"),
         outbox_claim_seconds=float(get("KEYBIN_OUTBOX_CLAIM_SECONDS", "60")),
         keybin_data_dir=get("KEYBIN_DATA_DIR", ""),
+        answer_cache=_bool(get("KEYBIN_ANSWER_CACHE", "on")),
         fcm_project_id=get("FCM_PROJECT_ID", ""),
         fcm_service_account_file=get("FCM_SERVICE_ACCOUNT_FILE", ""),
         fcm_base_url=get("FCM_BASE_URL", "https://fcm.googleapis.com").rstrip("/"),

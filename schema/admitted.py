@@ -77,16 +77,17 @@ class Admitted:
             self.documents.move_to_end(key)
         return document
 
-    def admit(self, query: str, operation_name: str | None) -> None:
+    def admit(self, query: str, operation_name: str | None) -> bool:
         """After a clean answer from the pipeline: parsed again here (once), kept only if
-        the operation it ran is a query."""
+        the operation it ran is a query. Whether it was."""
         document = parse(query)
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.QUERY:
-            return
+            return False
         self.documents[(query, operation_name)] = document
         if len(self.documents) > MAX_DOCUMENTS:
             self.documents.popitem(last=False)
+        return True
 
 
 async def run_admitted(

@@ -14,6 +14,7 @@ from models.accounts import Account
 from notify.pubsub import PubSub
 from resolvers.auth import Authenticated
 from resolvers.ratelimit import RateLimiter
+from schema import answers
 from schema.errors import unauthenticated
 from schema.loaders import Loaders
 from settings import Settings
@@ -52,6 +53,7 @@ class Context:
 
     @property
     def client_address(self) -> str | None:
+        answers.depends_on_client()
         client = self.request.client
         return client.host if client else None
 

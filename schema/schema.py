@@ -23,6 +23,8 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from resolvers import clock
+from schema import answers
 from schema.accounts import Agent, Contractor
 from schema.admitted import Admitted, admits, run_admitted
 from schema.execution import CompiledExecutor
@@ -108,8 +110,6 @@ class KeybinSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        admitted = self.admitted
-        document = admitted.get(query, operation_name) if admitted is not None else None
         # In Strawberry's order, which run_admitted takes too.
         request = (
             variable_values,
@@ -119,15 +119,31 @@ class KeybinSchema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
+        pending = answers.pending()
+        if pending is None:
+            result, _ = await self._answer(query, request)
+            return result
+        with clock.watched() as reading:
+            result, clean_query = await self._answer(query, request)
+        pending.note(keepable=clean_query and not reading.read)
+        return result
+
+    async def _answer(
+        self, query: str | None, request: tuple[Any, ...]
+    ) -> tuple[ExecutionResult, bool]:
+        """The result, and whether it is a query's answer without any error."""
+        admitted = self.admitted
+        document = admitted.get(query, request[3]) if admitted is not None else None
         if document is not None:
             answer = await run_admitted(self, document, *request)
             if answer is not None:
-                return answer
+                return answer, True
         result = await super().execute(query, *request)
         label_refusals(result.errors)
+        clean_query = False
         if admitted is not None and document is None and query is not None and _clean(result):
-            admitted.admit(query, operation_name)
-        return result
+            clean_query = admitted.admit(query, request[3])
+        return result, clean_query
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

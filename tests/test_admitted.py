@@ -41,6 +41,12 @@ mutation Write { markMessagesRead(input: {ids: []}) { count userErrors { code } 
 
 
 @pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """These tests look at admission itself: no answer is kept (schema/answers.py)."""
+    return {"answer_cache": False}
+
+
+@pytest.fixture
 def pipeline_runs(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """The queries that went through Strawberry's whole pipeline, in order."""
     runs: list[str | None] = []
@@ -160,7 +166,10 @@ async def test_mutations_are_never_admitted(
     assert admitted_of(app).get(TWO_OPERATIONS, "Write") is None
 
 
-@pytest.mark.parametrize("settings_overrides", [{"env": "production", "secret_key": "p" * 40}])
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"env": "production", "secret_key": "p" * 40, "answer_cache": False}],
+)
 async def test_refused_documents_are_never_admitted(
     gql: GraphQLClient, app: Starlette, pipeline_runs: list[str | None]
 ) -> None:

@@ -20,6 +20,7 @@ def test_defaults_and_a_secret_kept_beside_the_database(tmp_path: Path) -> None:
     first, second = from_env(env), from_env(env)
     assert first.device_limit == 5 and first.max_grant_days == 30
     assert first.rate_limit_per_minute == 300 and first.env == "development"
+    assert first.answer_cache is True
     assert len(first.secret_key) >= 32
     assert first.secret_key == second.secret_key
     assert (tmp_path / "keybin.secret").read_text().strip() == first.secret_key
@@ -36,6 +37,7 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
             "SMTP_PORT": "2525",
             "SMTP_STARTTLS": "true",
             "PUBLIC_URL": "https://keys.example.com/",
+            "KEYBIN_ANSWER_CACHE": "off",
         }
     )
     assert (settings.device_limit, settings.max_grant_days) == (3, 7)
@@ -45,6 +47,7 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
         True,
     )
     assert settings.public_url == "https://keys.example.com"
+    assert settings.answer_cache is False
 
 
 @pytest.mark.parametrize(
