@@ -28,10 +28,10 @@ from resolvers.auth import Authenticated, authenticate
 from resolvers.ratelimit import RateLimiter
 from resolvers.scheduler import StartingNotifier
 from schema import answers
-from schema.answers import AnswerCache
+from schema.answers import AnswerCache, versions_for
 from schema.context import Context
 from schema.live import LiveTransportHandler
-from schema.schema import build_schema
+from schema.schema import KeybinSchema, build_schema
 from settings import Settings, from_env
 from web.reset import reset_page
 
@@ -80,6 +80,10 @@ class KeybinGraphQL(GraphQL[Context, None]):
             limiter=self.limiter,
         )
 
+    def admits_again(self, query: str, operation_name: str | None) -> bool:
+        schema = self.schema
+        return isinstance(schema, KeybinSchema) and schema.admits_again(query, operation_name)
+
     async def on_ws_connect(self, context: Context) -> None:
         params = getattr(context, "connection_params", None) or {}
         raw = params.get("authorization") if isinstance(params, dict) else None
@@ -126,7 +130,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     dispatcher = Dispatcher(settings, pubsub)
     starting_notifier = StartingNotifier()
     graphql = KeybinGraphQL(settings, pubsub)
-    kept_answers = AnswerCache(graphql, settings.database_url, enabled=settings.answer_cache)
+    kept_answers = AnswerCache(graphql, versions_for(settings), graphql.admits_again)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -1,35 +1,47 @@
-"""Answers to repeated queries, kept while the SQLite database has not changed.
+"""Answers to repeated queries, kept while the database has not changed.
 
 An app asks the same few queries again and again (the Message Center, the account, a
-listing's grants) and most of the time nothing has changed in between. On SQLite, whether
-anything has is known exactly and for almost nothing: `PRAGMA data_version` on a connection
-of our own changes whenever any other connection commits to the database file, whether it
-is this process's ORM, another server process or the command line. So a query's answer is
-kept with the data version read before it was computed, and the same request (the same
-bytes, the same bearer token) is answered with it again only while the version is unchanged
-and the session it was asked with has not expired: a sign-out, a deleted account or a new
-message is a commit, and the next request runs the query again.
+listing's grants) and most of the time nothing has changed in between. Whether anything
+has is known exactly, for every writer (this process, another instance, the command line),
+by asking the database for a version of its data before the answer is worked out:
 
-Only answers that depended on nothing else are kept: a query operation (never a mutation)
-whose answer has no error at all, that never read the time (`clock.watched`: a grant's
-status, a code's expiry) nor the client's address, status 200 and no cookie. A query that
-writes (an audit entry, say) commits after the version was read, so its answer is never
-used. Bounded in entries and bytes; on PostgreSQL, or an in-memory database, there is no
-such version to ask and nothing is kept."""
+- SQLite: `PRAGMA data_version` on a connection of our own changes whenever any other
+  connection commits to the file; it is read in the event loop, a few microseconds.
+- PostgreSQL: the current snapshot (`pg_current_snapshot()`: the oldest transaction still
+  running, one past the newest completed, the ones in between still running). Two equal
+  snapshots see the same committed transactions, so the same data; a commit that wrote
+  anything changes it, reads and uncommitted work do not. One short statement.
+
+A query's answer is kept with the version read before it was worked out, and the same
+request (the same bytes, the same bearer token) is answered with it again only while the
+version is unchanged and the session it was asked with has not expired: a sign-out, a
+deleted account or a new message is a commit, and the next request works the answer out.
+
+Only answers that depended on nothing else are kept: a query operation (never a
+mutation) whose document has been admitted (schema/admitted.py: it answered once without
+any error), answered without any error, that never read the time (`clock.watched`: a
+grant's status, a code's expiry) nor the client's address, status 200 and no cookie. A
+query that writes (an audit entry, say) commits after the version was read, so its answer
+is never used. Bounded in entries and bytes."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tortoise import connections
 
 from resolvers import clock
+from settings import Settings
 
 log = logging.getLogger("keybin.answers")
 
@@ -86,7 +98,7 @@ def depends_on_client() -> None:
 
 @dataclass(slots=True)
 class Entry:
-    version: int
+    version: Hashable
     expires_at: datetime | None
     start: Message
     body: bytes
@@ -104,31 +116,110 @@ def sqlite_path(database_url: str) -> str | None:
     return path if path and path != ":memory:" else None
 
 
-class AnswerCache:
-    """ASGI middleware for the GraphQL route's POST requests."""
+class Versions(Protocol):
+    async def current(self) -> Hashable | None:
+        """The data's version now; None when it cannot be read (nothing is kept then)."""
 
-    def __init__(self, app: ASGIApp, database_url: str, *, enabled: bool = True) -> None:
+    def close(self) -> None: ...
+
+
+class SqliteVersions:
+    def __init__(self, path: str) -> None:
+        self.path: str | None = path
+        self._connection: sqlite3.Connection | None = None
+
+    async def current(self) -> Hashable | None:
+        if self.path is None:
+            return None
+        try:
+            if self._connection is None:
+                # Read-only and autocommit: it never holds a transaction open.
+                self._connection = sqlite3.connect(
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            row = self._connection.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as error:
+            log.warning("answers no longer kept: the data version cannot be read: %s", error)
+            self.close()
+            self.path = None
+            return None
+        return int(row[0])
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+class PostgresVersions:
+    SQL = "SELECT pg_current_snapshot()::text"
+
+    def __init__(self) -> None:
+        self.usable = True
+
+    async def current(self) -> Hashable | None:
+        if not self.usable:
+            return None
+        try:
+            # Straight on a pooled connection: a statement of the cache's own, not the
+            # request's (tests/sql_count.py counts the request's).
+            async with connections.get("default").acquire_connection() as connection:
+                snapshot = await connection.fetchval(self.SQL)
+        except Exception as error:  # noqa: BLE001  (any failure: work the answer out)
+            if type(error).__name__ == "UndefinedFunctionError":  # before PostgreSQL 13
+                self.usable = False
+            log.warning("answer not kept: the snapshot cannot be read: %s", error)
+            return None
+        return str(snapshot)
+
+    def close(self) -> None:
+        return None
+
+
+def versions_for(settings: Settings) -> Versions | None:
+    if not settings.answer_cache:
+        return None
+    if not settings.is_sqlite:
+        return PostgresVersions()
+    path = sqlite_path(settings.database_url)
+    return SqliteVersions(path) if path else None
+
+
+class AnswerCache:
+    """ASGI middleware for the GraphQL route's POST requests. `admitted(query, operation)`
+    says whether a document is admitted: only those have answers kept, so a first request
+    or a mutation costs nothing here (on PostgreSQL, the version is a statement)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        versions: Versions | None,
+        admitted: Callable[[str, str | None], bool],
+    ) -> None:
         self.app = app
-        self.path = sqlite_path(database_url) if enabled else None
+        self.versions = versions
+        self.admitted = admitted
         self.entries: OrderedDict[Key, Entry] = OrderedDict()
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self._connection: sqlite3.Connection | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.path is None or scope["type"] != "http" or scope["method"] != "POST":
+        if self.versions is None or scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         received, body = await _read_body(receive)
         replay = _replaying(received, receive)
-        version = self._version() if body is not None else None
-        if body is None or version is None:
+        if body is None:
             await self.app(scope, replay, send)
             return
         key = _key(scope, body)
         entry = self.entries.get(key)
         if entry is not None:
+            version = await self.versions.current()
             if entry.version == version and (
                 entry.expires_at is None or clock.now() < entry.expires_at
             ):
@@ -138,11 +229,31 @@ class AnswerCache:
                 await send({"type": "http.response.body", "body": entry.body})
                 return
             self._drop(key)
+        elif self._is_admitted(body):
+            version = await self.versions.current()
+        else:
+            await self.app(scope, replay, send)
+            return
+        if version is None:
+            await self.app(scope, replay, send)
+            return
         self.misses += 1
         await self._answer(scope, replay, send, key, version)
 
+    def _is_admitted(self, body: bytes) -> bool:
+        try:
+            request = json.loads(body)
+        except ValueError:  # UnicodeDecodeError included
+            return False
+        if not isinstance(request, dict):
+            return False
+        query, operation = request.get("query"), request.get("operationName")
+        if not isinstance(query, str) or not isinstance(operation, str | None):
+            return False
+        return self.admitted(query, operation)
+
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, key: Key, version: int
+        self, scope: Scope, receive: Receive, send: Send, key: Key, version: Hashable
     ) -> None:
         answer = Pending()
         start: Message | None = None
@@ -186,32 +297,9 @@ class AnswerCache:
         if entry is not None:
             self.bytes -= entry.size
 
-    def _version(self) -> int | None:
-        """The database's data version, which changes whenever another connection (the
-        ORM's included) commits; None when it cannot be read (nothing is kept then)."""
-        try:
-            if self._connection is None and self.path is not None:
-                # Read-only, autocommit: it never holds a transaction open between asks.
-                self._connection = sqlite3.connect(
-                    f"file:{self.path}?mode=ro",
-                    uri=True,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-            if self._connection is None:
-                return None
-            row = self._connection.execute("PRAGMA data_version").fetchone()
-        except sqlite3.Error as error:
-            log.warning("answers no longer kept: the data version cannot be read: %s", error)
-            self.close()
-            self.path = None
-            return None
-        return int(row[0])
-
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self.versions is not None:
+            self.versions.close()
         self.entries.clear()
         self.bytes = 0
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
+
+from resolvers import clock
 
 
 class Params:
@@ -40,7 +43,12 @@ class Bound:
 
     source: Any
     pages: list[Page]
-    now: datetime
+
+    @cached_property
+    def now(self) -> datetime:
+        """Read only when a parameter asks (a grant's status): an answer whose statement
+        never does has not depended on the time (schema/answers.py)."""
+        return clock.now()
 
 
 Render = Callable[[str, Params], str]

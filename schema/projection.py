@@ -33,7 +33,6 @@ from graphql.execution.values import get_argument_values
 from graphql.language import FieldNode
 from tortoise import connections
 
-from resolvers import clock
 from schema.base import MAX_FIRST, decode_cursor
 from schema.projected import (
     ROOTS,
@@ -84,7 +83,7 @@ class Statement:
             if page is None:
                 return None
             pages.append(page)
-        bound = Bound(source, pages, clock.now())
+        bound = Bound(source, pages)
         return _run(self.sql, [read(bound) for read in self.params.readers])
 
 

@@ -100,6 +100,10 @@ class KeybinSchema(strawberry.Schema):
         super().__init__(*args, **kwargs)
         self.admitted = Admitted() if admits(self.get_extensions()) else None
 
+    def admits_again(self, query: str, operation_name: str | None) -> bool:
+        """Whether this document has been admitted (schema/answers.py keeps only those)."""
+        return self.admitted is not None and self.admitted.get(query, operation_name) is not None
+
     async def execute(  # noqa: PLR0913, PLR0917 - Strawberry's signature
         self,
         query: str | None,

@@ -1,15 +1,19 @@
 """Kept answers (schema/answers.py): the same query asked again with the same token is
-answered from memory while the SQLite database is unchanged, and never once anything it
-could depend on has changed: a commit from any connection, the session's expiry, the time
-for an answer that read it. Errors, mutations and other accounts' requests are never
-answered from memory."""
+answered from memory while the database is unchanged (SQLite's data version, PostgreSQL's
+snapshot), and never once anything it could depend on has changed: a commit from any
+connection, even one whose transaction was open when the answer was worked out, the
+session's expiry, the time for an answer that read it. Errors, mutations and other
+accounts' requests are never answered from memory. Runs on both databases."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -20,8 +24,9 @@ from models.enums import MessageKind
 from models.messages import Message as MessageModel
 from resolvers import clock
 from schema import answers
-from schema.answers import AnswerCache, sqlite_path
+from schema.answers import AnswerCache, PostgresVersions, SqliteVersions, sqlite_path, versions_for
 from schema.ids import to_global_id
+from settings import Settings
 from tests.conftest import POSTGRES_URL
 from tests.factories import (
     GraphQLClient,
@@ -33,10 +38,6 @@ from tests.factories import (
 )
 from tests.sql_count import StatementCounter
 
-sqlite_only = pytest.mark.skipif(
-    bool(POSTGRES_URL), reason="answers are kept on SQLite only (no data version to ask)"
-)
-
 ME = """
 query Me {
   me {
@@ -46,7 +47,7 @@ query Me {
 }
 """
 GRANT = "query G($id: ID!) { node(id: $id) { id ... on Grant { status } } }"
-TOO_MANY = "query { me { messages(first: 1000) { edges { cursor } } } }"
+PAGE = "query Page($first: Int) { me { messages(first: $first) { edges { cursor } } } }"
 SIGN_OUT = "mutation { signOut { ok } }"
 MARK_READ = "mutation { markMessagesRead(input: {ids: []}) { count userErrors { code } } }"
 
@@ -76,17 +77,61 @@ async def signed_in_agent(gql: GraphQLClient, messages: int = 3) -> tuple[Accoun
     return agent, await gql.sign_in(agent.email or "")
 
 
-@sqlite_only
+async def kept_answer(
+    http: httpx.AsyncClient, query: str, token: str | None, variables: dict[str, Any] | None = None
+) -> httpx.Response:
+    """Asked twice: the first answer admits the document, the second is kept."""
+    await post(http, query, token, variables)
+    return await post(http, query, token, variables)
+
+
+@asynccontextmanager
+async def elsewhere(database_url: str) -> AsyncIterator[Any]:
+    """Another connection to the same database (the command line, another instance), in
+    autocommit; `.run(sql, *args)` with ? parameters."""
+    path = sqlite_path(database_url)
+    if path is not None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        try:
+            yield _Sqlite(connection)
+        finally:
+            connection.close()
+        return
+    raw = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        yield _Postgres(raw)
+    finally:
+        await raw.close()
+
+
+class _Sqlite:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    async def run(self, sql: str, *args: Any) -> None:
+        self.connection.execute(sql, args)
+
+
+class _Postgres:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+    async def run(self, sql: str, *args: Any) -> None:
+        parts = sql.split("?")
+        numbered = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
+        await self.connection.execute(numbered, *args)
+
+
 async def test_the_same_query_again_is_answered_from_memory_without_a_statement(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette, sql: StatementCounter
 ) -> None:
-    # given an agent with three messages, who asked for them once
+    # given an agent with three messages, whose answer was kept
     _, token = await signed_in_agent(gql)
-    first = await post(http, ME, token)
+    first = await kept_answer(http, ME, token)
     hits = kept(app).hits
     # when the same request comes again
     again = await sql.count(post(http, ME, token))
-    # then it was answered from memory: no statement, the same bytes and headers
+    # then it was answered from memory: no statement of the request's, the same bytes
     assert kept(app).hits == hits + 1
     assert sql.statements == []
     assert again.content == first.content
@@ -94,34 +139,59 @@ async def test_the_same_query_again_is_answered_from_memory_without_a_statement(
     assert len(first.json()["data"]["me"]["messages"]["edges"]) == 3
 
 
-@sqlite_only
+async def test_a_first_request_and_a_mutation_are_never_kept(
+    gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
+) -> None:
+    _, token = await signed_in_agent(gql)
+    # a document asked once is only admitted; a mutation is never admitted
+    await post(http, ME, token)
+    for _ in range(3):
+        assert (await post(http, MARK_READ, token)).json()["data"]["markMessagesRead"]["count"] == 0
+    assert not kept(app).entries and kept(app).misses == 0
+
+
 async def test_a_commit_from_the_orm_or_another_connection_is_seen_at_once(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette, database_url: str
 ) -> None:
     # given a kept answer
     agent, token = await signed_in_agent(gql)
-    await post(http, ME, token)
+    await kept_answer(http, ME, token)
     # when a message is added through the ORM
     await MessageModel.create(account=agent, kind=MessageKind.ACCOUNT, title="new", body="b")
     # then the next answer has it
     edges = (await post(http, ME, token)).json()["data"]["me"]["messages"]["edges"]
     assert len(edges) == 4
-    # and when another connection (the command line, another process) renames the agent
-    path = sqlite_path(database_url)
-    assert path is not None
-    with sqlite3.connect(path) as other:
-        other.execute("UPDATE account SET first_name = 'Renamed' WHERE id = ?", (agent.id,))
+    # and when another connection (the command line, another instance) renames the agent
+    async with elsewhere(database_url) as other:
+        await other.run("UPDATE account SET first_name = 'Renamed' WHERE id = ?", agent.id)
     # then the next answer has that too
     assert (await post(http, ME, token)).json()["data"]["me"]["firstName"] == "Renamed"
 
 
-@sqlite_only
+async def test_a_transaction_open_while_the_answer_was_worked_out_is_seen_once_committed(
+    gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette, database_url: str
+) -> None:
+    agent, token = await signed_in_agent(gql)
+    async with elsewhere(database_url) as other:
+        # given another connection's transaction, written but not committed
+        await other.run("BEGIN")
+        await other.run("UPDATE account SET first_name = 'Later' WHERE id = ?", agent.id)
+        # when the answer is worked out and kept meanwhile
+        before = await kept_answer(http, ME, token)
+        assert before.json()["data"]["me"]["firstName"] == "Alice"
+        assert (await post(http, ME, token)).content == before.content
+        # and the transaction commits
+        await other.run("COMMIT")
+    # then the next answer has its change
+    assert (await post(http, ME, token)).json()["data"]["me"]["firstName"] == "Later"
+
+
 async def test_a_signed_out_token_is_refused_at_once(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
 ) -> None:
-    # given a kept answer for a token
+    # given a kept answer for a token, answered from memory once
     _, token = await signed_in_agent(gql)
-    await post(http, ME, token)
+    await kept_answer(http, ME, token)
     await post(http, ME, token)
     assert kept(app).hits >= 1
     # when the token signs out
@@ -130,20 +200,18 @@ async def test_a_signed_out_token_is_refused_at_once(
     assert (await post(http, ME, token)).json()["data"]["me"] is None
 
 
-@sqlite_only
 async def test_an_expired_session_is_never_answered_from_memory(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
 ) -> None:
     # given a kept answer, and nothing changed in the database since
     _, token = await signed_in_agent(gql)
-    await post(http, ME, token)
+    await kept_answer(http, ME, token)
     # when the session's 30 days are over
     clock.travel(timedelta(days=30, seconds=1).total_seconds())
-    # then the request names nobody, though the data version is the same
+    # then the request names nobody, though the data's version is the same
     assert (await post(http, ME, token)).json()["data"]["me"] is None
 
 
-@sqlite_only
 async def test_an_answer_that_read_the_clock_is_not_kept(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
 ) -> None:
@@ -153,26 +221,24 @@ async def test_an_answer_that_read_the_clock_is_not_kept(
     grant = await make_grant(agent, listing, await make_lockbox(agent, listing))
     token = await gql.sign_in(agent.email or "")
     variables = {"id": to_global_id("Grant", grant.id)}
-    hits = kept(app).hits
-    # when its status is asked before it starts and again after it ended
-    before = (await post(http, GRANT, token, variables)).json()["data"]["node"]["status"]
+    # when its status is asked (twice) before it starts and again after it ended
+    before = (await kept_answer(http, GRANT, token, variables)).json()["data"]["node"]["status"]
     clock.travel(4 * 3600)
     after = (await post(http, GRANT, token, variables)).json()["data"]["node"]["status"]
     # then each was worked out then: the status depends on the time
     assert (before, after) == ("SCHEDULED", "EXPIRED")
-    assert kept(app).hits == hits
+    assert kept(app).hits == 0 and not kept(app).entries
 
 
-@sqlite_only
 async def test_each_token_has_its_own_answers(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
 ) -> None:
     # given one agent's answer kept
     _, token = await signed_in_agent(gql)
-    mine = (await post(http, ME, token)).json()["data"]["me"]
+    mine = (await kept_answer(http, ME, token)).json()["data"]["me"]
     # when another account and nobody send the very same request body
     other = await make_contractor()
-    other_token = await gql.sign_in(other.email)
+    other_token = await gql.sign_in(other.email or "")
     theirs = (await post(http, ME, other_token)).json()["data"]["me"]
     nobody = (await post(http, ME, None)).json()["data"]["me"]
     # then each gets its own answer
@@ -181,23 +247,19 @@ async def test_each_token_has_its_own_answers(
     assert nobody is None
 
 
-@sqlite_only
-async def test_errors_and_mutations_are_never_answered_from_memory(
+async def test_answers_with_errors_are_never_kept(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
 ) -> None:
     _, token = await signed_in_agent(gql)
-    hits, entries = kept(app).hits, len(kept(app).entries)
-    # when a query with an error and a mutation are each sent twice
-    for _ in range(2):
-        failed = (await post(http, TOO_MANY, token)).json()
+    await kept_answer(http, PAGE, token, {"first": 5})  # admitted and kept
+    # when the admitted document is asked with variables it refuses, three times
+    for _ in range(3):
+        failed = (await post(http, PAGE, token, {"first": 1000})).json()
         assert failed["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
-        assert (await post(http, MARK_READ, token)).json()["data"]["markMessagesRead"]["count"] == 0
-    # then none was kept
-    assert kept(app).hits == hits
-    assert len(kept(app).entries) == entries
+    # then none of those was kept
+    assert len(kept(app).entries) == 1 and kept(app).hits == 0
 
 
-@sqlite_only
 @pytest.mark.parametrize("settings_overrides", [{"answer_cache": False}])
 async def test_nothing_is_kept_when_turned_off(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
@@ -208,24 +270,14 @@ async def test_nothing_is_kept_when_turned_off(
     assert kept(app).hits == 0 and not kept(app).entries
 
 
-async def test_answers_are_kept_only_where_the_database_tells_of_changes(
-    gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
-) -> None:
-    # given the same query asked three times
-    _, token = await signed_in_agent(gql)
-    bodies = [(await post(http, ME, token)).content for _ in range(3)]
-    # then the answers are the same, kept on SQLite and worked out each time on PostgreSQL
-    assert bodies[0] == bodies[1] == bodies[2]
-    assert kept(app).hits == (0 if POSTGRES_URL else 2)
-
-
-def test_only_a_sqlite_file_has_a_data_version() -> None:
+def test_the_version_asked_follows_the_database() -> None:
     assert sqlite_path("sqlite://./keybin.sqlite3?busy_timeout=5000") == "./keybin.sqlite3"
-    assert sqlite_path("sqlite://:memory:") is None
-    assert sqlite_path("postgres://keybin@127.0.0.1/keybin") is None
+    assert isinstance(versions_for(Settings(database_url="sqlite://./k.sqlite3")), SqliteVersions)
+    assert versions_for(Settings(database_url="sqlite://:memory:")) is None
+    assert isinstance(versions_for(Settings(database_url="postgres://k@h/k")), PostgresVersions)
+    assert versions_for(Settings(database_url="postgres://k@h/k", answer_cache=False)) is None
 
 
-@sqlite_only
 async def test_kept_answers_are_bounded_in_number_and_size(
     gql: GraphQLClient,
     http: httpx.AsyncClient,
@@ -233,31 +285,28 @@ async def test_kept_answers_are_bounded_in_number_and_size(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, token = await signed_in_agent(gql)
-    kept(app).close()
     monkeypatch.setattr(answers, "MAX_ENTRIES", 2)
-    # when three different queries are asked
+    # when three different queries are kept
     for n in (1, 2, 3):
-        await post(http, f"query Q{n} {{ me {{ id }} }}", token)
-    # then the two latest are kept, and their sizes add up
+        await kept_answer(http, f"query Q{n} {{ me {{ id }} }}", token)
+    # then the two latest are, and their sizes add up
     assert len(kept(app).entries) == 2
     assert kept(app).bytes == sum(entry.size for entry in kept(app).entries.values())
     # and an answer over the size limit is not kept
     monkeypatch.setattr(answers, "MAX_ANSWER", 10)
-    await post(http, "query Q4 { me { id } }", token)
+    await kept_answer(http, "query Q4 { me { id } }", token)
     assert len(kept(app).entries) == 2
 
 
-@sqlite_only
 async def test_a_request_too_large_to_key_on_is_answered_the_usual_way(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, token = await signed_in_agent(gql)
     monkeypatch.setattr(answers, "MAX_REQUEST", 64)
-    misses = kept(app).misses
-    for _ in range(2):
+    for _ in range(3):
         body = (await post(http, ME, token)).json()
         assert len(body["data"]["me"]["messages"]["edges"]) == 3
-    assert kept(app).misses == misses and kept(app).hits == 0
+    assert kept(app).misses == 0 and kept(app).hits == 0 and not kept(app).entries
 
 
 # The middleware alone, around a stand-in application that says what its answer depended on.
@@ -267,6 +316,7 @@ class Inner:
     def __init__(self, path: str) -> None:
         self.path = path
         self.calls = 0
+        self.watched: list[bool] = []  # per call: whether its answer could be kept
         self.keepable = True
         self.client = False
         self.commit = False
@@ -277,8 +327,9 @@ class Inner:
         self.calls += 1
         request = await receive()
         pending = answers.pending()
-        assert pending is not None
-        pending.note(keepable=self.keepable)
+        self.watched.append(pending is not None)
+        if pending is not None:
+            pending.note(keepable=self.keepable)
         if self.client:
             answers.depends_on_client()
         if self.commit:  # another connection commits while this answer is worked out
@@ -288,7 +339,7 @@ class Inner:
         await send({"type": "http.response.body", "body": b"answer to " + request["body"]})
 
 
-async def ask(cache: AnswerCache, body: bytes = b"{}") -> bytes:
+async def ask(cache: AnswerCache, body: bytes = b'{"query": "a"}') -> bytes:
     sent: list[Message] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 
@@ -310,7 +361,7 @@ def standalone(tmp_path: Any) -> tuple[Inner, AnswerCache]:
         setup.execute("PRAGMA journal_mode=WAL")
         setup.execute("CREATE TABLE t (a)")
     inner = Inner(path)
-    return inner, AnswerCache(inner, f"sqlite://{path}")
+    return inner, AnswerCache(inner, SqliteVersions(path), lambda query, operation: True)
 
 
 @pytest.mark.parametrize(
@@ -328,12 +379,13 @@ async def test_an_answer_is_kept_only_when_it_depended_on_nothing_else(
 ) -> None:
     inner, cache = standalone
     # the same request twice: kept the first time, answered from memory the second
-    assert await ask(cache) == await ask(cache) == b"answer to {}"
+    assert await ask(cache) == await ask(cache) == b'answer to {"query": "a"}'
     assert inner.calls == 1
     # with any of these, it is worked out every time
     for name, value in change.items():
         setattr(inner, name, value)
-    assert await ask(cache, b"[]") == await ask(cache, b"[]") == b"answer to []"
+    other = b'{"query": "b"}'
+    assert await ask(cache, other) == await ask(cache, other) == b"answer to " + other
     assert inner.calls == 3
     cache.close()
 
@@ -355,3 +407,41 @@ async def test_a_batch_with_one_operation_not_keepable_is_not_kept(
     await ask(cache)
     assert inner.calls == 2
     cache.close()
+
+
+@pytest.mark.parametrize("body", [b'{"query": "a"}', b"[]", b"{", b'{"query": 1}', b"\xff"])
+async def test_a_document_not_admitted_is_passed_through_untouched(
+    standalone: tuple[Inner, AnswerCache], body: bytes
+) -> None:
+    inner, cache = standalone
+    cache.admitted = lambda query, operation: False
+
+    async def unasked() -> None:
+        raise AssertionError("no version is read for a request that cannot be kept")
+
+    cache.versions.current = unasked  # type: ignore[method-assign, union-attr]
+    for _ in range(2):
+        assert await ask(cache, body) == b"answer to " + body
+    assert inner.watched == [False, False] and not cache.entries
+    cache.close()
+
+
+async def test_postgresql_snapshots_change_when_a_transaction_commits_and_only_then(
+    database_url: str, orm: None
+) -> None:
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL's snapshot: runs in the `postgres` tox env")
+    agent = await make_agent()
+    versions = PostgresVersions()
+    first = await versions.current()
+    assert first is not None and first == await versions.current()  # reads change nothing
+    async with elsewhere(database_url) as other:
+        await other.run("SELECT count(*) FROM account")
+        assert await versions.current() == first
+        await other.run("BEGIN")
+        await other.run("UPDATE account SET first_name = 'Same' WHERE id = ?", agent.id)
+        during = await versions.current()
+        await other.run("COMMIT")
+    after = await versions.current()
+    # an uncommitted change is seen by nobody, so the version stays; the commit changes it
+    assert during == first and after != first, (first, during, after)
