@@ -49,6 +49,7 @@ MAX_ENTRIES = 1024
 MAX_BYTES = 16 * 1024 * 1024  # request bodies and answers, all entries together
 MAX_REQUEST = 64 * 1024  # larger requests are never kept (nor read ahead)
 MAX_ANSWER = 256 * 1024
+MAX_DOCUMENTS = 256  # documents known to read the time, like the admitted ones
 # The request headers an answer may depend on (Strawberry's view reads no others).
 KEYED_HEADERS = (b"authorization", b"content-type", b"accept")
 
@@ -56,22 +57,27 @@ KEYED_HEADERS = (b"authorization", b"content-type", b"accept")
 class Pending:
     """What the request being answered depended on, noted while it runs."""
 
-    __slots__ = ("expires_at", "kept", "spoiled")
+    __slots__ = ("dependent", "expires_at", "kept", "spoiled")
 
     def __init__(self) -> None:
         self.kept = False
         self.spoiled = False
+        # It read the time or the client's address: so will the document's next answers.
+        self.dependent = False
         self.expires_at: datetime | None = None
 
-    def note(self, *, keepable: bool) -> None:
-        """One operation's result: every one must be keepable (a batch with a mutation is not)."""
-        if keepable:
+    def note(self, *, clean: bool, timed: bool = False) -> None:
+        """One operation's result: every one must be a clean query's answer that never read
+        the time (a batch with a mutation is not kept)."""
+        if timed:
+            self.dependent = True
+        if clean:
             self.kept = True
         else:
             self.spoiled = True
 
     def keepable(self) -> bool:
-        return self.kept and not self.spoiled
+        return self.kept and not self.spoiled and not self.dependent
 
 
 _pending: ContextVar[Pending | None] = ContextVar("keybin_pending_answer", default=None)
@@ -93,7 +99,7 @@ def depends_on_client() -> None:
     """The answer depends on who is asking from where, beyond the request itself."""
     current = _pending.get()
     if current is not None:
-        current.spoiled = True
+        current.dependent = True
 
 
 @dataclass(slots=True)
@@ -106,6 +112,7 @@ class Entry:
 
 
 Key = tuple[bytes, ...]
+Document = tuple[str, str | None]  # (query, operation name)
 
 
 def sqlite_path(database_url: str) -> str | None:
@@ -203,6 +210,7 @@ class AnswerCache:
         self.versions = versions
         self.admitted = admitted
         self.entries: OrderedDict[Key, Entry] = OrderedDict()
+        self.dependent: OrderedDict[Document, None] = OrderedDict()
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -218,6 +226,7 @@ class AnswerCache:
             return
         key = _key(scope, body)
         entry = self.entries.get(key)
+        version: Hashable | None = None
         if entry is not None:
             version = await self.versions.current()
             if entry.version == version and (
@@ -229,31 +238,26 @@ class AnswerCache:
                 await send({"type": "http.response.body", "body": entry.body})
                 return
             self._drop(key)
-        elif self._is_admitted(body):
-            version = await self.versions.current()
-        else:
+        document = _document(body)
+        if document is None or document in self.dependent or not self.admitted(*document):
             await self.app(scope, replay, send)
             return
+        if version is None:
+            version = await self.versions.current()
         if version is None:
             await self.app(scope, replay, send)
             return
         self.misses += 1
-        await self._answer(scope, replay, send, key, version)
-
-    def _is_admitted(self, body: bytes) -> bool:
-        try:
-            request = json.loads(body)
-        except ValueError:  # UnicodeDecodeError included
-            return False
-        if not isinstance(request, dict):
-            return False
-        query, operation = request.get("query"), request.get("operationName")
-        if not isinstance(query, str) or not isinstance(operation, str | None):
-            return False
-        return self.admitted(query, operation)
+        await self._answer(scope, replay, send, key, version, document)
 
     async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, key: Key, version: Hashable
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: Key,
+        version: Hashable,
+        document: Document,
     ) -> None:
         answer = Pending()
         start: Message | None = None
@@ -275,6 +279,11 @@ class AnswerCache:
             await self.app(scope, receive, capture)
         finally:
             _pending.reset(token)
+        if answer.dependent:
+            # Its next answers will read the time too: no version is asked for them.
+            self.dependent[document] = None
+            if len(self.dependent) > MAX_DOCUMENTS:
+                self.dependent.popitem(last=False)
         if start is None or not answer.keepable() or size > MAX_ANSWER or not _plain(start):
             return
         body = b"".join(chunks)
@@ -302,6 +311,20 @@ class AnswerCache:
             self.versions.close()
         self.entries.clear()
         self.bytes = 0
+
+
+def _document(body: bytes) -> Document | None:
+    """The query text and operation name of a JSON request body; None for anything else."""
+    try:
+        request = json.loads(body)
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    if not isinstance(request, dict):
+        return None
+    query, operation = request.get("query"), request.get("operationName")
+    if not isinstance(query, str) or not isinstance(operation, str | None):
+        return None
+    return query, operation
 
 
 def _key(scope: Scope, body: bytes) -> Key:

@@ -129,7 +129,7 @@ class KeybinSchema(strawberry.Schema):
             return result
         with clock.watched() as reading:
             result, clean_query = await self._answer(query, request)
-        pending.note(keepable=clean_query and not reading.read)
+        pending.note(clean=clean_query, timed=reading.read)
         return result
 
     async def _answer(

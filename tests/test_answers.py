@@ -228,6 +228,20 @@ async def test_an_answer_that_read_the_clock_is_not_kept(
     # then each was worked out then: the status depends on the time
     assert (before, after) == ("SCHEDULED", "EXPIRED")
     assert kept(app).hits == 0 and not kept(app).entries
+    # and the document is known to: its next request asks the database for no version
+    assert (GRANT, None) in kept(app).dependent
+    versions = kept(app).versions
+    assert versions is not None
+    asked = []
+    current = versions.current
+
+    async def counted() -> Any:
+        asked.append(1)
+        return await current()
+
+    versions.current = counted  # type: ignore[method-assign]
+    assert (await post(http, GRANT, token, variables)).json()["data"]["node"]["status"] == "EXPIRED"
+    assert asked == []
 
 
 async def test_each_token_has_its_own_answers(
@@ -329,7 +343,7 @@ class Inner:
         pending = answers.pending()
         self.watched.append(pending is not None)
         if pending is not None:
-            pending.note(keepable=self.keepable)
+            pending.note(clean=self.keepable)
         if self.client:
             answers.depends_on_client()
         if self.commit:  # another connection commits while this answer is worked out
@@ -398,8 +412,8 @@ async def test_a_batch_with_one_operation_not_keepable_is_not_kept(
     async def two_operations(scope: Scope, receive: Receive, send: Send) -> None:
         pending = answers.pending()
         assert pending is not None
-        pending.note(keepable=True)
-        pending.note(keepable=False)
+        pending.note(clean=True)
+        pending.note(clean=False)
         await inner(scope, receive, send)
 
     cache.app = two_operations
