@@ -8,6 +8,7 @@ query builder for the connection's dialect (SQLite `?`, PostgreSQL `$1`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -43,6 +44,14 @@ def _defaults(
     return constants, factories
 
 
+def _as_stored(db: BaseDBAsyncClient, value: Any) -> Any:
+    """A batch constant in the form SQLite stores it, converted once: the sqlite3 adapter
+    Tortoise registers would otherwise format the same time again for every row."""
+    if isinstance(value, datetime) and db.capabilities.dialect == "sqlite":
+        return value.isoformat(" ")  # what tortoise.backends.sqlite.executor's adapter writes
+    return value
+
+
 async def insert(
     db: BaseDBAsyncClient, model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
@@ -59,7 +68,7 @@ async def insert(
         .columns(*names)
         .insert(*(executor.parameter(i) for i in range(len(names))))
     )
-    tail = list(constants.values())
+    tail = [_as_stored(db, value) for value in constants.values()]
     if factories:
         values = [[*row, *tail, *(_db_value(f()) for f in factories.values())] for row in rows]
     else:

@@ -100,6 +100,9 @@ async def import_listings(path: Path, report: ImportReport) -> ImportReport:
     values = reso_values(path)
     progress = report.progress("listings", len(values))
     associations = await _associations()
+    # The agents found so far, by MLS id: a file names the same few thousand agents again
+    # and again; bounded by the agents in the database, not by the file.
+    agents: AgentsByMlsId = {}
     done = 0
     for batch in batched(enumerate(values)):
         rows: dict[str, ListingRow] = {}
@@ -112,7 +115,7 @@ async def import_listings(path: Path, report: ImportReport) -> ImportReport:
                 continue
             repeats += row.mls_number in rows
             rows[row.mls_number] = row
-        await _write(list(rows.values()), associations, report, repeats)
+        await _write(list(rows.values()), associations, agents, report, repeats)
         done += len(batch)
         progress.update(done)
     progress.finish(len(values))
@@ -120,10 +123,14 @@ async def import_listings(path: Path, report: ImportReport) -> ImportReport:
 
 
 async def _write(
-    rows: Sequence[ListingRow], associations: Sequence[str], report: ImportReport, repeats: int
+    rows: Sequence[ListingRow],
+    associations: Sequence[str],
+    agents: AgentsByMlsId,
+    report: ImportReport,
+    repeats: int,
 ) -> None:
-    mls_ids = {row.agent_mls_id for row in rows}
-    agents = await _agents(connections.get("default"), mls_ids, associations)
+    unknown = {row.agent_mls_id for row in rows} - agents.keys()
+    agents.update(await _agents(connections.get("default"), unknown, associations))
     placed: list[tuple[ListingRow, int]] = []
     for row in rows:
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tortoise import connections
 
 from importers.listings import import_listings
 from importers.lockboxes import import_lockboxes
@@ -224,10 +225,32 @@ async def test_no_progress_bar_for_a_small_file_off_a_terminal(orm: None) -> Non
 async def test_listings_land_with_their_list_agents(orm: None) -> None:
     # given
     await import_members(DATA / "members.json", ImportReport())
+    before = clock.now()
     # when
     report = await import_listings(DATA / "listings.json", ImportReport())
     # then
     assert (report.created, report.updated, report.skipped) == (4, 0, [])
+    imported_row = await Listing.get(mls_number="CIN-100")
+    made = await Listing.create(
+        mls_number="BY-HAND",
+        source=ListingSource.MANUAL,
+        line1="1 A St",
+        city="C",
+        state="OH",
+        postal_code="1",
+        agent_id=imported_row.agent_id,  # type: ignore[attr-defined]
+    )
+    stored = await connections.get("default").execute_query_dict(
+        "SELECT mls_number, created_at FROM listing WHERE mls_number IN ('CIN-100', 'BY-HAND')"
+    )
+    # the batch's time is stored as the ORM stores a time, and reads back as one
+    imported, by_hand = sorted(stored, key=lambda row: row["mls_number"] != "CIN-100")
+    assert type(imported["created_at"]) is type(by_hand["created_at"])
+    def shape(value: Any) -> str:
+        return re.sub(r"\d", "0", str(value))
+
+    assert shape(imported["created_at"]) == shape(by_hand["created_at"])
+    assert before <= imported_row.created_at <= made.created_at
     rows = {
         listing.mls_number: listing for listing in await Listing.all().prefetch_related("agent")
     }
