@@ -358,41 +358,23 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
                 if not same:
                     raise RuntimeError(f"{name}: keybin and PostGraphile answer differently")
                 ours, theirs, plain = [], [], []
+
+                async def load_run(port: int, raw: bytes) -> load.LoadResult:
+                    return await load.run(
+                        HOST,
+                        port,
+                        raw,
+                        connections=CONNECTIONS,
+                        seconds=ctx.seconds,
+                        warmup=ctx.warmup,
+                        check=lambda r: b'"errors"' not in r.body,
+                    )
+
                 for _ in range(rounds):
                     if plain_raw is not None:
-                        plain.append(
-                            await load.run(
-                                HOST,
-                                worked_out.port,
-                                plain_raw,
-                                connections=CONNECTIONS,
-                                seconds=ctx.seconds,
-                                warmup=ctx.warmup,
-                                check=lambda r: b'"errors"' not in r.body,
-                            )
-                        )
-                    ours.append(
-                        await load.run(
-                            HOST,
-                            keybin.port,
-                            ours_raw,
-                            connections=CONNECTIONS,
-                            seconds=ctx.seconds,
-                            warmup=ctx.warmup,
-                            check=lambda r: b'"errors"' not in r.body,
-                        )
-                    )
-                    theirs.append(
-                        await load.run(
-                            HOST,
-                            peer.port,
-                            theirs_raw,
-                            connections=CONNECTIONS,
-                            seconds=ctx.seconds,
-                            warmup=ctx.warmup,
-                            check=lambda r: b'"errors"' not in r.body,
-                        )
-                    )
+                        plain.append(await load_run(worked_out.port, plain_raw))
+                    ours.append(await load_run(keybin.port, ours_raw))
+                    theirs.append(await load_run(peer.port, theirs_raw))
                 found[name] = (ours, theirs, plain)
             return found
 
