@@ -246,6 +246,7 @@ async def test_listings_land_with_their_list_agents(orm: None) -> None:
     # the batch's time is stored as the ORM stores a time, and reads back as one
     imported, by_hand = sorted(stored, key=lambda row: row["mls_number"] != "CIN-100")
     assert type(imported["created_at"]) is type(by_hand["created_at"])
+
     def shape(value: Any) -> str:
         return re.sub(r"\d", "0", str(value))
 
