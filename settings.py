@@ -21,6 +21,14 @@ def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def sqlite_path(database_url: str) -> str | None:
+    """The database file of a sqlite:// URL; None for PostgreSQL or an in-memory database."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = database_url.split("://", 1)[1].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -88,10 +96,9 @@ class Settings:
         else the working directory."""
         if self.keybin_data_dir:
             return Path(self.keybin_data_dir).expanduser().resolve()
-        if self.is_sqlite:
-            path = self.database_url.split("://", 1)[1].split("?", 1)[0]
-            if path and path != ":memory:":
-                return Path(path).expanduser().resolve().parent
+        path = sqlite_path(self.database_url)
+        if path is not None:
+            return Path(path).expanduser().resolve().parent
         return Path(".").resolve()
 
     def with_(self, **changes: object) -> Settings:

@@ -37,11 +37,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from asyncpg.exceptions import UndefinedFunctionError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise import connections
 
 from resolvers import clock
-from settings import Settings
+from settings import Settings, sqlite_path
 
 log = logging.getLogger("keybin.answers")
 
@@ -115,14 +116,6 @@ Key = tuple[bytes, ...]
 Document = tuple[str, str | None]  # (query, operation name)
 
 
-def sqlite_path(database_url: str) -> str | None:
-    """The database file of a sqlite:// URL; None for PostgreSQL or an in-memory database."""
-    if not database_url.startswith("sqlite://"):
-        return None
-    path = database_url.split("://", 1)[1].split("?", 1)[0]
-    return path if path and path != ":memory:" else None
-
-
 class Versions(Protocol):
     async def current(self) -> Hashable | None:
         """The data's version now; None when it cannot be read (nothing is kept then)."""
@@ -176,7 +169,7 @@ class PostgresVersions:
             async with connections.get("default").acquire_connection() as connection:
                 snapshot = await connection.fetchval(self.SQL)
         except Exception as error:  # noqa: BLE001  (any failure: work the answer out)
-            if type(error).__name__ == "UndefinedFunctionError":  # before PostgreSQL 13
+            if isinstance(error, UndefinedFunctionError):  # before PostgreSQL 13
                 self.usable = False
             log.warning("answer not kept: the snapshot cannot be read: %s", error)
             return None

@@ -24,9 +24,9 @@ from models.enums import MessageKind
 from models.messages import Message as MessageModel
 from resolvers import clock
 from schema import answers
-from schema.answers import AnswerCache, PostgresVersions, SqliteVersions, sqlite_path, versions_for
+from schema.answers import AnswerCache, PostgresVersions, SqliteVersions, versions_for
 from schema.ids import to_global_id
-from settings import Settings
+from settings import Settings, sqlite_path
 from tests.conftest import POSTGRES_URL
 from tests.factories import (
     GraphQLClient,
