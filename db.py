@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "models.access",
     "models.messages",
     "models.outbox",
+    "models.ratelimits",
 ]
 
 # secure_delete: a deleted account must leave no bytes behind in the file.

@@ -28,6 +28,9 @@ class Account(Model):
     # Stored lower-cased; not unique: one person may hold several agent accounts.
     email = fields.CharField(max_length=254, null=True, db_index=True)
     phone = fields.CharField(max_length=20, null=True, db_index=True)
+    # Whether the owner proved the mailbox: an invitation token, a confirmation link, or
+    # the roster (agents). Grants addressed to the email attach only while it is true.
+    email_verified = fields.BooleanField(default=False, db_default=False)
     status = fields.CharEnumField(AccountStatus, max_length=16, default=AccountStatus.ACTIVE)
     role = fields.CharEnumField(ContractorRole, max_length=32, null=True)
     company = fields.CharField(max_length=200, null=True)
@@ -171,6 +174,24 @@ class Invitation(Model):
 
     class Meta:
         table = "invitation"
+
+
+class EmailConfirmation(Model):
+    """A single-use link mailed to an address an account claims: following it proves it."""
+
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="email_confirmations", on_delete=fields.CASCADE
+    )
+    # The address the link proves: a later change of email makes an older link useless.
+    email = fields.CharField(max_length=254)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "email_confirmation"
 
 
 class AccountEvent(Model):

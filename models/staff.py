@@ -24,3 +24,21 @@ class Staff(Model):
 
     class Meta:
         table = "staff"
+
+
+class ConsoleSession(Model):
+    """A signed-in console session: the cookie holds only its token, the row is the truth."""
+
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="console_sessions", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_seen_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()  # the absolute end, whatever the activity
+    client_address = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "console_session"
+        indexes = (("staff_id",),)

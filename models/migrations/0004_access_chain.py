@@ -1,0 +1,76 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise.fields.base import OnDelete
+from tortoise import fields
+from tortoise.indexes import Index
+from typing import Any
+
+# One contractor per address, enforced by the database so two signups racing for one email
+# cannot both win (agents may share an address between linked accounts). Deleted accounts
+# hold NULL. Roster agents' addresses are the association's: proven. A contractor is proven
+# where an invitation to its address was accepted; any other keeps to the new rules.
+STATEMENTS = [
+    "CREATE UNIQUE INDEX IF NOT EXISTS account_contractor_email"
+    " ON account (email) WHERE kind = 'CONTRACTOR'",
+    "UPDATE account SET email_verified = TRUE WHERE kind = 'AGENT' AND email IS NOT NULL",
+    """UPDATE account SET email_verified = TRUE WHERE kind = 'CONTRACTOR' AND email IN (
+        SELECT email FROM invitation WHERE accepted_at IS NOT NULL)""",
+]
+
+
+async def forward(apps: Any, schema_editor: Any) -> None:
+    for statement in STATEMENTS:
+        await schema_editor.client.execute_script(statement)
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0003_foreign_key_indexes')]
+
+    initial = False
+
+    operations = [
+        ops.CreateModel(
+            name='ConsoleSession',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('token_hash', fields.CharField(unique=True, max_length=64)),
+                ('staff', fields.ForeignKeyField('models.Staff', source_field='staff_id', db_constraint=True, to_field='id', related_name='console_sessions', on_delete=OnDelete.CASCADE)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('last_seen_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('client_address', fields.CharField(null=True, max_length=64)),
+            ],
+            options={'table': 'console_session', 'app': 'models', 'indexes': [Index(fields=['staff_id'])], 'pk_attr': 'id', 'table_description': 'A signed-in console session: the cookie holds only its token, the row is the truth.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='EmailConfirmation',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('token_hash', fields.CharField(unique=True, max_length=64)),
+                ('account', fields.ForeignKeyField('models.Account', source_field='account_id', db_constraint=True, to_field='id', related_name='email_confirmations', on_delete=OnDelete.CASCADE)),
+                ('email', fields.CharField(max_length=254)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'email_confirmation', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A single-use link mailed to an address an account claims: following it proves it.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='RateCounter',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('key', fields.CharField(max_length=255)),
+                ('window', fields.BigIntField()),
+                ('hits', fields.IntField(default=0)),
+            ],
+            options={'table': 'rate_counter', 'app': 'models', 'unique_together': (('key', 'window'),), 'indexes': [Index(fields=['window'])], 'pk_attr': 'id', 'table_description': 'Hits of one (action, subject) key within one fixed window.'},
+            bases=['Model'],
+        ),
+        ops.AddField(
+            model_name='Account',
+            name='email_verified',
+            field=fields.BooleanField(default=False, db_default=False),
+        ),
+        ops.RunPython(forward),
+    ]
