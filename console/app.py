@@ -7,7 +7,6 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -16,11 +15,10 @@ from starlette.staticfiles import StaticFiles
 from console import auth, csrf, routes
 from console.headers import SecurityHeaders
 from console.pages import render
+from console.session import SessionCookies
 from settings import Settings
 
 STATIC = Path(__file__).parent / "static"
-SESSION_COOKIE = "keybin_console"
-SESSION_MAX_AGE = 12 * 60 * 60  # one working day; then sign in again
 
 
 def _get(path: str, endpoint: csrf.Endpoint) -> Route:
@@ -66,20 +64,12 @@ async def http_error(request: Request, error: Exception) -> Response:
 
 
 def create_console(settings: Settings) -> Starlette:
-    """The console app, to be mounted at /console; its session cookie is confined to it."""
+    """The console app, to be mounted at /console; its cookies are confined to it."""
     console = Starlette(
         routes=console_routes(),
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(
-                SessionMiddleware,
-                secret_key=settings.secret_key,
-                session_cookie=SESSION_COOKIE,
-                max_age=SESSION_MAX_AGE,
-                path="/console",
-                same_site="strict",
-                https_only=settings.production,
-            ),
+            Middleware(SessionCookies, secure=settings.production),
         ],
         exception_handlers={HTTPException: http_error},
     )

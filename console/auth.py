@@ -1,4 +1,4 @@
-"""Staff sign-in for the console: the session, login with TOTP, forced password change, sign out."""
+"""Staff sign-in for the console: the session, login with TOTP, password change, sign out."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import csrf
+from console import session
 from console.htmx import redirect
 from console.pages import render
 from models.enums import StaffRole
-from models.staff import Staff
+from models.staff import ConsoleSession, Staff
 from resolvers import staff as staff_resolvers
 from resolvers.errors import DomainError
 from resolvers.events import Actor
@@ -25,24 +25,21 @@ def url(request: Request, path: str) -> str:
     return str(request.scope.get("root_path", "")) + path
 
 
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def actor(request: Request) -> Actor:
     """The signed-in staff member as the actor the account event log records."""
     staff: Staff = request.state.staff
-    client = request.client.host if request.client else None
-    return Actor(staff_id=staff.id, staff_name=staff.name or staff.email, client_address=client)
+    name = staff.name or staff.email
+    return Actor(staff_id=staff.id, staff_name=name, client_address=client_address(request))
 
 
-async def session_staff(request: Request) -> Staff | None:
-    staff_id = request.session.get("staff_id")
-    if not isinstance(staff_id, int):
-        return None
-    staff = await Staff.get_or_none(id=staff_id)
-    # The fingerprint ends sessions opened before a password change; disabling ends all.
-    if staff is None or staff.disabled:
-        return None
-    if request.session.get("fp") != staff_resolvers.password_fingerprint(staff):
-        return None
-    return staff
+async def current_session(request: Request) -> ConsoleSession | None:
+    """The live session the cookie names; an ended, expired or unknown token is none."""
+    token = session.current_token(request)
+    return await staff_resolvers.session_of(token) if token else None
 
 
 def staff_required(
@@ -53,10 +50,10 @@ def staff_required(
     def decorate(endpoint: Endpoint) -> Endpoint:
         @functools.wraps(endpoint)
         async def wrapper(request: Request) -> Response:
-            staff = await session_staff(request)
-            if staff is None:
-                request.session.pop("staff_id", None)
+            current = await current_session(request)
+            if current is None:
                 return redirect(request, url(request, "/login"))
+            staff = current.staff
             request.state.staff = staff
             if staff.must_change_password and not allow_password_change:
                 return redirect(request, url(request, "/password"))
@@ -70,7 +67,7 @@ def staff_required(
 
 
 async def login_page(request: Request) -> Response:
-    if await session_staff(request) is not None:
+    if await current_session(request) is not None:
         return redirect(request, url(request, "/"))
     return render(request, "login.html", {"error": None, "email": ""})
 
@@ -85,34 +82,49 @@ async def login(request: Request) -> Response:
     except DomainError as error:
         context = {"error": error.message, "email": email}
         return render(request, "login.html", context, status_code=401)
-    # A fresh session on sign-in: nothing set before it (fixation) carries over.
-    request.session.clear()
-    request.session["staff_id"] = staff.id
-    request.session["fp"] = staff_resolvers.password_fingerprint(staff)
-    csrf.rotate(request)
+    # A new token on sign-in (nothing set before it carries over); the one it replaces ends.
+    previous = session.current_token(request)
+    if previous:
+        await staff_resolvers.close_session(previous)
+    session.begin(request, await staff_resolvers.open_session(staff, client_address(request)))
     return redirect(request, url(request, "/password" if staff.must_change_password else "/"))
+
+
+def _password_page(request: Request, errors: dict[str, str], status_code: int = 200) -> Response:
+    return render(request, "password.html", {"errors": errors}, status_code=status_code)
 
 
 @staff_required(allow_password_change=True)
 async def password_page(request: Request) -> Response:
-    return render(request, "password.html", {"error": None})
+    return _password_page(request, {})
 
 
 @staff_required(allow_password_change=True)
 async def change_password(request: Request) -> Response:
     staff: Staff = request.state.staff
     form = await request.form()
-    new, confirmation = (str(form.get(name, ""))[:256] for name in ("password", "confirmation"))
+    current, new, confirmation = (
+        str(form.get(name, ""))[:256] for name in ("current", "password", "confirmation")
+    )
     try:
-        await staff_resolvers.change_password(staff, new, confirmation)
+        token = await staff_resolvers.change_password(
+            staff, current, new, confirmation, client_address(request)
+        )
     except DomainError as error:
-        return render(request, "password.html", {"error": error.message}, status_code=422)
-    request.session["fp"] = staff_resolvers.password_fingerprint(staff)
-    request.session["flash"] = "Password changed."
+        if error.code == "ACCOUNT_LOCKED":
+            session.flash(request, error.message)
+            return redirect(request, url(request, "/login"))
+        field = error.field[-1] if error.field else "form"
+        return _password_page(request, {field: error.message}, status_code=422)
+    # Every session from before has ended, this browser's too: it goes on with a new token.
+    session.begin(request, token)
+    session.flash(request, "Password changed.")
     return redirect(request, url(request, "/"))
 
 
 async def logout(request: Request) -> Response:
-    request.session.clear()
-    csrf.rotate(request)
+    token = session.current_token(request)
+    if token:
+        await staff_resolvers.close_session(token)
+    session.end(request)
     return redirect(request, url(request, "/login"))

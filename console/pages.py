@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from console import csrf
+from console import csrf, session
 from console.htmx import is_htmx
 from models.staff import Staff
 
@@ -51,7 +51,7 @@ def render(
     name = fragment if fragment is not None and is_htmx(request) else page
     context = dict(context or {})
     if name == page:
-        context["flash"] = request.session.pop("flash", None)  # shown once, on a whole page
+        context["flash"] = session.pop_flash(request)  # shown once, on a whole page
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers["Vary"] = "HX-Request"
     return response

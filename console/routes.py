@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console import session
 from console.auth import actor, staff_required, url
 from console.htmx import is_htmx, redirect, trigger
 from console.pages import render
@@ -126,7 +127,7 @@ async def email_save(request: Request) -> Response:
         )
         return render(request, "account.html", context, fragment="_email_row.html", status_code=422)
     if not is_htmx(request):
-        request.session["flash"] = "Email changed."
+        session.flash(request, "Email changed.")
         return redirect(request, url(request, f"/accounts/{account.id}"))
     account = await _account(request)
     response = render(request, "_email_row.html", {"account": account, "editing_email": False})
@@ -152,7 +153,7 @@ async def remove_device(request: Request) -> Response:
     except DomainError as error:
         raise HTTPException(404, error.message) from error
     if not is_htmx(request):
-        request.session["flash"] = "Device registration removed."
+        session.flash(request, "Device registration removed.")
         return redirect(request, url(request, f"/accounts/{account.id}#devices"))
     devices = await support.devices(account.id)
     response = render(request, "_devices.html", {"account": account, "devices": devices})
@@ -175,8 +176,8 @@ async def delete_account(request: Request) -> Response:
         context = {"account": account, "error": "Tick the box to confirm the deletion."}
         return render(request, "delete.html", context, status_code=422)
     await deletion.delete_account(account.id, actor(request))
-    # The flash rides in the (signed, readable) cookie: it names no one.
-    request.session["flash"] = "Account deleted."
+    # The flash rides in a cookie the staff member's browser can read: it names no one.
+    session.flash(request, "Account deleted.")
     return redirect(request, url(request, "/"))
 
 
@@ -198,7 +199,7 @@ async def staff_set_disabled(request: Request) -> Response:
         )
     except DomainError as error:
         raise HTTPException(404 if error.code == "NOT_FOUND" else 422, error.message) from error
-    request.session["flash"] = (
-        f"{target.name or target.email} {'disabled' if disabled else 'enabled'}."
+    session.flash(
+        request, f"{target.name or target.email} {'disabled' if disabled else 'enabled'}."
     )
     return redirect(request, url(request, "/staff"))

@@ -1,8 +1,8 @@
-"""Support staff: creation, login with password + TOTP and lockout, password change, disabling."""
+"""Support staff: creation, login with password + TOTP and lockout, console sessions as rows,
+password change, disabling."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -12,13 +12,21 @@ from typing import NoReturn
 
 import pyotp
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
 
 from models.enums import StaffRole
-from models.staff import Staff
+from models.prepared import get_with_related
+from models.staff import ConsoleSession, Staff
 from resolvers import clock
 from resolvers.errors import DomainError, invalid_input
-from resolvers.security import check_password_policy, hash_secret_async, verify_secret_async
+from resolvers.security import (
+    check_password_policy,
+    hash_secret_async,
+    new_token,
+    token_digest,
+    verify_secret_async,
+)
 
 log = logging.getLogger("keybin.staff")
 
@@ -29,6 +37,12 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _CODE = re.compile(r"\d{6}")
 BAD_LOGIN = "Wrong email, password or code."
 LOCKED = "Too many failed attempts: try again in 15 minutes."
+WRONG_CURRENT = "Your current password is wrong."
+IDLE_TIMEOUT = timedelta(minutes=30)
+SESSION_LIFETIME = timedelta(hours=12)  # one working day, however busy
+# last_seen_at is written at most this often: the idle timeout needs no finer grain,
+# and a page's burst of htmx requests costs one write, not one each.
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -106,30 +120,90 @@ async def login(email: str, password: str, code: str) -> Staff:
     return staff
 
 
-async def _failed(staff: Staff) -> NoReturn:
+async def _count_failure(staff: Staff) -> bool:
+    """One more failure in a row; True when it is the one that locks the staff member out."""
     await Staff.filter(id=staff.id).update(failed_logins=F("failed_logins") + 1)
     await staff.refresh_from_db(fields=["failed_logins"])
     log.warning("staff %s: failed login (%s in a row)", staff.id, staff.failed_logins)
-    if staff.failed_logins >= MAX_FAILED_LOGINS:
-        await Staff.filter(id=staff.id).update(failed_logins=0, locked_until=clock.now() + LOCKOUT)
+    if staff.failed_logins < MAX_FAILED_LOGINS:
+        return False
+    await Staff.filter(id=staff.id).update(failed_logins=0, locked_until=clock.now() + LOCKOUT)
+    return True
+
+
+async def _failed(staff: Staff) -> NoReturn:
+    if await _count_failure(staff):
         raise DomainError("ACCOUNT_LOCKED", LOCKED)
     raise DomainError("INVALID_CREDENTIALS", BAD_LOGIN)
 
 
-async def change_password(staff: Staff, new_password: str, confirmation: str) -> None:
+async def open_session(staff: Staff, client_address: str | None) -> str:
+    """A new console session: the token is for the cookie, only its digest is kept."""
+    now = clock.now()
+    token = new_token()
+    # Sessions nobody signed out of are swept here, so the table holds little but live ones.
+    await ConsoleSession.filter(
+        Q(expires_at__lte=now) | Q(last_seen_at__lte=now - IDLE_TIMEOUT)
+    ).delete()
+    await ConsoleSession.create(
+        token_hash=token_digest(token),
+        staff=staff,
+        last_seen_at=now,
+        expires_at=now + SESSION_LIFETIME,
+        client_address=client_address[:64] if client_address else None,
+    )
+    return token
+
+
+async def session_of(token: str) -> ConsoleSession | None:
+    """The live session the token names (its `staff` loaded); None when unknown or ended."""
+    if not token or len(token) > 128:
+        return None
+    session = await get_with_related(ConsoleSession, "staff", "token_hash", token_digest(token))
+    if session is None:
+        return None
+    now = clock.now()
+    idle = now - session.last_seen_at
+    if session.staff.disabled or session.expires_at <= now or idle >= IDLE_TIMEOUT:
+        await ConsoleSession.filter(id=session.id).delete()
+        return None
+    if idle >= TOUCH_EVERY:
+        await ConsoleSession.filter(id=session.id).update(last_seen_at=now)
+        session.last_seen_at = now
+    return session
+
+
+async def close_session(token: str) -> None:
+    await ConsoleSession.filter(token_hash=token_digest(token)).delete()
+
+
+async def change_password(
+    staff: Staff, current: str, new_password: str, confirmation: str, client_address: str | None
+) -> str:
+    """Needs the current password (the one-time one at first login); a wrong one counts toward
+    the lockout. Ends every session of the staff member, the changer's included, and returns
+    the token of the changer's new one: no copy of any cookie from before survives."""
+    if staff.locked_until and staff.locked_until > clock.now():
+        raise DomainError("ACCOUNT_LOCKED", LOCKED)
+    if not await verify_secret_async(staff.password_hash, current):
+        if await _count_failure(staff):
+            # Whoever is guessing at an open console is signed out, with every other session.
+            await ConsoleSession.filter(staff_id=staff.id).delete()
+            raise DomainError("ACCOUNT_LOCKED", LOCKED)
+        raise DomainError("INVALID_CREDENTIALS", WRONG_CURRENT, ["input", "current"])
     if new_password != confirmation:
         raise invalid_input("The two passwords differ.", "confirmation")
     check_password_policy(new_password, "password")
-    if await verify_secret_async(staff.password_hash, new_password):
-        raise invalid_input("Choose a password different from the one-time one.", "password")
+    if new_password == current:
+        raise invalid_input("Choose a password different from the current one.", "password")
     staff.password_hash = await hash_secret_async(new_password)
     staff.must_change_password = False
-    await staff.save(update_fields=["password_hash", "must_change_password"])
-
-
-def password_fingerprint(staff: Staff) -> str:
-    """Kept in the session: a password change signs out every other session."""
-    return hashlib.sha256(staff.password_hash.encode()).hexdigest()[:24]
+    async with in_transaction():
+        await Staff.filter(id=staff.id).update(
+            password_hash=staff.password_hash, must_change_password=False, failed_logins=0
+        )
+        await ConsoleSession.filter(staff_id=staff.id).delete()
+        return await open_session(staff, client_address)
 
 
 async def list_staff() -> list[Staff]:
@@ -143,6 +217,10 @@ async def set_disabled(staff_id: int, disabled: bool, by: Staff) -> Staff:
     if target is None:
         raise DomainError("NOT_FOUND", "No such staff member.")
     target.disabled = disabled
-    await target.save(update_fields=["disabled"])
+    async with in_transaction():
+        await target.save(update_fields=["disabled"])
+        # Both ways: disabling ends every session, and enabling starts from none, so no
+        # cookie from before (nor one a racing sign-in slipped in) comes back to life.
+        await ConsoleSession.filter(staff_id=target.id).delete()
     log.info("staff %s %s by staff %s", target.id, "disabled" if disabled else "enabled", by.id)
     return target

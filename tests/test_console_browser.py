@@ -178,6 +178,7 @@ async def test_support_agent_works_a_case_in_the_browser(
     await shot(page, "01-login")
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", name="Choose your password")).to_be_visible()
+    await page.get_by_label("Current password").fill(staff.password)
     await page.get_by_label("New password").fill(NEW_PASSWORD)
     await page.get_by_label("Repeat it").fill(NEW_PASSWORD)
     await shot(page, "02-choose-password")
@@ -276,6 +277,7 @@ async def test_a_sysadmin_lists_and_disables_staff(server: str, browser: Browser
     await page.get_by_label("Password").fill(admin.password)
     await page.get_by_label("Code").fill(pyotp.TOTP(admin.staff.totp_secret).now())
     await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_label("Current password").fill(admin.password)
     await page.get_by_label("New password").fill(NEW_PASSWORD)
     await page.get_by_label("Repeat it").fill(NEW_PASSWORD)
     await page.get_by_role("button", name="Save password").click()
@@ -289,3 +291,41 @@ async def test_a_sysadmin_lists_and_disables_staff(server: str, browser: Browser
     await expect(row).to_contain_text("disabled")
     await shot(page, "12-staff")
     assert (await Staff.get(id=support.staff.id)).disabled is True
+
+
+async def test_a_staff_member_changes_their_password_and_signs_out(
+    server: str, browser: Browser
+) -> None:
+    # given: signed in, past the first password
+    created = await make_staff(name="Pat Support")
+    page = await browser.new_page(viewport={"width": 1280, "height": 720})
+    await page.goto(f"{server}/console/login")
+    await page.get_by_label("Email").fill(created.staff.email)
+    await page.get_by_label("Password").fill(created.password)
+    await page.get_by_label("Code").fill(pyotp.TOTP(created.staff.totp_secret).now())
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_label("Current password").fill(created.password)
+    await page.get_by_label("New password").fill(NEW_PASSWORD)
+    await page.get_by_label("Repeat it").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="Save password").click()
+    await expect(page.get_by_text("Password changed.")).to_be_visible()
+    # when: a wrong current password
+    await page.get_by_role("link", name="Password").click()
+    await expect(page.get_by_role("heading", name="Change your password")).to_be_visible()
+    await page.get_by_label("Current password").fill("NotMine42")
+    await page.get_by_label("New password").fill("Changed42")
+    await page.get_by_label("Repeat it").fill("Changed42")
+    await page.get_by_role("button", name="Save password").click()
+    # then: told under the field; the password is the same
+    await expect(page.locator("#current-error")).to_have_text("Your current password is wrong.")
+    await shot(page, "13-password-wrong-current")
+    assert (await Staff.get(id=created.staff.id)).failed_logins == 1
+    # when: signed out from the search page, Back shows no page of the session
+    await page.locator("#q").fill("anyone")
+    await expect(page).to_have_url(f"{server}/console/search?q=anyone")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page).to_have_url(f"{server}/console/login")
+    await page.go_back()
+    # then
+    await expect(page).to_have_url(f"{server}/console/login")
+    await expect(page.get_by_role("button", name="Sign in")).to_be_visible()

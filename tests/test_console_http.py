@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import os
 import re
+import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import itsdangerous
 import pyotp
 import pytest
 
+from console.session import COOKIE
 from models.accounts import Account, AccountEvent, Device, SecurityAnswer
 from models.enums import AccountEventKind
-from models.staff import Staff
+from models.staff import ConsoleSession, Staff
 from resolvers import clock
 from resolvers.security import hash_secret, seal
 from settings import Settings
 from tests.factories import make_agent, make_contractor, make_staff
+from tests.live import Live
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_PASSWORD = "Console42"
@@ -53,6 +61,7 @@ async def signed_in(
     assert response.headers["location"] == "/console/password"
     page = await http.get("/console/password")
     form = {
+        "current": created.password,
         "password": NEW_PASSWORD,
         "confirmation": NEW_PASSWORD,
         "csrf_token": csrf_of(page.text),
@@ -101,13 +110,30 @@ async def test_first_login_forces_a_new_password_that_meets_the_policy(
     page = await http.get("/console/password")
     weak = await http.post(
         "/console/password",
-        data={"password": "weak", "confirmation": "weak", "csrf_token": csrf_of(page.text)},
+        data={
+            "current": created.password,
+            "password": "weak",
+            "confirmation": "weak",
+            "csrf_token": csrf_of(page.text),
+        },
     )
     assert weak.status_code == 422
-    assert "upper case" in weak.text
+    assert 'id="password-error"' in weak.text and "upper case" in weak.text
+    not_the_one_time = await http.post(
+        "/console/password",
+        data={
+            "current": "Guessed42",
+            "password": NEW_PASSWORD,
+            "confirmation": NEW_PASSWORD,
+            "csrf_token": csrf_of(page.text),
+        },
+    )
+    assert not_the_one_time.status_code == 422 and 'id="current-error"' in not_the_one_time.text
+    assert (await Staff.get(id=created.staff.id)).must_change_password is True
     done = await http.post(
         "/console/password",
         data={
+            "current": created.password,
             "password": NEW_PASSWORD,
             "confirmation": NEW_PASSWORD,
             "csrf_token": csrf_of(page.text),
@@ -460,3 +486,278 @@ async def test_keybin_staff_add_prints_a_password_and_totp_uri_that_sign_in(
     assert response.headers["location"] == "/console/password"
     staff = await Staff.get(email="olive@keybin.test")
     assert staff.name == "Olive Ops" and staff.role == "SYSADMIN"
+
+
+# Console sessions are rows: a copy of the cookie is worth what the row is, and no more.
+# Played against a real server (uvicorn on loopback), the way a stolen cookie would be used.
+
+
+@pytest.fixture
+def console_url(live: Live) -> str:
+    return live.http_url.removesuffix("/graphql")
+
+
+def browser(console_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=console_url)
+
+
+def copy_of(console_url: str, victim: httpx.AsyncClient) -> httpx.AsyncClient:
+    """Another machine sending the victim's session cookie, exactly as copied."""
+    return cookie_client(console_url, victim.cookies[COOKIE])
+
+
+def cookie_client(console_url: str, value: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=console_url, headers={"Cookie": f"{COOKIE}={value}"})
+
+
+async def contractor_with_answer(secret_key: str, answer: str = "Rex") -> Account:
+    contractor = await make_contractor(email="caller@example.com")
+    await SecurityAnswer.create(
+        account=contractor,
+        question="First pet's name?",
+        answer_hash=hash_secret(answer.lower()),
+        answer_sealed=seal(secret_key, answer),
+    )
+    return contractor
+
+
+async def reveal(http: httpx.AsyncClient, account: Account, csrf: str) -> httpx.Response:
+    return await http.post(
+        f"/console/accounts/{account.id}/security-answers",
+        headers={**HX, "X-CSRF-Token": csrf},
+    )
+
+
+def signed_out(response: httpx.Response) -> bool:
+    """What a visitor who is not signed in gets: sent to the login page."""
+    location = response.headers.get("location") or response.headers.get("HX-Redirect")
+    return response.status_code in (200, 303) and location == "/console/login"
+
+
+async def test_a_cookie_copied_before_sign_out_opens_nothing_after_it(
+    console_url: str, app_settings: Settings
+) -> None:
+    # given: a signed-in staff member whose cookie (and a page's CSRF token) was copied
+    contractor = await contractor_with_answer(app_settings.secret_key)
+    async with browser(console_url) as staff_http:
+        created = await signed_in(staff_http)
+        page = await staff_http.get(f"/console/accounts/{contractor.id}")
+        csrf = csrf_of(page.text)
+        async with copy_of(console_url, staff_http) as thief:
+            before = await thief.get(f"/console/accounts/{contractor.id}")
+            # when
+            out = await staff_http.post("/console/logout", data={"csrf_token": csrf})
+            account_page = await thief.get(f"/console/accounts/{contractor.id}")
+            answers = await reveal(thief, contractor, csrf)
+            search = await thief.get("/console/search", params={"q": "caller@"}, headers=HX)
+    # then: the copy worked while the session lived, and opens nothing once it ended
+    assert before.status_code == 200 and "caller@example.com" in before.text
+    assert signed_out(out)
+    assert signed_out(account_page) and "caller@example.com" not in account_page.text
+    assert signed_out(answers) and "Rex" not in answers.text
+    assert signed_out(search) and "caller@example.com" not in search.text
+    assert not await AccountEvent.filter(
+        account_id=contractor.id, kind=AccountEventKind.SECURITY_ANSWERS_VIEWED.value
+    ).exists()
+    assert not await ConsoleSession.filter(staff_id=created.staff.id).exists()
+
+
+async def test_the_session_cookie_is_a_random_token_kept_only_as_its_digest(
+    console_url: str,
+) -> None:
+    # given
+    async with browser(console_url) as staff_http:
+        created = await make_staff()
+        # when
+        response = await log_in(
+            staff_http, created.staff.email, created.password, totp_now(created.staff.totp_secret)
+        )
+        value = staff_http.cookies[COOKIE]
+    # then
+    cookie = response.headers["set-cookie"]
+    assert f"{COOKIE}={value}" in cookie
+    for flag in ("HttpOnly", "SameSite=Strict", "Path=/console"):
+        assert flag in cookie
+    session = await ConsoleSession.get(staff_id=created.staff.id)
+    assert session.token_hash == hashlib.sha256(value.encode()).hexdigest() != value
+    assert session.client_address == "127.0.0.1"
+    assert session.expires_at - session.last_seen_at == timedelta(hours=12)
+
+
+async def test_disabling_ends_every_session_and_enabling_revives_none(console_url: str) -> None:
+    async with browser(console_url) as admin_http, browser(console_url) as support_http:
+        # given: a support member signed in, with a copy of the cookie elsewhere
+        await signed_in(admin_http, "SYSADMIN", "Ada Admin")
+        support = await signed_in(support_http, "SUPPORT", "Sue Support")
+        async with copy_of(console_url, support_http) as copy:
+            assert (await copy.get("/console/")).status_code == 200
+            # when: disabled, then enabled again
+            for action in ("disable", "enable"):
+                done = await admin_http.post(
+                    f"/console/staff/{support.staff.id}/{action}",
+                    data={"csrf_token": await token(admin_http)},
+                )
+                assert done.status_code == 303
+            # then: neither the cookie nor its copy opens anything
+            assert signed_out(await support_http.get("/console/"))
+            assert signed_out(await copy.get("/console/search?q=ab"))
+    assert (await Staff.get(id=support.staff.id)).disabled is False
+    # ... while a fresh sign-in (with the next code) works again.
+    clock.travel(30)
+    async with browser(console_url) as again:
+        code = totp_now(support.staff.totp_secret)
+        response = await log_in(again, support.staff.email, NEW_PASSWORD, code)
+        assert response.headers["location"] == "/console/"
+        assert "Sue Support" in (await again.get("/console/")).text
+
+
+async def change_password(
+    http: httpx.AsyncClient, current: str, new: str, confirmation: str | None = None
+) -> httpx.Response:
+    page = await http.get("/console/password")
+    form = {
+        "current": current,
+        "password": new,
+        "confirmation": new if confirmation is None else confirmation,
+        "csrf_token": csrf_of(page.text),
+    }
+    return await http.post("/console/password", data=form)
+
+
+async def test_a_password_change_ends_every_session_and_signs_the_changer_in_afresh(
+    console_url: str,
+) -> None:
+    async with browser(console_url) as office, browser(console_url) as laptop:
+        # given: one staff member signed in on two browsers, a copy of the office cookie kept
+        created = await signed_in(office)
+        clock.travel(30)  # the next TOTP code: each one signs in once
+        code = totp_now(created.staff.totp_secret)
+        assert (await log_in(laptop, created.staff.email, NEW_PASSWORD, code)).status_code == 303
+        assert (await laptop.get("/console/")).status_code == 200
+        async with copy_of(console_url, office) as copy:
+            # when: the office browser changes the password
+            changed = await change_password(office, NEW_PASSWORD, "Changed42")
+            # then: the laptop and the copy are signed out; the office goes on
+            assert changed.headers["location"] == "/console/"
+            assert signed_out(await laptop.get("/console/"))
+            assert signed_out(await copy.get("/console/"))
+        home = await office.get("/console/")
+        assert home.status_code == 200 and "Password changed." in home.text
+    assert await ConsoleSession.filter(staff_id=created.staff.id).count() == 1
+
+
+async def test_a_wrong_current_password_changes_nothing_and_counts_toward_the_lockout(
+    console_url: str,
+) -> None:
+    async with browser(console_url) as http:
+        # given
+        created = await signed_in(http)
+        before = await Staff.get(id=created.staff.id)
+        # when
+        wrong = await change_password(http, "NotMine42", "Changed42")
+        # then: refused under the field, nothing changed, the session still open
+        assert wrong.status_code == 422
+        assert 'id="current-error"' in wrong.text
+        assert "Your current password is wrong." in wrong.text
+        after = await Staff.get(id=created.staff.id)
+        assert after.password_hash == before.password_hash and after.failed_logins == 1
+        assert (await http.get("/console/")).status_code == 200
+        # when: four more wrong guesses at the open console
+        for _ in range(3):
+            assert (await change_password(http, "NotMine42", "Changed42")).status_code == 422
+        locked = await change_password(http, "NotMine42", "Changed42")
+        # then: locked out and signed out, told why on the login page
+        assert signed_out(locked)
+        login_page = await http.get("/console/login")
+        assert "Too many failed attempts" in login_page.text
+        assert signed_out(await http.get("/console/"))
+        clock.travel(30)  # a code not used yet: only the lockout refuses it
+        code = totp_now(created.staff.totp_secret)
+        refused = await log_in(http, created.staff.email, NEW_PASSWORD, code)
+        assert refused.status_code == 401 and "Too many failed attempts" in refused.text
+    assert (await Staff.get(id=created.staff.id)).password_hash == before.password_hash
+
+
+async def test_thirty_idle_minutes_end_the_session(console_url: str) -> None:
+    async with browser(console_url) as http:
+        # given
+        created = await signed_in(http)
+        session = await ConsoleSession.get(staff_id=created.staff.id)
+        # when / then: activity keeps it open, written down at most once a minute
+        clock.travel(30)
+        assert (await http.get("/console/")).status_code == 200
+        assert (await ConsoleSession.get(id=session.id)).last_seen_at == session.last_seen_at
+        clock.travel(29 * 60)
+        assert (await http.get("/console/")).status_code == 200
+        seen = (await ConsoleSession.get(id=session.id)).last_seen_at
+        assert seen > session.last_seen_at
+        clock.travel(29 * 60)
+        assert (await http.get("/console/")).status_code == 200
+        # ... and thirty minutes without a request end it.
+        clock.travel(30 * 60)
+        assert signed_out(await http.get("/console/"))
+    assert not await ConsoleSession.filter(id=session.id).exists()
+
+
+async def test_twelve_hours_end_the_session_however_busy(console_url: str) -> None:
+    async with browser(console_url) as http:
+        # given
+        await signed_in(http)
+        # when: a request every 25 minutes for 11 hours 40 minutes
+        for _ in range(28):
+            clock.travel(25 * 60)
+            assert (await http.get("/console/")).status_code == 200
+        # then: the twelfth hour ends it all the same
+        clock.travel(25 * 60)
+        assert signed_out(await http.get("/console/"))
+
+
+async def test_forged_and_unknown_cookies_are_signed_out_visitors(
+    console_url: str, app_settings: Settings
+) -> None:
+    # given: a live session, a contractor with an answer, and cookies an attacker could make
+    contractor = await contractor_with_answer(app_settings.secret_key)
+    async with browser(console_url) as staff_http:
+        created = await signed_in(staff_http)
+    stored = await ConsoleSession.get(staff_id=created.staff.id)
+    signer = itsdangerous.TimestampSigner(app_settings.secret_key)
+    the_old_way = signer.sign(base64.b64encode(json.dumps({"staff_id": created.staff.id}).encode()))
+    forged = {
+        "unknown token": secrets.token_urlsafe(32),
+        "the digest kept in the table": stored.token_hash,
+        "signed with the server's key, the way cookies were": the_old_way.decode(),
+        "not a token": "x" * 500,
+    }
+    for what, value in forged.items():
+        async with cookie_client(console_url, value) as attacker:
+            # when: its page's CSRF token is used, as a copied page would give it
+            csrf = csrf_of((await attacker.get("/console/login")).text)
+            page = await attacker.get(f"/console/accounts/{contractor.id}")
+            answers = await reveal(attacker, contractor, csrf)
+        # then
+        assert signed_out(page) and "caller@example.com" not in page.text, what
+        # (a value that is no token at all gets a new one, so its CSRF token fails first)
+        assert signed_out(answers) or answers.status_code == 403, what
+        assert "Rex" not in answers.text, what
+    assert not await AccountEvent.filter(account_id=contractor.id, staff_id__isnull=False).exists()
+
+
+async def test_the_csrf_token_belongs_to_one_session(
+    console_url: str, app_settings: Settings
+) -> None:
+    contractor = await contractor_with_answer(app_settings.secret_key)
+    async with browser(console_url) as first, browser(console_url) as second:
+        # given: the token of the login page, and the token of another staff member's session
+        before_sign_in = csrf_of((await first.get("/console/login")).text)
+        await signed_in(first, name="Fay First")
+        await signed_in(second, name="Sid Second")
+        others = await token(second)
+        # when
+        stale = await reveal(first, contractor, before_sign_in)
+        borrowed = await reveal(first, contractor, others)
+        own = await reveal(first, contractor, await token(first))
+    # then
+    assert [stale.status_code, borrowed.status_code] == [403, 403]
+    assert own.status_code == 200 and "Rex" in own.text
+    events = await AccountEvent.filter(account_id=contractor.id, staff_id__isnull=False)
+    assert [event.staff_name for event in events] == ["Fay First"]
