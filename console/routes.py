@@ -120,7 +120,9 @@ async def email_save(request: Request) -> Response:
     form = await request.form()
     new_email = str(form.get("email", ""))[:300]
     try:
-        await profile.change_email_by_staff(account.id, new_email, actor(request))
+        await profile.change_email_by_staff(
+            request.app.state.settings, account.id, new_email, actor(request)
+        )
     except DomainError as error:
         context = await account_context(
             account, editing_email=True, email_error=error.message, email_value=new_email

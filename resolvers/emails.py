@@ -23,9 +23,17 @@ def valid_email(raw: str, *field: str) -> str:
 
 
 async def check_email_free(
-    email: str, kind: AccountKind, *field: str, exclude_account_id: int | None = None
+    email: str,
+    kind: AccountKind,
+    *field: str,
+    exclude_account_id: int | None = None,
+    proven_only: bool = False,
 ) -> None:
-    """Refuse an email a contractor may not take; agents may share theirs with linked accounts."""
+    """Refuse an email a contractor may not take; agents may share theirs with linked accounts.
+
+    With `proven_only` (the taker holds an invitation to the address), a contractor's
+    unproven claim does not count: it loses the address when the taker signs up.
+    """
     holders = Account.filter(email=email, deleted_at__isnull=True)
     if exclude_account_id is not None:
         holders = holders.exclude(id=exclude_account_id)
@@ -36,5 +44,8 @@ async def check_email_free(
             "This email belongs to a member agent: use another address.",
             path,
         )
-    if await holders.filter(kind=AccountKind.CONTRACTOR).exists():
+    contractors = holders.filter(kind=AccountKind.CONTRACTOR)
+    if proven_only:
+        contractors = contractors.filter(email_verified=True)
+    if await contractors.exists():
         raise DomainError("EMAIL_TAKEN", "An account with this email already exists.", path)

@@ -30,6 +30,8 @@ from settings import Settings
 
 _EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
 MAX_KEY = 128
+# How far in the past a start may be: the phone's clock and the network's delay.
+START_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,13 @@ def _check_window(settings: Settings, starts_at: datetime, ends_at: datetime) ->
         raise DomainError("INVALID_TIME_WINDOW", "The access must end after it starts.", field)
     if ends_at <= clock.now():
         raise DomainError("INVALID_TIME_WINDOW", "The access would already be over.", field)
+    if starts_at < clock.now() - START_SKEW:
+        # Accepted, it would be ACTIVE at once and never revocable: a typo strands the agent.
+        raise DomainError(
+            "INVALID_TIME_WINDOW",
+            "The access cannot start in the past: choose a start from now on.",
+            ["input", "startsAt"],
+        )
     if ends_at - starts_at > timedelta(days=settings.max_grant_days):
         raise DomainError(
             "INVALID_TIME_WINDOW",
@@ -177,11 +186,13 @@ async def _create(
     rec: Recurrence | None,
     key: str | None,
 ) -> Granted:
+    # Only a proven address receives the grant; an unproven claim to it gets an invitation
+    # mailed to the address, like anyone else, and a note saying why nothing arrived.
     contractor = await Account.filter(
-        email=email, kind=AccountKind.CONTRACTOR, deleted_at__isnull=True
+        email=email, kind=AccountKind.CONTRACTOR, email_verified=True, deleted_at__isnull=True
     ).first()
     address = one_line_address(listing)
-    window = f"from {local_time(request.starts_at, zone)} to {local_time(request.ends_at, zone)}"
+    window = _window(request.starts_at, request.ends_at, zone)
     async with in_transaction():
         grant = await Grant.create(
             listing_id=listing.id,
@@ -198,16 +209,11 @@ async def _create(
         )
         if contractor is not None:
             who = contractor.full_name or "your contractor"
-            await post_message(
-                contractor.id,
-                MessageKind.ACCESS_GRANTED,
-                f"Access granted: {address}",
-                f"{agent.full_name} granted you access to the lockbox at {address} {window}.",
-                grant.id,
-            )
+            await _post_granted(contractor.id, agent.full_name, address, window, grant.id)
         else:
             who = "a new contractor (invitation sent)"
             await _invite(settings, agent, email, address, request, zone)
+            await _tell_unproven_claimant(email)
         await post_message(
             agent.id,
             MessageKind.ACCESS_GRANTED,
@@ -217,6 +223,48 @@ async def _create(
         )
     outbox.wake()
     return Granted(grant=grant, invitation_sent=contractor is None)
+
+
+def _window(starts_at: datetime, ends_at: datetime, zone: str) -> str:
+    return f"from {local_time(starts_at, zone)} to {local_time(ends_at, zone)}"
+
+
+async def _post_granted(
+    grantee_id: int, agent_name: str, address: str, window: str, grant_id: int
+) -> None:
+    await post_message(
+        grantee_id,
+        MessageKind.ACCESS_GRANTED,
+        f"Access granted: {address}",
+        f"{agent_name} granted you access to the lockbox at {address} {window}.",
+        grant_id,
+    )
+
+
+async def tell_grantee(grant: Grant, grantee_id: int) -> None:
+    """Inside a transaction: the grantee's ACCESS_GRANTED message for a grant made earlier."""
+    listing = await Listing.get(id=grant.listing_id)  # type: ignore[attr-defined]
+    lockbox = await Lockbox.get(id=grant.lockbox_id)  # type: ignore[attr-defined]
+    agent = await Account.get(id=grant.granted_by_id)  # type: ignore[attr-defined]
+    window = _window(grant.starts_at, grant.ends_at, await zone_of(lockbox))
+    await _post_granted(grantee_id, agent.full_name, one_line_address(listing), window, grant.id)
+
+
+async def _tell_unproven_claimant(email: str) -> None:
+    """An account that claims the address without having proved it learns why nothing came."""
+    claimant = await Account.filter(
+        email=email, kind=AccountKind.CONTRACTOR, email_verified=False, deleted_at__isnull=True
+    ).first()
+    if claimant is None:
+        return
+    await post_message(
+        claimant.id,
+        MessageKind.ACCOUNT,
+        "Confirm your email address to receive access",
+        "A listing agent granted access to your email address. It will appear here once you "
+        "confirm the address: follow the confirmation link we emailed you, or open the "
+        "invitation sent to that address in the app.",
+    )
 
 
 async def _invite(

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.accounts import Account, Verification
 from models.enums import AccountEventKind, AccountKind, ContractorRole
 from models.enums import VerificationPurpose as Purpose
 from notify import outbox
-from resolvers import clock, events, verifications
+from resolvers import clock, email_proof, events, verifications
 from resolvers.auth import check_password_of
 from resolvers.emails import check_email_free, valid_email
 from resolvers.errors import DomainError, invalid_input
 from resolvers.events import SELF, Actor
 from resolvers.phones import normalize_phone
+from settings import Settings
 
 MAX_NAME = 100
 MAX_COMPANY = 200
@@ -97,27 +99,50 @@ async def confirm_phone_change(account: Account, verification_pk: str, code: str
     return await Account.get(id=account.id)
 
 
-async def update_email(account: Account, new_email: str, password: str) -> Account:
+async def update_email(
+    settings: Settings, account: Account, new_email: str, password: str
+) -> Account:
     email = valid_email(new_email, "newEmail")
     await check_password_of(account, password, "password")
-    await _change_email(account, email, SELF)
+    await _change_email(settings, account, email, SELF)
     return await Account.get(id=account.id)
 
 
-async def change_email_by_staff(account_id: int, new_email: str, actor: Actor) -> None:
+async def change_email_by_staff(
+    settings: Settings, account_id: int, new_email: str, actor: Actor
+) -> None:
     """Support's "Edit" on the email: the same rules, no password."""
     account = await Account.get_or_none(id=account_id, deleted_at__isnull=True)
     if account is None:
         raise DomainError("NOT_FOUND", "No such account.")
-    await _change_email(account, valid_email(new_email, "newEmail"), actor)
+    await _change_email(settings, account, valid_email(new_email, "newEmail"), actor)
 
 
-async def _change_email(account: Account, email: str, actor: Actor) -> None:
+async def _change_email(settings: Settings, account: Account, email: str, actor: Actor) -> None:
+    """The new address is unproven until its owner follows the link mailed there; the old
+    address is told, so a change nobody asked for does not go unnoticed."""
     if email == account.email:
         return
     await check_email_free(email, account.kind, "newEmail", exclude_account_id=account.id)
-    async with in_transaction():
-        await Account.filter(id=account.id).update(email=email)
-        # Pending grants to the new address are not linked: the address is not verified,
-        # and claiming someone else's invitations must take more than typing it.
-        await events.record(account, AccountEventKind.EMAIL_CHANGED, "", actor)
+    old = account.email
+    try:
+        async with in_transaction():
+            await Account.filter(id=account.id).update(email=email, email_verified=False)
+            await email_proof.mail_confirmation(settings, account, email)
+            if old:
+                await outbox.email(
+                    old,
+                    "email_changed",
+                    {
+                        "name": account.first_name or "there",
+                        "by_support": actor.staff_id is not None,
+                    },
+                    account_id=account.id,
+                )
+            await events.record(account, AccountEventKind.EMAIL_CHANGED, "", actor)
+    except IntegrityError:
+        # The unique index on contractor addresses: someone took it a moment ago.
+        raise DomainError(
+            "EMAIL_TAKEN", "An account with this email already exists.", ["input", "newEmail"]
+        ) from None
+    outbox.wake()

@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.accounts import Account, Invitation, SecurityAnswer, Verification
-from models.enums import AccountEventKind, AccountKind, AccountStatus, ContractorRole
+from models.enums import AccountEventKind, AccountKind, AccountStatus, ContractorRole, MessageKind
 from models.enums import VerificationPurpose as Purpose
-from models.grants import Grant
 from notify import outbox
-from resolvers import clock, events, verifications
+from resolvers import clock, email_proof, events, verifications
 from resolvers.emails import check_email_free, valid_email
 from resolvers.errors import DomainError, invalid_input
+from resolvers.notifications import post_message
 from resolvers.phones import normalize_phone
 from resolvers.profile import clean_company, clean_name, clean_text
 from resolvers.security import (
@@ -25,6 +26,7 @@ from resolvers.security import (
     seal,
     token_digest,
 )
+from settings import Settings
 
 # After the code is verified, the person has this long to fill in the rest.
 COMPLETION_WINDOW = timedelta(minutes=30)
@@ -44,7 +46,10 @@ async def begin_signup(email: str, phone: str, invitation_token: str | None) -> 
     email = valid_email(email, "email")
     phone = normalize_phone(phone, "phone")
     invitation = await _invitation_for(email, invitation_token)
-    await check_email_free(email, AccountKind.CONTRACTOR, "email")
+    # The invitation proves the address: an unproven claim to it does not stand in the way.
+    await check_email_free(
+        email, AccountKind.CONTRACTOR, "email", proven_only=invitation is not None
+    )
     verification = await verifications.send_code(
         Purpose.SIGNUP,
         phone,
@@ -78,7 +83,7 @@ async def verify_signup_code(verification_pk: str, code: str) -> None:
 
 
 async def complete_signup(
-    secret_key: str,
+    settings: Settings,
     verification_pk: str,
     first_name: str,
     last_name: str,
@@ -98,51 +103,83 @@ async def complete_signup(
     answers = _clean_answers(security_answers)
     _check_open(verification)
     email = verification.email or ""
-    await check_email_free(email, AccountKind.CONTRACTOR)
+    invited = await _still_invited(verification, email)
+    await check_email_free(email, AccountKind.CONTRACTOR, proven_only=invited)
 
     # argon2 is slow on purpose: hash before the transaction, which holds the database.
     password_hash, pin_hash = await hash_secret_async(password), await hash_secret_async(pin)
     sealed = [
-        (question, await hash_secret_async(normalize_answer(answer)), seal(secret_key, answer))
+        (
+            question,
+            await hash_secret_async(normalize_answer(answer)),
+            seal(settings.secret_key, answer),
+        )
         for question, answer in answers
     ]
-    now = clock.now()
-    async with in_transaction():
-        # Conditional: two concurrent completions of one verification make one account.
-        claimed = await Verification.filter(id=verification.id, completed_at__isnull=True).update(
-            completed_at=now
-        )
-        if not claimed:
-            raise DomainError("CODE_EXPIRED", "This signup is already complete.")
-        account = await Account.create(
-            kind=AccountKind.CONTRACTOR,
-            first_name=first_name,
-            last_name=last_name,
-            email=email,
-            phone=verification.phone,
-            status=AccountStatus.ACTIVE,
-            role=role,
-            company=company,
-            password_hash=password_hash,
-            pin_hash=pin_hash,
-        )
-        # Tied to the account, so deleting it also deletes this row and its phone.
-        await Verification.filter(id=verification.id).update(account_id=account.id)
-        await SecurityAnswer.bulk_create(
-            [
-                SecurityAnswer(account=account, question=q, answer_hash=h, answer_sealed=s)
-                for q, h, s in sealed
-            ]
-        )
-        invited = await Invitation.filter(email=email, accepted_at__isnull=True).update(
-            accepted_at=now
-        )
-        linked = await Grant.filter(grantee_email=email, grantee_id__isnull=True).update(
-            grantee=account
-        )
-        detail = "from an invitation" if invited else "without an invitation"
-        await events.record(account, AccountEventKind.SIGNED_UP, f"{detail}; {linked} grant(s)")
+    try:
+        async with in_transaction():
+            # Conditional: two concurrent completions of one verification make one account.
+            claimed = await Verification.filter(
+                id=verification.id, completed_at__isnull=True
+            ).update(completed_at=clock.now())
+            if not claimed:
+                raise DomainError("CODE_EXPIRED", "This signup is already complete.")
+            if invited:
+                await email_proof.release_unproven(email)
+            account = await Account.create(
+                kind=AccountKind.CONTRACTOR,
+                first_name=first_name,
+                last_name=last_name,
+                email=email,
+                phone=verification.phone,
+                status=AccountStatus.ACTIVE,
+                role=role,
+                company=company,
+                password_hash=password_hash,
+                pin_hash=pin_hash,
+            )
+            # Tied to the account, so deleting it also deletes this row and its phone.
+            await Verification.filter(id=verification.id).update(account_id=account.id)
+            await SecurityAnswer.bulk_create(
+                [
+                    SecurityAnswer(account=account, question=q, answer_hash=h, answer_sealed=s)
+                    for q, h, s in sealed
+                ]
+            )
+            await _prove_or_ask(settings, account, email, invited)
+    except IntegrityError:
+        # The unique index on contractor addresses: another signup took it a moment ago.
+        raise DomainError("EMAIL_TAKEN", "An account with this email already exists.") from None
+    outbox.wake()
     return account
+
+
+async def _still_invited(verification: Verification, email: str) -> bool:
+    """Whether the signup began with an invitation to this address that is still open."""
+    if verification.invitation_id is None:
+        return False
+    return await Invitation.filter(
+        id=verification.invitation_id, email=email, accepted_at__isnull=True
+    ).exists()
+
+
+async def _prove_or_ask(settings: Settings, account: Account, email: str, invited: bool) -> None:
+    """Inside the signup: an invitation proves the address; otherwise a link is mailed to it."""
+    if invited:
+        received = await email_proof.prove(account, email)
+        await events.record(
+            account, AccountEventKind.SIGNED_UP, f"from an invitation; {received} grant(s)"
+        )
+        return
+    await email_proof.mail_confirmation(settings, account, email)
+    await post_message(
+        account.id,
+        MessageKind.ACCOUNT,
+        "Confirm your email address",
+        f"We emailed a link to {email}. Follow it to confirm the address is yours: access "
+        "that listing agents grant to this address reaches your account only after that.",
+    )
+    await events.record(account, AccountEventKind.SIGNED_UP, "without an invitation")
 
 
 def _check_open(verification: Verification) -> None:

@@ -42,7 +42,7 @@ async def send_code(
     success the SMS is committed with the row. The caller wakes the outbox.
     """
     now = clock.now()
-    await _check_throttle(purpose, phone, email, account, now)
+    await _check_throttle(purpose, phone, account, now)
     code = new_code(CODE_DIGITS)
     code_hash = await hash_secret_async(code)  # hashed before the transaction: argon2 takes a while
     renewable = await _renewable(purpose, phone, email, account, now)
@@ -85,26 +85,23 @@ def _too_soon() -> DomainError:
     )
 
 
-def _same_person(
-    purpose: VerificationPurpose, phone: str, email: str | None, account: Account | None
-) -> Q:
-    """Rows that count toward the throttles: the same phone, or the same email/account."""
+def _same_person(purpose: VerificationPurpose, phone: str, account: Account | None) -> Q:
+    """Rows that count toward the throttles: the same phone, or the same account.
+
+    Not the same email: the SMS goes to the phone, so that is what a throttle protects; and
+    counting the email would let anyone who types someone's address hold back the signup of
+    the person with the invitation to it, or of someone correcting a mistyped number.
+    """
     who = Q(phone=phone)
-    if email is not None:
-        who |= Q(email=email)
     if account is not None:
         who |= Q(account_id=account.id)
     return Q(who, purpose=purpose)
 
 
 async def _check_throttle(
-    purpose: VerificationPurpose,
-    phone: str,
-    email: str | None,
-    account: Account | None,
-    now: datetime,
+    purpose: VerificationPurpose, phone: str, account: Account | None, now: datetime
 ) -> None:
-    rows = Verification.filter(_same_person(purpose, phone, email, account))
+    rows = Verification.filter(_same_person(purpose, phone, account))
     if await rows.filter(last_sent_at__gt=now - RESEND_INTERVAL).exists():
         raise _too_soon()
     recent = await rows.filter(created_at__gt=now - SEND_WINDOW)

@@ -20,6 +20,7 @@ from settings import Settings
 from tests import pg
 from tests.factories import GraphQLClient
 from tests.live import Live, serve
+from tests.sms_gateway import SmsGateway
 from tests.smtp import SmtpServer
 from tests.sql_count import StatementCounter
 
@@ -85,6 +86,14 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
+def sms() -> Iterator[SmsGateway]:
+    """A real HTTP SMS gateway; a module sends SMS to it with
+    `settings_overrides(sms) -> {"sms_backend": "http", "sms_http_url": sms.url}`."""
+    with SmsGateway() as gateway:
+        yield gateway
+
+
+@pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     """Override with @pytest.mark.parametrize("settings_overrides", [{...}]) per test."""
     return {}
@@ -113,6 +122,13 @@ async def live(app: Starlette) -> AsyncIterator[Live]:
     """The app served by uvicorn on loopback: HTTP for mutations, ws:// for subscriptions."""
     async with serve(app) as served:
         yield served
+
+
+@pytest.fixture
+async def live_gql(live: Live) -> AsyncIterator[GraphQLClient]:
+    """The GraphQL client against the real server on loopback: what an attacker talks to."""
+    async with httpx.AsyncClient(base_url=live.http_url.removesuffix("/graphql")) as client:
+        yield GraphQLClient(client)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -61,12 +60,6 @@ FIRST, LAST = "Zebulon", "Quillfeather"
 PHONE, NEW_PHONE = "+15135550142", "+19375550177"
 # What must not survive, as the text and bytes a search would look for.
 TRACES = [EMAIL, PHONE[2:], NEW_PHONE[2:], FIRST, LAST]
-
-
-@pytest.fixture
-def sms() -> Iterator[SmsGateway]:
-    with SmsGateway() as gateway:
-        yield gateway
 
 
 @pytest.fixture

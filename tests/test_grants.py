@@ -249,6 +249,7 @@ REFUSALS: list[tuple[str, str, list[str] | None]] = [
     ("wrong pin", "INVALID_PIN", ["input", "pin"]),
     ("ends before it starts", "INVALID_TIME_WINDOW", ["input", "endsAt"]),
     ("ends in the past", "INVALID_TIME_WINDOW", ["input", "endsAt"]),
+    ("starts hours ago", "INVALID_TIME_WINDOW", ["input", "startsAt"]),
     ("longer than 30 days", "INVALID_TIME_WINDOW", ["input", "endsAt"]),
     ("an agent's email", "EMAIL_BELONGS_TO_AGENT", ["input", "granteeEmail"]),
     ("not an email", "INVALID_INPUT", ["input", "granteeEmail"]),
@@ -272,6 +273,8 @@ async def _changes_for(case: str, s: Scene) -> dict[str, Any]:
             return _window(3600, -1)
         case "ends in the past":
             return _window(-7200, 1)
+        case "starts hours ago":
+            return _window(-3 * 3600, 5)
         case "longer than 30 days":
             return _window(3600, 30 * 24 + 1)
         case "an agent's email":

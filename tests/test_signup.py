@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -41,17 +40,12 @@ mutation($input: CompleteContractorSignupInput!) {
 }
 """
 ME = """
-{ me { id email phone ... on Contractor { role company } messages { totalCount } } }
+{ me { id email emailVerified phone ... on Contractor { role company }
+       messages { totalCount edges { node { kind title body } } } } }
 """
 EMAIL = "casey@example.com"
 PHONE = "(513) 555-0100"
 E164 = "+15135550100"
-
-
-@pytest.fixture
-def sms() -> Iterator[SmsGateway]:
-    with SmsGateway() as gateway:
-        yield gateway
 
 
 @pytest.fixture
@@ -184,7 +178,12 @@ async def test_whole_signup_from_an_invitation_links_pending_grants(
     me = (await gql(ME, token=token))["me"]
     assert me["role"] == "CLEANER"
     assert me["company"] == "Sparkle Ltd"
-    assert me["messages"] == {"totalCount": 0}
+    # and the grant waiting for the proven address is announced in it
+    assert me["emailVerified"] is True
+    assert me["messages"]["totalCount"] == 1
+    [announced] = me["messages"]["edges"]
+    assert announced["node"]["kind"] == "ACCESS_GRANTED"
+    assert "granted you access" in announced["node"]["body"]
 
 
 async def test_signup_without_invitation_stores_code_hashed_and_expiring(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from models.enums import ContractorRole
-from resolvers import auth, deletion, profile
+from resolvers import auth, deletion, email_proof, profile
 from resolvers.errors import DomainError
 from schema.accounts import Account, account_from_model
 from schema.context import Info
@@ -98,6 +98,26 @@ class DeleteMyAccountPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input
+class ConfirmEmailInput:
+    token: str = strawberry.field(
+        description="The token from the confirmation link mailed to the address, or, signed "
+        "in as a contractor, from an invitation mailed to the account's address."
+    )
+
+
+@strawberry.type
+class ConfirmEmailPayload:
+    account: Account | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class RequestEmailConfirmationPayload:
+    ok: bool
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @strawberry.input(description="deviceId is the Device's node id.")
 class RemoveDeviceInput:
     device_id: strawberry.ID
@@ -150,18 +170,49 @@ class ProfileMutation:
     async def update_email(self, info: Info, input: UpdateEmailInput) -> UpdateEmailPayload:
         account = info.context.require_account()
         try:
-            updated = await profile.update_email(account, input.new_email, input.password)
+            updated = await profile.update_email(
+                info.context.settings, account, input.new_email, input.password
+            )
         except DomainError as error:
             return UpdateEmailPayload(user_errors=user_errors(error))
         return UpdateEmailPayload(account=account_from_model(updated))
+
+    @strawberry.mutation(
+        description="Proves the account's email address; access granted to it then arrives."
+    )
+    async def confirm_email(self, info: Info, input: ConfirmEmailInput) -> ConfirmEmailPayload:
+        try:
+            account = info.context.account
+            if account is not None and not await email_proof.is_confirmation(input.token):
+                confirmed = await email_proof.confirm_with_invitation(account, input.token)
+            else:
+                confirmed = await email_proof.confirm_email(input.token)
+        except DomainError as error:
+            return ConfirmEmailPayload(user_errors=user_errors(error))
+        # The link may be followed signed out, or signed in as someone else: say only whose
+        # address it was to the account itself.
+        mine = account is not None and account.id == confirmed.id
+        return ConfirmEmailPayload(account=account_from_model(confirmed) if mine else None)
+
+    @strawberry.mutation(
+        description="Mails a new confirmation link to the account's unproven email address."
+    )
+    async def request_email_confirmation(self, info: Info) -> RequestEmailConfirmationPayload:
+        account = info.context.require_account()
+        try:
+            await email_proof.request_confirmation(info.context.settings, account)
+        except DomainError as error:
+            return RequestEmailConfirmationPayload(ok=False, user_errors=user_errors(error))
+        return RequestEmailConfirmationPayload(ok=True)
 
     @strawberry.mutation
     async def change_password(
         self, info: Info, input: ChangePasswordInput
     ) -> ChangePasswordPayload:
-        account = info.context.require_account()
         try:
-            await auth.change_password(account, input.current_password, input.new_password)
+            await auth.change_password(
+                info.context.require_auth(), input.current_password, input.new_password
+            )
         except DomainError as error:
             return ChangePasswordPayload(ok=False, user_errors=user_errors(error))
         return ChangePasswordPayload(ok=True)
@@ -172,7 +223,7 @@ class ProfileMutation:
     async def set_pin(self, info: Info, input: SetPinInput) -> SetPinPayload:
         account = info.context.require_account()
         try:
-            info.context.rate_limit("pin")
+            await info.context.rate_limit("pin", account=str(account.id))
             await auth.set_pin(account, input.password, input.new_pin)
         except DomainError as error:
             return SetPinPayload(ok=False, user_errors=user_errors(error))

@@ -90,7 +90,7 @@ class SignupMutation:
         self, info: Info, input: BeginContractorSignupInput
     ) -> BeginContractorSignupPayload:
         try:
-            info.context.rate_limit("signupCode")
+            await info.context.rate_limit("signupCode", phone=input.phone, email=input.email)
             verification = await signup.begin_signup(
                 input.email, input.phone, input.invitation_token
             )
@@ -103,7 +103,7 @@ class SignupMutation:
         self, info: Info, input: VerifySignupCodeInput
     ) -> VerifySignupCodePayload:
         try:
-            info.context.rate_limit("signupCode")
+            await info.context.rate_limit("signupCode")
             await signup.verify_signup_code(verification_pk(input.verification_id), input.code)
         except DomainError as error:
             return VerifySignupCodePayload(ok=False, user_errors=user_errors(error))
@@ -116,7 +116,7 @@ class SignupMutation:
         answers = [signup.SecurityAnswerIn(a.question, a.answer) for a in input.security_answers]
         try:
             account = await signup.complete_signup(
-                info.context.settings.secret_key,
+                info.context.settings,
                 verification_pk(input.verification_id),
                 first_name=input.first_name,
                 last_name=input.last_name,
