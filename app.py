@@ -60,7 +60,11 @@ class KeybinGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.pubsub = pubsub
-        self.limiter = RateLimiter(settings.rate_limit_per_minute)
+        self.limiter = RateLimiter(
+            settings.secret_key,
+            settings.rate_limit_per_minute,
+            settings.rate_limit_per_account_per_minute,
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -36,8 +36,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(prepare())
     app = create_app(settings, serving=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **proxy_options(settings))
     return 0
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn trusts X-Forwarded-For from loopback unless told otherwise, so any local
+    client could name its own address: only TRUSTED_PROXIES may, and with none nobody."""
+    trusted = list(settings.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
 
 
 async def _migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -45,6 +46,10 @@ class Settings:
     device_limit: int = 5
     max_grant_days: int = 30
     rate_limit_per_minute: int = 300
+    # Per login, phone number, email or account, whatever address the attempts come from.
+    rate_limit_per_account_per_minute: int = 20
+    # Peers whose X-Forwarded-For names the client (addresses or networks); none by default.
+    trusted_proxies: tuple[str, ...] = ()
     env: str = "development"
     # Outbox dispatcher pacing; tests shorten these.
     outbox_poll_seconds: float = 1.0
@@ -124,6 +129,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         device_limit=int(get("DEVICE_LIMIT", "5")),
         max_grant_days=int(get("MAX_GRANT_DAYS", "30")),
         rate_limit_per_minute=int(get("RATE_LIMIT_PER_MINUTE", "300")),
+        rate_limit_per_account_per_minute=int(get("RATE_LIMIT_PER_ACCOUNT_PER_MINUTE", "20")),
+        trusted_proxies=parse_trusted_proxies(get("TRUSTED_PROXIES", "")),
         env=get("KEYBIN_ENV", "development"),
         outbox_claim_seconds=float(get("KEYBIN_OUTBOX_CLAIM_SECONDS", "60")),
         keybin_data_dir=get("KEYBIN_DATA_DIR", ""),
@@ -139,6 +146,27 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         apns_ca_file=get("APNS_CA_FILE", ""),
     )
     return finalize(settings)
+
+
+def parse_trusted_proxies(value: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, each written the one way uvicorn reads it.
+
+    Anything else is refused: uvicorn would take it as a literal host name that never
+    matches, and the operator would believe the proxy trusted."""
+    trusted: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            if "/" in item:
+                trusted.append(str(ipaddress.ip_network(item, strict=False)))
+            else:
+                trusted.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ConfigurationError(
+                f"TRUSTED_PROXIES: {item!r} is not an IP address or network"
+            ) from None
+    return tuple(trusted)
 
 
 def finalize(settings: Settings) -> Settings:

@@ -46,16 +46,21 @@ class Context:
             raise unauthenticated()
         return self.auth
 
-    def rate_limit(self, action: str) -> None:
-        """Raise TOO_MANY_ATTEMPTS (a DomainError) past the per-address limit."""
+    async def rate_limit(self, action: str, **subjects: str) -> None:
+        """Raise TOO_MANY_ATTEMPTS (a DomainError) past the limit for the client address or
+        for any subject (login=, email=, phone=, account=), counted across instances."""
         if self.limiter is not None:
-            self.limiter.hit(action, self.client_address)
+            await self.limiter.hit(action, self.client_address, **subjects)
 
     @property
     def client_address(self) -> str | None:
+        """The peer, or the client a trusted proxy named: uvicorn settles it from
+        X-Forwarded-For only for TRUSTED_PROXIES (`keybin serve`); nothing reads that raw."""
         answers.depends_on_client()
         client = self.request.client
-        return client.host if client else None
+        # Cut to the event log's column: a proxy passing a long header through must not
+        # turn a failed sign-in into a database error.
+        return client.host[:64] if client else None
 
 
 Info = strawberry.Info[Context, None]

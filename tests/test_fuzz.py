@@ -86,6 +86,7 @@ def test_fuzzing_finds_no_server_error(settings: Settings, tmp_path: Path, who: 
         # masking on, introspection on (schemathesis reads the schema)
         "KEYBIN_ENV": "staging",
         "RATE_LIMIT_PER_MINUTE": "100000",
+        "RATE_LIMIT_PER_ACCOUNT_PER_MINUTE": "100000",
     }
     with keybin_server(env, log=log) as (base, _):
         login = {"agent": agent_login, "contractor": contractor_login}.get(who)

@@ -58,6 +58,7 @@ def _env(settings: Settings, smtp: SmtpServer | None = None) -> dict[str, str]:
         "DATABASE_URL": settings.database_url,
         "SECRET_KEY": settings.secret_key,
         "RATE_LIMIT_PER_MINUTE": "100000",
+        "RATE_LIMIT_PER_ACCOUNT_PER_MINUTE": "100000",
         # a row claimed by a killed process is taken over after this long
         "KEYBIN_OUTBOX_CLAIM_SECONDS": "3",
     }

@@ -11,6 +11,7 @@ import pytest
 from tortoise import Tortoise
 
 import db
+from cli import proxy_options
 from settings import ConfigurationError, from_env
 from tests.conftest import POSTGRES_URL
 
@@ -20,6 +21,8 @@ def test_defaults_and_a_secret_kept_beside_the_database(tmp_path: Path) -> None:
     first, second = from_env(env), from_env(env)
     assert first.device_limit == 5 and first.max_grant_days == 30
     assert first.rate_limit_per_minute == 300 and first.env == "development"
+    assert first.rate_limit_per_account_per_minute == 20
+    assert first.trusted_proxies == ()
     assert first.answer_cache is True
     assert len(first.secret_key) >= 32
     assert first.secret_key == second.secret_key
@@ -58,6 +61,8 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
         ({"KEYBIN_ENV": "production", "SECRET_KEY": "s" * 40}, "SMTP_HOST"),
         ({"SMS_BACKEND": "http"}, "SMS_HTTP_URL"),
         ({"SMS_BACKEND": "pigeon"}, "SMS_BACKEND"),
+        ({"TRUSTED_PROXIES": "10.0.0.1, proxy.internal"}, "TRUSTED_PROXIES"),
+        ({"TRUSTED_PROXIES": "*"}, "TRUSTED_PROXIES"),
     ],
 )
 def test_unsafe_or_incomplete_settings_are_refused(
@@ -66,6 +71,29 @@ def test_unsafe_or_incomplete_settings_are_refused(
     with pytest.raises(ConfigurationError, match=complaint):
         from_env({"DATABASE_URL": f"sqlite://{tmp_path}/k.sqlite3", **env})
     assert not (tmp_path / "keybin.secret").exists() or "SECRET_KEY" not in env
+
+
+def test_trusted_proxies_are_addresses_or_networks_handed_to_uvicorn(tmp_path: Path) -> None:
+    # given proxies written with spaces, an IPv6 address and a network with host bits
+    env = {
+        "DATABASE_URL": f"sqlite://{tmp_path}/k.sqlite3",
+        "TRUSTED_PROXIES": " 10.0.0.7 ,::1, 10.1.2.3/16,",
+        "RATE_LIMIT_PER_ACCOUNT_PER_MINUTE": "7",
+    }
+    # when read
+    settings = from_env(env)
+    # then each is written the way uvicorn matches it, and `keybin serve` trusts those only
+    assert settings.trusted_proxies == ("10.0.0.7", "::1", "10.1.0.0/16")
+    assert settings.rate_limit_per_account_per_minute == 7
+    assert proxy_options(settings) == {
+        "proxy_headers": True,
+        "forwarded_allow_ips": ["10.0.0.7", "::1", "10.1.0.0/16"],
+    }
+    # and with none, X-Forwarded-For is not read at all (not even from loopback)
+    assert proxy_options(from_env({"DATABASE_URL": env["DATABASE_URL"]})) == {
+        "proxy_headers": False,
+        "forwarded_allow_ips": [],
+    }
 
 
 def test_keybin_migrate_then_the_pragmas(tmp_path: Path) -> None:

@@ -69,7 +69,8 @@ class AuthMutation:
     @strawberry.mutation
     async def sign_in(self, info: Info, input: SignInInput) -> SignInPayload:
         try:
-            info.context.rate_limit("signIn")
+            # The login as typed, never the account: a refusal must not tell whether it exists.
+            await info.context.rate_limit("signIn", login=input.login)
             signed_in = await auth.sign_in(
                 info.context.settings,
                 input.login,
@@ -93,7 +94,7 @@ class AuthMutation:
         self, info: Info, input: RequestPasswordResetInput
     ) -> RequestPasswordResetPayload:
         try:
-            info.context.rate_limit("requestPasswordReset")
+            await info.context.rate_limit("requestPasswordReset", login=input.login)
         except DomainError as error:
             return RequestPasswordResetPayload(ok=False, user_errors=user_errors(error))
         await auth.request_password_reset(info.context.settings, input.login)

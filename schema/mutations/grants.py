@@ -102,7 +102,7 @@ class GrantMutation:
                 recurrence=recurrence,
                 idempotency_key=input.idempotency_key,
             )
-            info.context.rate_limit("pin")
+            await info.context.rate_limit("pin", account=str(agent.id))
             granted = await grant_ops.grant_access(info.context.settings, agent, request)
         except DomainError as error:
             return GrantAccessPayload(user_errors=user_errors(error))
@@ -127,7 +127,7 @@ class GrantMutation:
         agent = require_agent(info)
         try:
             pk = parse_pk(input.lockbox_id, ("Lockbox",), "lockboxId")
-            info.context.rate_limit("pin")
+            await info.context.rate_limit("pin", account=str(agent.id))
             issued = await code_ops.generate_one_day_code(
                 agent, pk, input.date, input.pin, input.issued_to
             )
