@@ -20,6 +20,7 @@ from tortoise import Tortoise
 
 import db
 from console import create_console
+from models.enums import AccountStatus
 from notify.dispatcher import Dispatcher
 from notify.pg_pubsub import PostgresPubSub
 from notify.pubsub import PubSub
@@ -30,8 +31,8 @@ from resolvers.scheduler import StartingNotifier
 from schema import answers
 from schema.answers import AnswerCache, versions_for
 from schema.context import Context
-from schema.live import LiveTransportHandler
 from schema.schema import KeybinSchema, build_schema
+from schema.transport import SessionTransportHandler
 from settings import Settings, from_env
 from web.reset import reset_page
 
@@ -48,7 +49,7 @@ def bearer_token(value: str | None) -> str | None:
 class KeybinGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with keybin's context and WebSocket authentication."""
 
-    graphql_transport_ws_handler_class = LiveTransportHandler
+    graphql_transport_ws_handler_class = SessionTransportHandler
 
     def __init__(self, settings: Settings, pubsub: PubSub) -> None:
         super().__init__(
@@ -97,6 +98,9 @@ class KeybinGraphQL(GraphQL[Context, None]):
         auth = await authenticate(token) if token else None
         if auth is None:
             raise ConnectionRejectionError({"message": "Invalid token"})
+        if auth.account.status != AccountStatus.ACTIVE:
+            # Signed in, but nothing live for an account that is not ACTIVE (closed with 4403).
+            raise ConnectionRejectionError({"message": "Account not active"})
         context.auth = auth
         return None
 

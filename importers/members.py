@@ -11,13 +11,13 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from importers import bulk
 from importers.report import ImportReport, RowError
 from importers.sources import batched, json_object, optional, required, reso_values
 from models.accounts import Account, AccountEvent
 from models.enums import AccountEventKind, AccountKind, AccountStatus
+from notify import sessions
 from resolvers.errors import DomainError
 from resolvers.phones import normalize_phone
 
@@ -120,9 +120,12 @@ async def import_members(path: Path, report: ImportReport) -> ImportReport:
 async def _write(members: Mapping[Key, Member], report: ImportReport) -> tuple[int, int]:
     for attempt in range(1, ATTEMPTS + 1):
         left_alone: list[Member] = []
+        leaving: list[int] = []
         try:
-            async with in_transaction() as db:
-                created, updated = await _upsert(db, members, left_alone)
+            async with sessions.ending() as ending:
+                created, updated = await _upsert(ending.db, members, left_alone, leaving)
+                # Their open subscriptions close (on every instance) once this commits.
+                ending.not_active(leaving)
         except IntegrityError:
             # Another writer took a Key ID or an agent meanwhile: plan the batch again.
             if attempt == ATTEMPTS:
@@ -135,9 +138,13 @@ async def _write(members: Mapping[Key, Member], report: ImportReport) -> tuple[i
 
 
 async def _upsert(
-    db: BaseDBAsyncClient, members: Mapping[Key, Member], left_alone: list[Member]
+    db: BaseDBAsyncClient,
+    members: Mapping[Key, Member],
+    left_alone: list[Member],
+    leaving: list[int],
 ) -> tuple[int, int]:
-    """Write one batch; returns (created, updated) and lists rows it would not apply."""
+    """Write one batch; returns (created, updated), lists rows it would not apply and the
+    accounts it takes out of ACTIVE."""
     if not members:
         return 0, 0
     found = await Account.filter(
@@ -164,6 +171,8 @@ async def _upsert(
             for name, old in zip(ROSTER_FIELDS, row[4:], strict=True)
             if _stored(old) != roster[name]
         ]
+        if "status" in differences and row[4 + ROSTER_FIELDS.index("status")] == "ACTIVE":
+            leaving.append(row[0])
         if differences:
             changes.append([*roster.values(), row[0]])
             events.append(_event(row[0], "roster update: " + ", ".join(differences)))

@@ -9,6 +9,7 @@ import logging
 import asyncpg
 from tortoise import Tortoise
 
+from notify import sessions
 from notify.pubsub import PubSub
 from notify.tasks import stop_task
 
@@ -26,7 +27,8 @@ class PostgresPubSub(PubSub):
     """Publishes with NOTIFY; every instance's listener hands events to its local subscribers.
 
     The payload is only "account_id:message_id" (NOTIFY payloads stay far under 8000
-    bytes); subscribers re-read the message and re-check it is theirs.
+    bytes); subscribers re-read the message and re-check it is theirs. Ended sessions come
+    on a channel of their own (notify/sessions.py) and close this instance's connections.
     """
 
     def __init__(self, database_url: str) -> None:
@@ -61,15 +63,21 @@ class PostgresPubSub(PubSub):
 
     async def _listen_forever(self) -> None:
         backoff = 0.2
+        reconnecting = False
         while not self._stopping.is_set():
             self._lost = lost = asyncio.Event()
             try:
                 self._connection = await asyncpg.connect(self.dsn)
                 self._connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await self._connection.add_listener(CHANNEL, self._on_notify)
+                await self._connection.add_listener(sessions.CHANNEL, self._on_sessions_ended)
                 log.info("listening for messages on PostgreSQL channel %s", CHANNEL)
                 self.listening.set()
                 backoff = 0.2
+                if reconnecting:
+                    # Sessions may have ended while nobody listened.
+                    self.connections.recheck_soon()
+                reconnecting = True
                 await lost.wait()
                 if not self._stopping.is_set():
                     log.warning("pub/sub listener connection lost, reconnecting")
@@ -93,3 +101,7 @@ class PostgresPubSub(PubSub):
         account, _, message = payload.partition(":")
         if account.isdigit() and message.isdigit():
             self.deliver_local(int(account), int(message))
+
+    def _on_sessions_ended(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        for ended in sessions.decode(payload):
+            self.connections.end(ended)

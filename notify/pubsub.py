@@ -1,4 +1,5 @@
-"""Live events for subscriptions: account id -> bounded queues of new message ids."""
+"""Live events for subscriptions: account id -> bounded queues of new message ids; and the
+open connections that ended sessions close."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
+
+from notify import sessions
+from notify.connections import OpenConnections, SqliteWatch
 
 log = logging.getLogger("keybin.pubsub")
 
@@ -22,16 +26,26 @@ class Inbox(Protocol):
 
 
 class PubSub:
-    """In-process fan-out. A PostgreSQL backend extends it to several instances."""
+    """In-process fan-out (SQLite). A PostgreSQL backend extends it to several instances.
+
+    Sessions this process ends close its connections right after the commit; those another
+    process ends (the command line), once the watch notices its commit."""
 
     def __init__(self) -> None:
         self._queues: dict[int, set[Inbox]] = defaultdict(set)
+        self.connections = OpenConnections()
+        self._watch: SqliteWatch | None = None
 
     async def start(self) -> None:
-        return None
+        sessions.listen_here(self.connections)
+        self._watch = SqliteWatch(self.connections)
+        self._watch.start()
 
     async def stop(self) -> None:
-        return None
+        sessions.stop_listening_here(self.connections)
+        if self._watch is not None:
+            await self._watch.stop()
+            self._watch = None
 
     async def publish(self, account_id: int, message_id: int) -> None:
         self.deliver_local(account_id, message_id)

@@ -31,9 +31,12 @@ def _page(query: QuerySet[AccessEvent], position: Position | None) -> QuerySet[A
 
 
 def visible_to(account: Account) -> Q:
-    """Agents: uses of the lockboxes they hold or on their listings. Contractors: their own."""
+    """Agents: uses at their listings, and uses of the lockboxes they hold made off any
+    listing. Contractors: their own. A lockbox changes hands: its uses at the previous
+    holder's listings stay that agent's record."""
     if account.kind == AccountKind.AGENT:
-        return Q(lockbox__assigned_to_id=account.id) | Q(listing__agent_id=account.id)
+        off_listing = Q(listing_id__isnull=True, lockbox__assigned_to_id=account.id)
+        return Q(listing__agent_id=account.id) | off_listing
     return Q(actor_id=account.id)
 
 
@@ -72,5 +75,8 @@ async def count_events_of_listings(listing_ids: Collection[int]) -> dict[int, in
     return {int(r["listing_id"]): int(r["n"]) for r in rows}
 
 
-async def events_of_grants(grant_ids: Collection[int]) -> list[AccessEvent]:
-    return await AccessEvent.filter(grant_id__in=list(grant_ids)).order_by("-occurred_at", "-id")
+async def events_of_grants(grant_ids: Collection[int], reader: Account) -> list[AccessEvent]:
+    """The grants' uses the reader may see (`visible_to`), newest first."""
+    return await AccessEvent.filter(visible_to(reader), grant_id__in=list(grant_ids)).order_by(
+        "-occurred_at", "-id"
+    )

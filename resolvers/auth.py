@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 from models.accounts import MAX_DEVICE_ID, Account, Device, PasswordReset, PushToken, Session
 from models.enums import AccountEventKind
 from models.prepared import get_with_related
-from notify import outbox
+from notify import outbox, sessions
 from resolvers import clock, events
 from resolvers.errors import DomainError, invalid_input
 from resolvers.events import SELF, Actor
@@ -166,22 +166,25 @@ async def authenticate(token: str) -> Authenticated | None:
 
 
 async def sign_out(auth: Authenticated) -> None:
-    async with in_transaction():
+    async with sessions.ending() as ending:
         # Signing out of a device stops pushes to it as well.
         await PushToken.filter(device_id=auth.session.device_id).delete()  # type: ignore[attr-defined]
         await Session.filter(id=auth.session.id).delete()
         await events.record(auth.account, AccountEventKind.SIGNED_OUT)
+        ending.sessions(auth.account.id, [auth.session.id])
 
 
 async def remove_device(account: Account, device_pk: int, actor: Actor = SELF) -> None:
     device = await Device.get_or_none(id=device_pk, account=account)
     if device is None:
         raise DomainError("NOT_FOUND", "No such device on this account.", ["input", "deviceId"])
-    async with in_transaction():
+    async with sessions.ending() as ending:
+        signed_in = [s.id for s in await Session.filter(device_id=device.id).only("id")]
         await device.delete()  # sessions and push tokens go with it
         await events.record(
             account, AccountEventKind.DEVICE_REMOVED, f"device {device.name}", actor
         )
+        ending.sessions(account.id, signed_in)
 
 
 async def request_password_reset(settings: Settings, login: str) -> None:
@@ -192,11 +195,16 @@ async def request_password_reset(settings: Settings, login: str) -> None:
     for account in await accounts_for_login(login):
         if not account.email:
             continue
+        # A burst of requests sends one mail; a link already used (or expired) holds
+        # nothing back.
         recent = await PasswordReset.filter(
-            account=account, created_at__gte=now - RESET_THROTTLE
+            account=account,
+            created_at__gte=now - RESET_THROTTLE,
+            used_at__isnull=True,
+            expires_at__gt=now,
         ).exists()
         if recent:
-            continue  # a burst of requests sends one mail
+            continue
         token = new_token()
         async with in_transaction():
             await PasswordReset.create(
@@ -223,25 +231,45 @@ async def reset_password(token: str, new_password: str) -> Account:
     if reset is None or reset.used_at is not None or reset.expires_at <= now:
         raise DomainError("INVALID_TOKEN", "This reset link is invalid or has expired.")
     password_hash = await hash_secret_async(new_password)  # before the transaction: slow
-    async with in_transaction():
+    account_id: int = reset.account_id  # type: ignore[attr-defined]
+    async with sessions.ending() as ending:
         # Conditional update: two concurrent uses of one link, only one succeeds.
         used = await PasswordReset.filter(id=reset.id, used_at__isnull=True).update(used_at=now)
         if not used:
             raise DomainError("INVALID_TOKEN", "This reset link has already been used.")
-        await Account.filter(id=reset.account_id).update(  # type: ignore[attr-defined]
+        await Account.filter(id=account_id).update(
             password_hash=password_hash, failed_logins=0, locked_until=None
         )
-        await Session.filter(account_id=reset.account_id).delete()  # type: ignore[attr-defined]
-        await events.record(reset.account_id, AccountEventKind.PASSWORD_RESET)  # type: ignore[attr-defined]
-    return await Account.get(id=reset.account_id)  # type: ignore[attr-defined]
+        # Whoever knew the old password is signed out everywhere, pushes to their devices too.
+        await _end_sessions(ending, account_id)
+        await events.record(account_id, AccountEventKind.PASSWORD_RESET)
+    return await Account.get(id=account_id)
 
 
-async def change_password(account: Account, current: str, new_password: str) -> None:
+async def _end_sessions(
+    ending: sessions.Ending, account_id: int, except_session: Session | None = None
+) -> None:
+    """End the account's sessions (but one) and stop pushes to the devices signed out."""
+    signed_out = Session.filter(account_id=account_id)
+    devices = Device.filter(account_id=account_id)
+    if except_session is not None:
+        signed_out = signed_out.exclude(id=except_session.id)
+        devices = devices.exclude(id=except_session.device_id)  # type: ignore[attr-defined]
+    device_ids = await devices.values_list("id", flat=True)
+    await PushToken.filter(device_id__in=device_ids).delete()
+    await signed_out.delete()
+    ending.account(account_id, except_session.id if except_session else None)
+
+
+async def change_password(auth: Authenticated, current: str, new_password: str) -> None:
+    """Every other session of the account ends: the one that asked stays signed in."""
+    account = auth.account
     await check_password_of(account, current, "currentPassword")
     check_password_policy(new_password, "newPassword")
     password_hash = await hash_secret_async(new_password)
-    async with in_transaction():
+    async with sessions.ending() as ending:
         await Account.filter(id=account.id).update(password_hash=password_hash)
+        await _end_sessions(ending, account.id, except_session=auth.session)
         await events.record(account, AccountEventKind.PASSWORD_CHANGED)
 
 

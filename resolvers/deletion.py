@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
 from models.accounts import (
     Account,
@@ -22,6 +21,7 @@ from models.enums import AccountEventKind, AccountStatus
 from models.grants import Grant
 from models.messages import Message
 from models.outbox import OutboxMessage
+from notify import sessions
 from resolvers import clock, events
 from resolvers.auth import check_password_of
 from resolvers.errors import DomainError
@@ -47,7 +47,7 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
     device_ids = await Device.filter(account_id=account.id).values_list("id", flat=True)
     push_tokens = await PushToken.filter(device_id__in=device_ids).values_list("token", flat=True)
     now = clock.now()
-    async with in_transaction():
+    async with sessions.ending() as ending:
         its_grants = Q(grantee_id=account.id) | Q(grantee_email__in=emails)
         # Future visits are cancelled; ones under way or past stay in the history.
         await Grant.filter(its_grants, starts_at__gt=now, revoked_at__isnull=True).update(
@@ -62,6 +62,7 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
         await SecurityAnswer.filter(account_id=account.id).delete()
         await PushToken.filter(device_id__in=device_ids).delete()
         await Session.filter(account_id=account.id).delete()
+        ending.account(account.id)  # its open subscriptions close at commit
         await Device.filter(account_id=account.id).delete()
         await Message.filter(account_id=account.id).delete()
         recipients = [*emails, *phones, *(str(t) for t in push_tokens)]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry.extensions.field_extension import FieldExtension
+from strawberry.permission import BasePermission, PermissionExtension
 
 import schema.enums  # noqa: F401  (registers the enums used below)
 from models.accounts import Account as AccountModel
 from models.enums import AccountKind, AccountStatus, ContractorRole
 from resolvers import messages as message_ops
+from resolvers import visibility
 from schema.base import Node, build_connection, check_first, decode_cursor
 from schema.context import Info
 from schema.ids import to_global_id
@@ -36,14 +39,40 @@ class LinkedAccount:
     status: AccountStatus
 
 
+class OwnAccount(BasePermission):
+    """Details only the account itself reads; anyone else who reaches it through a grant,
+    listing, lockbox or access event is told FORBIDDEN (resolvers/visibility.py)."""
+
+    message = "Not allowed."
+    error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012  (as BasePermission declares it)
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return visibility.reads_own(source.pk, source.seen_by)
+
+
+def own(nullable: bool = False) -> list[FieldExtension]:
+    """The field is its account's own: a nullable one reads as null for anyone else."""
+    # No schema directive: the exported schema stays the contract's; the README has the table.
+    return [
+        PermissionExtension(
+            permissions=[OwnAccount()], use_directives=False, fail_silently=nullable
+        )
+    ]
+
+
 @strawberry.interface(description="A signed-in person: a member agent or a contractor.")
 class Account(Node):
     pk: strawberry.Private[int]
+    # Who reads this object: its own pk when shown to itself (me, node, its own mutations);
+    # the reader's when reached from another object; None for an anonymous reader.
+    seen_by: strawberry.Private[int | None]
     first_name: str
     last_name: str
-    email: str
-    phone: str | None = strawberry.field(description="E.164, e.g. +15135550100")
-    status: AccountStatus
+    email: str = strawberry.field(extensions=own())
+    phone: str | None = strawberry.field(
+        description="E.164, e.g. +15135550100", extensions=own(nullable=True)
+    )
+    status: AccountStatus = strawberry.field(extensions=own())
 
     @strawberry.field
     async def messages(
@@ -92,12 +121,14 @@ class Account(Node):
 @strawberry.type(description="A member agent (REALTOR) of an association or MLS.")
 class Agent(Account):
     key_id: str = strawberry.field(
-        description="The 9-digit Key ID the agent signs in and calls support with."
+        description="The 9-digit Key ID the agent signs in and calls support with.",
+        extensions=own(),
     )
     association: str
 
     @strawberry.field(
-        description="The person's other agent accounts; switching means signing in to that one."
+        description="The person's other agent accounts; switching means signing in to that one.",
+        extensions=own(),
     )
     async def linked_accounts(self, info: Info) -> list[LinkedAccount]:
         if not self.email:
@@ -150,8 +181,21 @@ class Contractor(Account):
 
 
 def account_from_model(row: AccountModel) -> Agent | Contractor:
+    """The account as it sees itself: `me`, `node` and its own mutations' payloads."""
+    return _account(row, seen_by=row.id)
+
+
+def account_seen_by(row: AccountModel, info: Info) -> Agent | Contractor:
+    """Another object's account (a grant's agent or grantee, a listing's agent, a lockbox's
+    holder, an access event's actor) as the signed-in reader sees it."""
+    reader = info.context.account
+    return _account(row, seen_by=reader.id if reader else None)
+
+
+def _account(row: AccountModel, seen_by: int | None) -> Agent | Contractor:
     common = {
         "pk": row.id,
+        "seen_by": seen_by,
         "first_name": row.first_name,
         "last_name": row.last_name,
         "email": row.email or "",

@@ -71,6 +71,8 @@ class Bail(Exception):
 
 
 Completer = Callable[[Any, "CompiledExecutor", "FieldStep"], Any]
+# An object type's name and the identities of the field nodes whose selections it plans.
+SubplanKey = tuple[str, tuple[int, ...]]
 
 
 class FieldStep:
@@ -198,7 +200,10 @@ class Compiler:
 
     def __init__(self, ex: CompiledExecutor) -> None:
         self.ex = ex
-        self.subplans: dict[tuple[str, int], ObjectPlan] = {}
+        # Keyed by the selection's field nodes, which the entry keeps alive: never by id() of
+        # a list made while compiling, which is freed once planned and whose address a later
+        # list (another selection) may be given.
+        self.subplans: dict[SubplanKey, tuple[tuple[FieldNode, ...], ObjectPlan]] = {}
         strawberry_schema = ex.strawberry_schema
         # Exception handlers live in Strawberry's wrapper: with any, it must stay.
         self.direct_calls = strawberry_schema is not None and not getattr(
@@ -297,9 +302,10 @@ class Compiler:
         raise NotCompilable(f"type {return_type}")
 
     def subplan(self, object_type: GraphQLObjectType, details: list[FieldDetails]) -> ObjectPlan:
-        key = (object_type.name, id(details))
-        plan = self.subplans.get(key)
-        if plan is None:
+        nodes = tuple(detail.node for detail in details)
+        key = (object_type.name, tuple(map(id, nodes)))
+        found = self.subplans.get(key)
+        if found is None:
             grouped, deferred, forbidden = collect_subfields(
                 self.ex.schema,
                 self.ex.fragments,
@@ -310,8 +316,8 @@ class Compiler:
             )
             if deferred or forbidden:
                 raise NotCompilable("@defer or @stream")
-            plan = self.subplans[key] = self.object_plan(object_type, grouped)
-        return plan
+            found = self.subplans[key] = (nodes, self.object_plan(object_type, grouped))
+        return found[1]
 
     def abstract_completer(
         self, abstract: GraphQLAbstractType, details: list[FieldDetails]

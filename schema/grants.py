@@ -15,10 +15,11 @@ from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
 from models.access import AccessEvent as AccessEventModel
+from models.accounts import Account as AccountModel
 from models.enums import AccessMethod, AccessOutcome
 from models.grants import Grant as GrantModel
 from resolvers import access_log as log_ops
-from resolvers import clock
+from resolvers import clock, visibility
 from resolvers import grants as grant_ops
 from resolvers.access_log import Position
 from schema.base import (
@@ -118,29 +119,30 @@ class Grant(Node):
 
     @strawberry.field
     async def granted_by(self, info: Info) -> Annotated[Agent, strawberry.lazy("schema.accounts")]:
-        from models.accounts import Account as AccountModel
-        from schema.accounts import account_from_model
+        from schema.accounts import account_seen_by
 
+        # Non-null in the contract: an agent deleted since still answers, by now nameless.
         row = await info.context.loaders.by_id(AccountModel).load(self.row.granted_by_id)  # type: ignore[attr-defined]
-        return account_from_model(row)  # type: ignore[arg-type,return-value]
+        return account_seen_by(row, info)  # type: ignore[arg-type,return-value]
 
     @strawberry.field(description="Null until the invited person has created an account.")
     async def grantee(
         self, info: Info
     ) -> Annotated[Contractor, strawberry.lazy("schema.accounts")] | None:
-        from models.accounts import Account as AccountModel
-        from schema.accounts import Contractor, account_from_model
+        from schema.accounts import Contractor, account_seen_by
 
         grantee_id = self.row.grantee_id  # type: ignore[attr-defined]
         if grantee_id is None:
             return None
-        row = await info.context.loaders.by_id(AccountModel).load(grantee_id)
-        account = account_from_model(row) if row else None
+        row = visibility.still_exists(
+            await info.context.loaders.by_id(AccountModel).load(grantee_id)
+        )
+        account = account_seen_by(row, info) if row else None
         return account if isinstance(account, Contractor) else None
 
     @strawberry.field
     async def access_events(self, info: Info) -> list[AccessEvent]:
-        rows = await _events_by_grant(info).load(self.pk)
+        rows = await _events_by_grant(info, info.context.require_account()).load(self.pk)
         return [AccessEvent.from_model(r) for r in rows]
 
     @classmethod
@@ -209,14 +211,12 @@ class AccessEvent(Node):
     async def actor(
         self, info: Info
     ) -> Annotated[Account, strawberry.lazy("schema.accounts")] | None:
-        from models.accounts import Account as AccountModel
-        from schema.accounts import account_from_model
+        from schema.accounts import account_seen_by
 
         actor_id = self.row.actor_id  # type: ignore[attr-defined]
         row = await info.context.loaders.by_id(AccountModel).load(actor_id) if actor_id else None
-        if row is None or row.deleted_at is not None:
-            return None
-        return account_from_model(row)
+        row = visibility.still_exists(row)
+        return account_seen_by(row, info) if row else None
 
     @classmethod
     def from_model(cls, row: AccessEventModel) -> AccessEvent:
@@ -406,10 +406,13 @@ def _event_count_by_listing(info: Info) -> DataLoader[int, int]:
     return info.context.loaders.named("event_count_by_listing", lambda: DataLoader(load_fn=load))
 
 
-def _events_by_grant(info: Info) -> DataLoader[int, list[AccessEventModel]]:
+def _events_by_grant(info: Info, reader: AccountModel) -> DataLoader[int, list[AccessEventModel]]:
+    """A grant's uses the reader may see: all of them for its listing's agent, only their
+    own for a grantee (a grant's history is the agent's record, not the grantee's)."""
+
     async def load(grant_ids: list[int]) -> Sequence[list[AccessEventModel]]:
         found: dict[int, list[AccessEventModel]] = defaultdict(list)
-        for row in await log_ops.events_of_grants(grant_ids):
+        for row in await log_ops.events_of_grants(grant_ids, reader):
             found[row.grant_id].append(row)  # type: ignore[attr-defined]
         return [found[i] for i in grant_ids]
 

@@ -16,6 +16,7 @@ from models.listings import Listing as ListingModel
 from models.listings import Lockbox as LockboxModel
 from models.listings import Region as RegionModel
 from resolvers import listings as listing_ops
+from resolvers import visibility
 from schema.base import Connection, Node, build_connection, check_first, decode_cursor
 from schema.context import Info
 from schema.errors import forbidden
@@ -72,10 +73,11 @@ class Listing(Node):
 
     @strawberry.field
     async def agent(self, info: Info) -> Annotated[Agent, strawberry.lazy("schema.accounts")]:
-        from schema.accounts import Agent, account_from_model
+        from schema.accounts import Agent, account_seen_by
 
+        # Non-null in the contract: an agent deleted since still answers, by now nameless.
         row = await info.context.loaders.by_id(AccountModel).load(self.agent_pk)
-        agent = account_from_model(row)  # type: ignore[arg-type]
+        agent = account_seen_by(row, info)  # type: ignore[arg-type]
         assert isinstance(agent, Agent)  # noqa: S101  (listings belong to agents by construction)
         return agent
 
@@ -154,12 +156,13 @@ class Lockbox(Node):
     async def assigned_to(
         self, info: Info
     ) -> Annotated[Agent, strawberry.lazy("schema.accounts")] | None:
-        from schema.accounts import Agent, account_from_model
+        from schema.accounts import Agent, account_seen_by
 
         if self.assigned_pk is None:
             return None
         row = await info.context.loaders.by_id(AccountModel).load(self.assigned_pk)
-        agent = account_from_model(row) if row else None
+        row = visibility.still_exists(row)
+        agent = account_seen_by(row, info) if row else None
         return agent if isinstance(agent, Agent) else None
 
     @strawberry.field

@@ -10,6 +10,7 @@ import strawberry
 from models.enums import MessageKind
 from models.grants import Grant as GrantModel
 from models.messages import Message as MessageModel
+from resolvers import visibility
 from schema.base import Connection, Node
 from schema.context import Info
 from schema.enums import MessageKind as MessageKindEnum  # noqa: F401  (registers the enum)
@@ -31,12 +32,20 @@ class Message(Node):
 
     @strawberry.field
     async def grant(self, info: Info) -> Annotated[Grant, strawberry.lazy("schema.grants")] | None:
+        from models.listings import Listing as ListingModel
         from schema.grants import Grant
 
         if self.grant_pk is None:
             return None
         row = await info.context.loaders.by_id(GrantModel).load(self.grant_pk)
-        return Grant.from_model(row) if row else None
+        reader = info.context.account
+        if row is None or reader is None:
+            return None
+        # A grant that is not (or no longer) the reader's to see reads as null, here too.
+        listing = None
+        if not visibility.grant_is_between(row, reader):
+            listing = await info.context.loaders.by_id(ListingModel).load(row.listing_id)  # type: ignore[attr-defined]
+        return Grant.from_model(row) if visibility.grant_is_visible(row, reader, listing) else None
 
     @classmethod
     def from_model(cls, row: MessageModel) -> Message:

@@ -199,9 +199,13 @@ TYPES: dict[str, dict[str, Mapping]] = {
         "revocable": Leaf(lambda t, p: f"({grant_status(t, p)}) = 'SCHEDULED'"),
         "createdAt": timestamp("created_at"),
         "revokedAt": timestamp("revoked_at"),
-        # account_from_model: any account that is not an agent's is a Contractor.
+        # Grant.grantee: a contractor's account (any that is not an agent's), while it exists.
         "grantee": ToOne(
-            "account", lambda o, i: f'{i}."id" = {o}."grantee_id" AND {i}."kind" <> \'AGENT\''
+            "account",
+            lambda o, i: (
+                f'{i}."id" = {o}."grantee_id" AND {i}."kind" <> \'AGENT\' '
+                f'AND {i}."deleted_at" IS NULL'
+            ),
         ),
     },
     "Message": {
@@ -212,13 +216,12 @@ TYPES: dict[str, dict[str, Mapping]] = {
         "createdAt": timestamp("created_at"),
         "readAt": timestamp("read_at"),
     },
+    # Reached only as a grantee on an agent's listings page: what another account may read
+    # of it (email, phone and status are the contractor's own, left to their resolvers).
     "Contractor": {
         "id": global_id("Contractor"),
         "firstName": column("first_name"),
         "lastName": column("last_name"),
-        "email": text_or_empty("email"),
-        "phone": column("phone"),
-        "status": column("status"),
         "role": Leaf(lambda t, p: f"COALESCE({t}.\"role\", 'OTHER')"),
         "company": column("company"),
     },

@@ -219,3 +219,38 @@ async def test_reset_page_from_the_email_link(
     again = await http.post("/reset-password", data=form)  # type: ignore[attr-defined]
     assert again.status_code == 400
     await gql.sign_in(agent.email or "", password="Fresh123")
+
+
+async def test_a_second_reset_request_within_a_minute_sends_nothing_while_the_link_is_unused(
+    gql: GraphQLClient, smtp: SmtpServer
+) -> None:
+    # given a reset link mailed and not used
+    agent = await make_agent()
+    await gql(REQUEST_RESET, {"login": agent.email})
+    await smtp.wait_for(1)
+    # when asked again at once
+    data = await gql(REQUEST_RESET, {"login": agent.email})
+    # then the answer is the same, and no second mail goes out
+    assert data["requestPasswordReset"] == {"ok": True, "userErrors": []}
+    await asyncio.sleep(0.3)
+    assert len(smtp.inbox) == 1
+    assert await PasswordReset.filter(account_id=agent.id).count() == 1
+
+
+async def test_a_reset_asked_for_again_after_the_link_was_used_is_mailed_at_once(
+    gql: GraphQLClient, smtp: SmtpServer
+) -> None:
+    # given a reset link mailed and used
+    agent = await make_agent()
+    await gql(REQUEST_RESET, {"login": agent.email})
+    [first] = await smtp.wait_for(1)
+    token = re.search(r"token=([\w-]+)", text_body(first)).group(1)  # type: ignore[union-attr]
+    assert (await gql(RESET, {"token": token, "pw": "NewPass1"}))["resetPassword"]["ok"] is True
+    # when asked again within the minute
+    await gql(REQUEST_RESET, {"login": agent.email})
+    # then a new link arrives, and it works
+    _, second = await smtp.wait_for(2)
+    fresh = re.search(r"token=([\w-]+)", text_body(second)).group(1)  # type: ignore[union-attr]
+    assert fresh != token
+    assert (await gql(RESET, {"token": fresh, "pw": "Newer123"}))["resetPassword"]["ok"] is True
+    await gql.sign_in(agent.email or "", password="Newer123")

@@ -3,13 +3,17 @@ ways over the same data compare equal, errors included, and the plan is really u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from graphql import GraphQLObjectType, OperationDefinitionNode, parse
+from graphql.execution.collect_fields import FieldDetails
 
 from models.accounts import Account
-from schema.execution import CompiledExecutor
+from schema.execution import CompiledExecutor, Compiler
+from schema.schema import build_schema
+from settings import Settings
 from tests.factories import (
     GraphQLClient,
     both_ways,
@@ -48,7 +52,7 @@ query AgentPage($first: Int!, $grants: Int = 20) {
                   startsAt
                   endsAt
                   status
-                  grantee { id firstName lastName ...Person }
+                  grantee { id firstName lastName role company }
                 }
               }
             }
@@ -190,3 +194,38 @@ async def test_anonymous_me_is_null_both_ways(
     compiled, general = await both_ways(gql, monkeypatch, CONTRACTOR_PAGE)
     assert compiled == general
     assert compiled["data"]["me"] is None
+
+
+def _given_the_address(address: int, make: Callable[[], list[Any]]) -> list[Any]:
+    """A new list placed where a freed one was (CPython hands a freed list's memory to the
+    next list made); the lists tried on the way are kept so each try gets other memory."""
+    made = make()  # first: any other list made before it could take the freed memory
+    tried: list[list[Any]] = []
+    while id(made) != address:
+        assert len(tried) < 10_000, "no list was given the freed list's address"
+        tried.append(made)
+        made = make()
+    return made
+
+
+def test_a_plan_is_never_reused_for_another_selection_at_a_freed_address() -> None:
+    # given: two selections on the same type, the first planned and its list freed
+    schema = build_schema(Settings())._schema
+    document = parse("query { a: regions { code } b: regions { name } }")
+    executor = CompiledExecutor.build(schema, document)
+    assert isinstance(executor, CompiledExecutor)
+    compiler = Compiler(executor)
+    region = schema.get_type("Region")
+    operation = document.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode) and isinstance(region, GraphQLObjectType)
+    code_field, name_field = operation.selection_set.selections
+    details = [FieldDetails(code_field, None)]  # type: ignore[arg-type]
+    freed = id(details)
+    first = compiler.subplan(region, details)
+    del details
+    # when: the second selection's list is given the first one's address
+    again = _given_the_address(freed, lambda: [FieldDetails(name_field, None)])  # type: ignore[arg-type]
+    second = compiler.subplan(region, again)
+    # then: each selection has its own plan
+    assert [step.key for step in first.steps] == ["code"]
+    assert [step.key for step in second.steps] == ["name"]

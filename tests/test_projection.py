@@ -58,7 +58,7 @@ query Page($first: Int, $after: String, $grants: Int, $grantsAfter: String) {
                 cursor
                 node {
                   ...GrantFields
-                  grantee { __typename ...Person role company phone }
+                  grantee { __typename ...Person role company }
                   again: grantee { id }
                 }
               }
@@ -72,7 +72,7 @@ query Page($first: Int, $after: String, $grants: Int, $grantsAfter: String) {
 fragment GrantFields on Grant {
   id granteeEmail startsAt endsAt status revocable createdAt revokedAt
 }
-fragment Person on Account { id firstName lastName email status }
+fragment Person on Account { id firstName lastName }
 """
 
 
@@ -175,7 +175,9 @@ async def test_every_row_and_status_both_ways(
     grantees = [g["grantee"] for g in grants]
     assert None in grantees  # nobody yet, and the agent's grant: not a Contractor
     assert any(p and p["lastName"] == 'O"Brien \\ \n' for p in grantees)
-    assert any(p and p["email"] == "" and p["company"] is None for p in grantees)  # deleted
+    # per listing: nobody yet, an agent and a contractor deleted since have no grantee
+    assert grantees.count(None) == len(grantees) // 2
+    assert all(p["firstName"] for p in grantees if p)
 
 
 @pytest.mark.parametrize(("first", "grants"), [(2, 2), (0, 1), (None, None), (100, 0)])
@@ -288,6 +290,32 @@ async def test_another_agents_listings_stay_forbidden(
     assert "M-0" not in str(built)
     assert built["errors"][0]["extensions"]["code"] == "FORBIDDEN", built
     assert built["errors"][0]["path"][-1] == "listings"
+
+
+async def test_a_grantees_own_details_are_left_to_the_resolvers(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given: the agent's page asking for what is each grantee's own
+    token = await signed_in_portfolio(gql)
+    grantees = await Account.filter(first_name__in=["Zoë", "Ray"])
+    # (their emails are on the page as each grant's granteeEmail, the agent's own record)
+    own = [a.phone for a in grantees if a.phone]
+    phone = PAGE.replace("again: grantee { id }", "again: grantee { id phone }")
+    contact = PAGE.replace("again: grantee { id }", "again: grantee { id email status }")
+    # when
+    nulls, nulls_resolved = await both_ways(gql, monkeypatch, phone, {"first": 5}, token)
+    refused, resolved = await both_ways(gql, monkeypatch, contact, {"first": 5}, token)
+    # then: the statement declines; the resolvers answer null (a nullable field) or FORBIDDEN,
+    # the same both ways, and nothing of theirs is in the page
+    assert statements == []
+    assert nulls == nulls_resolved and "errors" not in nulls, nulls
+    listings = [e["node"] for e in nulls["data"]["me"]["homes"]["edges"]]
+    again = [g["node"]["again"] for n in listings for g in n["grants"]["edges"]]
+    assert {p["phone"] for p in again if p} == {None} and len([p for p in again if p]) == 12
+    assert refused["data"] == resolved["data"]
+    assert sorted(map(str, refused["errors"])) == sorted(map(str, resolved["errors"]))
+    assert {e["extensions"]["code"] for e in refused["errors"]} == {"FORBIDDEN"}
+    assert not [value for value in own if value in str(nulls) + str(refused)]
 
 
 MESSAGES = """

@@ -1,0 +1,39 @@
+"""Who may read what of another account's data reached through a field (README: Visibility).
+
+Objects are found from the reader's own rows (their grants, listings, lockboxes, access
+events, messages); what those lead to is someone else's. Of another account a reader sees
+who they deal with, by name and trade, as the invitation and the access history name them;
+its contact details, Key ID, status and belongings stay its own."""
+
+from __future__ import annotations
+
+from models.accounts import Account
+from models.grants import Grant
+from models.listings import Listing
+
+
+def reads_own(account_pk: int, reader_pk: int | None) -> bool:
+    """The fields only an account itself reads (email, phone, status, Key ID, linked
+    accounts, whether its email is proven): true for its owner alone."""
+    return reader_pk is not None and reader_pk == account_pk
+
+
+def still_exists(row: Account | None) -> Account | None:
+    """A deleted account is no longer anyone's counterpart: the access history keeps its
+    name as `actorName`, nothing resolves to it."""
+    return row if row is not None and row.deleted_at is None else None
+
+
+def grant_is_between(grant: Grant, reader: Account) -> bool:
+    """The reader granted it or holds it: no query needed."""
+    reader_pk = reader.id
+    return reader_pk in (grant.granted_by_id, grant.grantee_id)  # type: ignore[attr-defined]
+
+
+def grant_is_visible(grant: Grant, reader: Account | None, listing: Listing | None) -> bool:
+    """A grant its agent made, its grantee holds, or that is on the reader's listing (the
+    listing's access history); `listing` is the grant's."""
+    if reader is None:
+        return False
+    on_own_listing = listing is not None and listing.agent_id == reader.id  # type: ignore[attr-defined]
+    return grant_is_between(grant, reader) or on_own_listing

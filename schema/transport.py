@@ -1,0 +1,66 @@
+"""keybin's graphql-transport-ws handler: a signed-in connection lives as long as its session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+)
+
+from notify.sessions import NOT_ACTIVE, SESSION_ENDED
+from schema.live import LiveTransportHandler
+
+log = logging.getLogger("keybin.live")
+
+REASONS = {SESSION_ENDED: "Session ended", NOT_ACTIVE: "Account not active"}
+
+
+class SessionTransportHandler(LiveTransportHandler):
+    """Once connection_init has signed it in, the connection is registered under its
+    session (notify/connections.py); when the session ends, `close_for` stops every
+    subscription on it and closes the socket, and from that moment nothing more is sent."""
+
+    account_id = 0
+    session_id = 0
+    _closing: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        connections = self.context.pubsub.connections
+        since = connections.mark()  # before the token is checked: see OpenConnections.add
+        await super().handle_connection_init(message)
+        auth = self.context.auth
+        if self.connection_acknowledged and auth is not None and self._closing is None:
+            self.account_id, self.session_id = auth.account.id, auth.session.id
+            connections.add(self, since)
+
+    def close_for(self, code: int) -> None:
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close(code))
+            self._closing.add_done_callback(_closed)
+
+    async def _close(self, code: int) -> None:
+        # Anything the client still asks on this connection is asked anonymously.
+        self.context.auth = None
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        # Already gone (the client closed first): nothing to close.
+        with contextlib.suppress(RuntimeError, OSError):
+            await self.websocket.close(code=code, reason=REASONS.get(code, ""))
+
+    async def send_message(self, message: Message) -> None:
+        if self._closing is None:  # not one frame after the session ended
+            await super().send_message(message)
+
+    async def shutdown(self) -> None:
+        self.context.pubsub.connections.discard(self)
+        await super().shutdown()
+
+
+def _closed(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("closing a connection failed", exc_info=task.exception())
