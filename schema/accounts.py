@@ -73,6 +73,12 @@ class Account(Node):
         description="E.164, e.g. +15135550100", extensions=own(nullable=True)
     )
     status: AccountStatus = strawberry.field(extensions=own())
+    email_verified: bool = strawberry.field(
+        extensions=own(),
+        description="Whether the owner proved the email address (an invitation or the "
+        "confirmation link mailed to it). Access granted to the address reaches a contractor "
+        "only once it is.",
+    )
 
     @strawberry.field
     async def messages(
@@ -201,6 +207,7 @@ def _account(row: AccountModel, seen_by: int | None) -> Agent | Contractor:
         "email": row.email or "",
         "phone": row.phone,
         "status": row.status,
+        "email_verified": row.email_verified,
     }
     if row.kind == AccountKind.AGENT:
         return Agent(
