@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -34,6 +35,8 @@ from schema.context import Context
 from schema.schema import KeybinSchema, build_schema
 from schema.transport import SessionTransportHandler
 from settings import Settings, from_env
+from web.logs import RequestIds
+from web.metrics import Metrics, bind_live_delivery, metrics_page, unbind_live_delivery
 from web.reset import reset_page
 
 log = logging.getLogger("keybin")
@@ -135,15 +138,18 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     settings = settings or from_env()
     push.configure(settings)  # which push services new messages are queued for
     pubsub = PubSub() if settings.is_sqlite else PostgresPubSub(settings.database_url)
-    dispatcher = Dispatcher(settings, pubsub)
+    metrics = Metrics(pubsub)
+    dispatcher = Dispatcher(settings, pubsub, metrics)
     starting_notifier = StartingNotifier()
     graphql = KeybinGraphQL(settings, pubsub)
+    graphql.limiter.on_refusal = metrics.rate_limited
     kept_answers = AnswerCache(graphql, versions_for(settings), graphql.admits_again)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await Tortoise.init(config=db.tortoise_config(settings), _enable_global_fallback=True)
         await pubsub.start()
+        bind_live_delivery(metrics)
         dispatcher.start()
         starting_notifier.start()
         if serving:
@@ -154,24 +160,27 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
             await starting_notifier.stop()
             await dispatcher.stop()
             await pubsub.stop()
+            unbind_live_delivery(metrics)
             kept_answers.close()
             await Tortoise.close_connections()
 
     routes: list[BaseRoute] = [
-        Route("/graphql", kept_answers, methods=["GET", "POST"]),
+        Route("/graphql", metrics.timed(kept_answers), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
+        Route("/metrics", metrics_page),  # only with METRICS_TOKEN (web/metrics.py)
         Route("/reset-password", reset_page, methods=["GET", "POST"]),
         # The support console, its static files and its own session cookie (see console/app.py).
         Mount("/console", app=create_console(settings), name="console"),
         Route("/.well-known/jwks.json", jwks_document),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIds)])
     app.state.settings = settings
     app.state.pubsub = pubsub
     app.state.graphql = graphql
     app.state.answers = kept_answers
     app.state.dispatcher = dispatcher
+    app.state.metrics = metrics
     app.state.starting_notifier = starting_notifier
     return app
 

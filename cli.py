@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from settings import ConfigurationError, Settings, from_env
+from web import logs
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int] | int]
 
@@ -36,7 +36,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(prepare())
     app = create_app(settings, serving=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", **proxy_options(settings))
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        **proxy_options(settings),
+        **logs.uvicorn_options(settings.production),
+    )
     return 0
 
 
@@ -92,14 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     args = build_parser().parse_args(argv)
     try:
         settings = from_env()
     except ConfigurationError as error:
         sys.exit(f"keybin: {error}")
+    logs.configure(production=settings.production)  # JSON lines in production
     result = args.func(args, settings)
     if asyncio.iscoroutine(result):
         result = asyncio.run(result)

@@ -61,6 +61,8 @@ class Settings:
     keybin_data_dir: str = ""
     # Repeated queries answered again while the SQLite database is unchanged (schema/answers.py).
     answer_cache: bool = True
+    # The bearer token a scraper sends for /metrics; without it /metrics does not exist.
+    metrics_token: str = ""
     # Push to closed apps: Firebase Cloud Messaging (HTTP v1) and Apple's APNs.
     fcm_project_id: str = ""
     fcm_service_account_file: str = ""
@@ -135,6 +137,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         outbox_claim_seconds=float(get("KEYBIN_OUTBOX_CLAIM_SECONDS", "60")),
         keybin_data_dir=get("KEYBIN_DATA_DIR", ""),
         answer_cache=_bool(get("KEYBIN_ANSWER_CACHE", "on")),
+        metrics_token=get("METRICS_TOKEN", ""),
         fcm_project_id=get("FCM_PROJECT_ID", ""),
         fcm_service_account_file=get("FCM_SERVICE_ACCOUNT_FILE", ""),
         fcm_base_url=get("FCM_BASE_URL", "https://fcm.googleapis.com").rstrip("/"),
@@ -176,6 +179,8 @@ def finalize(settings: Settings) -> Settings:
     if settings.sms_backend == "http" and not settings.sms_http_url:
         raise ConfigurationError("SMS_BACKEND=http needs SMS_HTTP_URL")
     _check_push(settings)
+    if settings.metrics_token and len(settings.metrics_token) < 16:
+        raise ConfigurationError("METRICS_TOKEN must be 16 characters or more")
     if not urlsplit(settings.database_url).scheme:
         raise ConfigurationError("DATABASE_URL must be sqlite://... or postgres://...")
     if settings.production:

@@ -22,6 +22,7 @@ from notify.push_sender import PushSender
 from notify.tasks import stop_task
 from resolvers import clock
 from settings import Settings
+from web.metrics import Metrics
 
 log = logging.getLogger("keybin.outbox")
 
@@ -54,9 +55,10 @@ class RetryLater(Exception):
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, pubsub: PubSub) -> None:
+    def __init__(self, settings: Settings, pubsub: PubSub, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.pubsub = pubsub
+        self.metrics = metrics if metrics is not None else Metrics(pubsub)
         self.name = secrets.token_hex(6)
         self.wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -145,6 +147,10 @@ class Dispatcher:
             last_error=error[:500] if error else None,
             claimed_until=None,
         )
+        if status == OutboxStatus.SENT:
+            self.metrics.delivered(row.channel)
+        else:
+            self.metrics.failed(row.channel, dead=True)
 
     async def _retry(self, row: OutboxMessage, error: str, delay: float | None = None) -> None:
         attempts = row.attempts + 1
@@ -159,6 +165,7 @@ class Dispatcher:
         # A receiver's Retry-After is honoured (up to an hour); it never shortens the backoff.
         delay = backoff if delay is None else min(max(delay, backoff), RETRY_AFTER_MAX)
         log.warning("outbox %s %s failed (%s), retry in %.1fs", row.channel, row.id, error, delay)
+        self.metrics.failed(row.channel, dead=False)
         await OutboxMessage.filter(id=row.id).update(
             attempts=attempts,
             last_error=error[:500],

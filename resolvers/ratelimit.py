@@ -50,10 +50,18 @@ class RateLimiter:
     """A sliding estimate over two fixed one-minute windows: this window's hits plus the
     previous window's, weighted by how much of it still lies within the last minute."""
 
-    def __init__(self, secret_key: str, per_address: int, per_account: int) -> None:
+    def __init__(
+        self,
+        secret_key: str,
+        per_address: int,
+        per_account: int,
+        on_refusal: Callable[[str], None] | None = None,
+    ) -> None:
         self._secret = secret_key.encode()
         self.per_address = per_address
         self.per_account = per_account
+        # Told the action of each refused attempt (the app's metrics count them).
+        self.on_refusal = on_refusal
         self._purge_due = 0.0
 
     async def hit(self, action: str, address: str | None, **subjects: str) -> None:
@@ -78,6 +86,8 @@ class RateLimiter:
         for key, (limit, whose) in limits.items():
             hits, previous = counts[key]
             if hits + previous * still_counted > limit:
+                if self.on_refusal is not None:
+                    self.on_refusal(action)
                 raise DomainError("TOO_MANY_ATTEMPTS", f"Too many attempts {whose}: wait a minute.")
 
     def _key(self, action: str, kind: str, subject: str) -> str:

@@ -43,6 +43,7 @@ from tortoise import connections
 
 from resolvers import clock
 from settings import Settings, sqlite_path
+from web import metrics
 
 log = logging.getLogger("keybin.answers")
 
@@ -227,6 +228,7 @@ class AnswerCache:
             ):
                 self.entries.move_to_end(key)
                 self.hits += 1
+                metrics.note_operation("query")  # only queries' answers are kept
                 await send(entry.start)
                 await send({"type": "http.response.body", "body": entry.body})
                 return

@@ -135,6 +135,9 @@ async def test_the_same_query_again_is_answered_from_memory_without_a_statement(
     assert kept(app).hits == hits + 1
     assert sql.statements == []
     assert again.content == first.content
+    # the same headers, but for the id each request gets of its own
+    assert again.headers["x-request-id"] != first.headers["x-request-id"]
+    del again.headers["x-request-id"], first.headers["x-request-id"]
     assert again.headers == first.headers
     assert len(first.json()["data"]["me"]["messages"]["edges"]) == 3
 
