@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from models.enums import OutboxChannel
@@ -19,10 +20,25 @@ def bind_wakeup(event: asyncio.Event | None) -> None:
     _wake = event
 
 
+# Others that look at what a commit wrote (the live message tail on SQLite).
+_on_wake: list[Callable[[], None]] = []
+
+
+def on_wake(callback: Callable[[], None]) -> None:
+    _on_wake.append(callback)
+
+
+def off_wake(callback: Callable[[], None]) -> None:
+    if callback in _on_wake:
+        _on_wake.remove(callback)
+
+
 def wake() -> None:
     """Call after the transaction commits: the dispatcher looks at the outbox now."""
     if _wake is not None:
         _wake.set()
+    for callback in list(_on_wake):
+        callback()
 
 
 async def _add(
@@ -47,9 +63,3 @@ async def email(
 
 async def sms(to: str, body: str, account_id: int | None = None) -> OutboxMessage:
     return await _add(OutboxChannel.SMS, to, {"body": body}, account_id)
-
-
-async def live_event(account_id: int, message_id: int) -> OutboxMessage:
-    """A Message Center message to push to the account's open subscriptions."""
-    payload = {"account_id": account_id, "message_id": message_id}
-    return await _add(OutboxChannel.EVENT, str(account_id), payload, account_id)

@@ -10,12 +10,12 @@ import asyncpg
 from tortoise import Tortoise
 
 from notify import sessions
+from notify.live_events import CHANNEL
 from notify.pubsub import PubSub
 from notify.tasks import stop_task
 
 log = logging.getLogger("keybin.pubsub")
 
-CHANNEL = "keybin_messages"
 MAX_BACKOFF = 30.0
 
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from notify import sessions
 from notify.connections import OpenConnections, SqliteWatch
+from notify.live_events import MessageTail
 
 log = logging.getLogger("keybin.pubsub")
 
@@ -35,13 +36,19 @@ class PubSub:
         self._queues: dict[int, set[Inbox]] = defaultdict(set)
         self.connections = OpenConnections()
         self._watch: SqliteWatch | None = None
+        # New messages reach subscribers as their transactions commit (notify/live_events.py).
+        self._tail = MessageTail(self.deliver_local)
+        # The newest message id handed to this process's subscribers (whether it has any).
+        self.heard = 0
 
     async def start(self) -> None:
         sessions.listen_here(self.connections)
         self._watch = SqliteWatch(self.connections)
         self._watch.start()
+        await self._tail.start()
 
     async def stop(self) -> None:
+        await self._tail.stop()
         sessions.stop_listening_here(self.connections)
         if self._watch is not None:
             await self._watch.stop()
@@ -51,6 +58,7 @@ class PubSub:
         self.deliver_local(account_id, message_id)
 
     def deliver_local(self, account_id: int, message_id: int) -> None:
+        self.heard = max(self.heard, message_id)
         for queue in list(self._queues.get(account_id, ())):
             try:
                 queue.put_nowait(message_id)

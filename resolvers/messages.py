@@ -27,6 +27,12 @@ async def page(
     return await prepared.select(Message, where, params, '"id" DESC', limit)
 
 
+async def since(account_id: int, after_id: int, limit: int) -> list[Message]:
+    """The account's messages created after `after_id`, oldest first: what a subscriber that
+    reconnects has missed."""
+    return await Message.filter(account_id=account_id, id__gt=after_id).order_by("id").limit(limit)
+
+
 async def count(account_id: int, unread_only: bool = False) -> int:
     return await _feed(account_id, unread_only).count()
 

@@ -1,4 +1,5 @@
-"""Posting to the Message Center: the message and its delivery rows, in the caller's transaction."""
+"""Posting to the Message Center: the message, its live event and its delivery rows, in the
+caller's transaction."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from models.enums import MessageKind
 from models.messages import Message
-from notify import outbox
+from notify import live_events
 
 # Extra per-message deliveries (e.g. push to devices) registered by other modules;
 # each runs inside the same transaction as the message itself.
@@ -26,7 +27,7 @@ async def post_message(
     message = await Message.create(
         account_id=account_id, kind=kind, title=title, body=body, grant_id=grant_id
     )
-    await outbox.live_event(account_id, message.id)
+    await live_events.message_posted(account_id, message.id)
     for hook in _hooks:
         await hook(message)
     return message

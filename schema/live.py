@@ -35,8 +35,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from models import prepared
 from models.messages import Message as MessageModel
 from notify.pubsub import QUEUE_SIZE
+from resolvers import clock
 from schema.execution import subscribing
 from schema.messages import Message
+from web.metrics import observe_live_delivery
 
 log = logging.getLogger("keybin.live")
 
@@ -224,6 +226,9 @@ class Fanout:
         rows = {row.pk: row for row in found}
         for sink, message_id in batch:
             sink.deliver(rows.get(message_id), message_id)
+        now = clock.now()
+        for row in found:
+            observe_live_delivery((now - row.created_at).total_seconds())
 
 
 _fanouts: WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout] = WeakKeyDictionary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from typing import Annotated
 from weakref import WeakKeyDictionary
 
 import strawberry
@@ -11,7 +12,10 @@ from strawberry.dataloader import DataLoader
 
 from models.messages import Message as MessageModel
 from notify.pubsub import QUEUE_SIZE
+from resolvers import messages as message_ops
 from schema.context import Info
+from schema.errors import bad_argument
+from schema.ids import from_global_id
 from schema.live import direct_sink
 from schema.loaders import Loaders, by_id_loader
 from schema.messages import Message
@@ -30,19 +34,55 @@ def _fetcher() -> DataLoader[int, MessageModel | None]:
     return _fetchers[loop]
 
 
+# A subscriber that resumes after a long time reads the rest from the Message Center.
+CATCH_UP = 100
+
+
+def _resume_point(after: strawberry.ID | None) -> int | None:
+    if after is None:
+        return None
+    parsed = from_global_id(after)
+    if parsed is None or parsed[0] != "Message" or not parsed[1].isdigit():
+        raise bad_argument("`after` is not a message id.")
+    return int(parsed[1])
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
         description="Each new Message Center message of the signed-in account, as it is created."
     )
-    async def message_added(self, info: Info) -> AsyncGenerator[Message, None]:
+    async def message_added(
+        self,
+        info: Info,
+        after: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Resume after this message (the last one the app has): the "
+                f"account's messages created since are sent first, oldest first, at most "
+                f"{CATCH_UP}; older ones are in the Message Center."
+            ),
+        ] = None,
+    ) -> AsyncGenerator[Message, None]:
         account = info.context.require_account()
-        sink = direct_sink(account.id)
+        resume_after = _resume_point(after)
+        # Resuming takes the usual path: the missed messages go first, then the live ones.
+        sink = direct_sink(account.id) if resume_after is None else None
         queue: asyncio.Queue[int] = sink.usual if sink is not None else asyncio.Queue(QUEUE_SIZE)
         async with info.context.pubsub.subscribe(account.id, sink or queue):
+            # Subscribed before reading: a message committed meanwhile is read or heard, and
+            # one both read and heard is sent once.
+            caught_up: set[int] = set()
+            if resume_after is not None:
+                for missed in await message_ops.since(account.id, resume_after, CATCH_UP):
+                    caught_up.add(missed.id)
+                    info.context.loaders = Loaders()
+                    yield Message.from_model(missed)
             while True:
                 # With a sink, only the events it could not send itself come this way.
                 message_id = await queue.get()
+                if message_id in caught_up:
+                    continue
                 if sink is not None:
                     await sink.sent()
                 # Re-read and re-check: the event carries only an id.

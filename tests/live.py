@@ -75,12 +75,18 @@ async def serve(app: Starlette) -> AsyncIterator[Live]:
 
 @asynccontextmanager
 async def subscribed(
-    live: Live, token: str, query: str = MESSAGE_ADDED
+    live: Live,
+    token: str,
+    query: str = MESSAGE_ADDED,
+    variables: dict[str, Any] | None = None,
 ) -> AsyncIterator[ClientConnection]:
     async with connect(live.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
         await ws.send(json.dumps(init))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        subscribe = {"id": "1", "type": "subscribe", "payload": {"query": query}}
+        payload: dict[str, Any] = {"query": query}
+        if variables is not None:
+            payload["variables"] = variables
+        subscribe = {"id": "1", "type": "subscribe", "payload": payload}
         await ws.send(json.dumps(subscribe))
         yield ws

@@ -21,8 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from models.accounts import Account, Device, PushToken, Session
-from models.enums import AccountStatus, MessageKind, OutboxChannel, OutboxStatus
-from models.outbox import OutboxMessage
+from models.enums import AccountStatus, MessageKind
 from notify import outbox
 from notify.connections import OpenConnections
 from notify.pg_pubsub import PostgresPubSub, asyncpg_dsn
@@ -132,16 +131,9 @@ async def post_to(account: Account, title: str) -> int:
     return message.id
 
 
-async def delivered(message_id: int) -> None:
-    """Until the message's live event has left the outbox (handed to every subscriber)."""
-
-    async def sent() -> bool:
-        rows = await OutboxMessage.filter(channel=OutboxChannel.EVENT, status=OutboxStatus.SENT)
-        return any(row.payload["message_id"] == message_id for row in rows)
-
-    async with asyncio.timeout(5):
-        while not await sent():  # noqa: ASYNC110  (the dispatcher has no event to wait on)
-            await asyncio.sleep(0.02)
+async def delivered(live: Live, message_id: int) -> None:
+    """Until the message's live event has been handed to this server's subscribers."""
+    await eventually(lambda: live.app.state.pubsub.heard >= message_id)
 
 
 async def received(ws: ClientConnection, title: str) -> None:
@@ -153,7 +145,7 @@ async def received(ws: ClientConnection, title: str) -> None:
 
 async def nothing_live_for(live: Live, account: Account) -> None:
     """A message posted now reaches no subscription: the server stopped them all."""
-    await delivered(await post_to(account, "After the end"))
+    await delivered(live, await post_to(account, "After the end"))
     assert live.app.state.pubsub.subscriber_count() == 0
     assert len(live.app.state.pubsub.connections) == 0
 
