@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -35,9 +36,11 @@ from schema.context import Context
 from schema.schema import KeybinSchema, build_schema
 from schema.transport import SessionTransportHandler
 from settings import Settings, from_env
+from web.invitation import invitation_page
 from web.logs import RequestIds
 from web.metrics import Metrics, bind_live_delivery, metrics_page, unbind_live_delivery
 from web.reset import reset_page
+from web.well_known import android_document, apple_document
 
 log = logging.getLogger("keybin")
 
@@ -173,6 +176,11 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
         # The support console, its static files and its own session cookie (see console/app.py).
         Mount("/console", app=create_console(settings), name="console"),
         Route("/.well-known/jwks.json", jwks_document),
+        # An invitation's link: the page for a browser; the app opens the same URL itself.
+        Route("/signup", invitation_page),
+        Route("/.well-known/apple-app-site-association", apple_document),
+        Route("/.well-known/assetlinks.json", android_document),
+        Mount("/static", app=StaticFiles(packages=[("web", "static")]), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestIds)])
     app.state.settings = settings

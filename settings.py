@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -74,6 +75,14 @@ class Settings:
     apns_base_url: str = "https://api.push.apple.com"  # sandbox: https://api.sandbox.push.apple.com
     # Extra CA bundle to trust for APNs (a test server's self-signed certificate).
     apns_ca_file: str = ""
+    # Getting the app: the store pages an invitation links to, and the apps allowed to open
+    # keybin's links (iOS universal links: "TEAMID.bundle.id"; Android app links: the
+    # package and its signing certificates' SHA-256 fingerprints).
+    app_store_url: str = ""
+    play_store_url: str = ""
+    apple_app_ids: tuple[str, ...] = ()
+    android_package: str = ""
+    android_cert_sha256: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -147,8 +156,18 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         apns_topic=get("APNS_TOPIC", ""),
         apns_base_url=get("APNS_BASE_URL", "https://api.push.apple.com").rstrip("/"),
         apns_ca_file=get("APNS_CA_FILE", ""),
+        app_store_url=get("APP_STORE_URL", "").strip(),
+        play_store_url=get("PLAY_STORE_URL", "").strip(),
+        apple_app_ids=_items(get("APPLE_APP_IDS", "")),
+        android_package=get("ANDROID_PACKAGE", "").strip(),
+        android_cert_sha256=tuple(f.upper() for f in _items(get("ANDROID_CERT_SHA256", ""))),
     )
     return finalize(settings)
+
+
+def _items(value: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 def parse_trusted_proxies(value: str) -> tuple[str, ...]:
@@ -179,6 +198,7 @@ def finalize(settings: Settings) -> Settings:
     if settings.sms_backend == "http" and not settings.sms_http_url:
         raise ConfigurationError("SMS_BACKEND=http needs SMS_HTTP_URL")
     _check_push(settings)
+    _check_app_links(settings)
     if settings.metrics_token and len(settings.metrics_token) < 16:
         raise ConfigurationError("METRICS_TOKEN must be 16 characters or more")
     if not urlsplit(settings.database_url).scheme:
@@ -210,6 +230,35 @@ def _check_push(settings: Settings) -> None:
         missing = [name for name, value in group.items() if not value]
         if 0 < len(missing) < len(group):
             raise ConfigurationError(f"push is half configured: set {', '.join(missing)} too")
+
+
+_APPLE_APP_ID = re.compile(r"[A-Z0-9]{10}\.[A-Za-z0-9][A-Za-z0-9.-]*")
+_ANDROID_PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+_CERT_SHA256 = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}")
+
+
+def _check_app_links(settings: Settings) -> None:
+    """Store links end up in an invitation's href, app ids in what phones trust: both exact."""
+    for name, url in (
+        ("APP_STORE_URL", settings.app_store_url),
+        ("PLAY_STORE_URL", settings.play_store_url),
+    ):
+        if url and not url.startswith("https://"):
+            raise ConfigurationError(f"{name} must be an https:// URL")
+    for app_id in settings.apple_app_ids:
+        if not _APPLE_APP_ID.fullmatch(app_id):
+            raise ConfigurationError(f"APPLE_APP_IDS: {app_id!r} is not TEAMID.bundle.id")
+    if bool(settings.android_package) != bool(settings.android_cert_sha256):
+        raise ConfigurationError(
+            "Android app links need both ANDROID_PACKAGE and ANDROID_CERT_SHA256"
+        )
+    if settings.android_package and not _ANDROID_PACKAGE.fullmatch(settings.android_package):
+        raise ConfigurationError("ANDROID_PACKAGE is not a package name (com.example.app)")
+    for fingerprint in settings.android_cert_sha256:
+        if not _CERT_SHA256.fullmatch(fingerprint):
+            raise ConfigurationError(
+                f"ANDROID_CERT_SHA256: {fingerprint!r} is not a SHA-256 fingerprint (AB:CD:...)"
+            )
 
 
 def _kept_secret(data_dir: Path) -> str:

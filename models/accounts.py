@@ -169,6 +169,9 @@ class Invitation(Model):
     invited_by: fields.ForeignKeyNullableRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="invitations", null=True, on_delete=fields.SET_NULL
     )
+    # The grant it was mailed for: its page shows that grant and ends with it. Null on rows
+    # from before it was kept (their page finds the agent's waiting grants to the address).
+    grant_id = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     accepted_at = fields.DatetimeField(null=True)
 

@@ -212,7 +212,7 @@ async def _create(
             await _post_granted(contractor.id, agent.full_name, address, window, grant.id)
         else:
             who = "a new contractor (invitation sent)"
-            await _invite(settings, agent, email, address, request, zone)
+            await _invite(settings, agent, grant, address, zone)
             await _tell_unproven_claimant(email)
         await post_message(
             agent.id,
@@ -268,20 +268,26 @@ async def _tell_unproven_claimant(email: str) -> None:
 
 
 async def _invite(
-    settings: Settings, agent: Account, email: str, address: str, request: GrantRequest, zone: str
+    settings: Settings, agent: Account, grant: Grant, address: str, zone: str
 ) -> None:
     """Call inside the grant's transaction: the invitation exists only if the grant does."""
     token = new_token()
-    await Invitation.create(token_hash=token_digest(token), email=email, invited_by_id=agent.id)
+    email = grant.grantee_email or ""
+    await Invitation.create(
+        token_hash=token_digest(token), email=email, invited_by_id=agent.id, grant_id=grant.id
+    )
     await outbox.email(
         email,
         "invitation",
         {
             "agent_name": agent.full_name,
             "address": address,
-            "starts_at": local_time(request.starts_at, zone),
-            "ends_at": local_time(request.ends_at, zone),
+            "starts_at": local_time(grant.starts_at, zone),
+            "ends_at": local_time(grant.ends_at, zone),
+            # The page this opens is also the link the app opens (universal and app links).
             "link": f"{settings.public_url}/signup?invitation={token}",
+            "app_store_url": settings.app_store_url,
+            "play_store_url": settings.play_store_url,
         },
     )
     # The invitee has no account yet; the agent's log keeps the fact, not the address.

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from models.access import AccessEvent
 from models.accounts import Account, AccountEvent, Device, SecurityAnswer
@@ -24,27 +24,12 @@ from models.staff import Staff
 from resolvers import clock
 from resolvers.security import hash_secret, seal
 from settings import Settings
+from tests.browser import ROOT, chromium, screenshots_dir
 from tests.factories import make_agent, make_contractor, make_listing, make_lockbox, make_staff
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NEW_PASSWORD = "Support42"
-
-
-def screenshots_dir() -> Path:
-    folder = Path(os.environ.get("KEYBIN_SCREENSHOTS", ROOT / "artifacts" / "screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def free_port() -> int:
@@ -95,10 +80,8 @@ async def server(settings: Settings, tmp_path: Path, orm: None) -> AsyncIterator
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def shot(page: Page, name: str) -> None:

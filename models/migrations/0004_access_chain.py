@@ -80,4 +80,10 @@ class Migration(migrations.Migration):
             " WHERE status = 'PENDING'",
             reverse_sql="DROP INDEX IF EXISTS outbox_pending",
         ),
+        # The grant an invitation was mailed for (its page shows it and ends with it).
+        ops.AddField(
+            model_name='Invitation',
+            name='grant_id',
+            field=fields.IntField(null=True),
+        ),
     ]
