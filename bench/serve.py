@@ -1,5 +1,6 @@
 """The servers the benchmarks talk to, one per process: keybin itself (with a few bench-only
-routes), and the floors: a plain Starlette JSON endpoint and raw Starlette WebSockets."""
+routes), the floors (a plain Starlette JSON endpoint, raw Starlette WebSockets), and a mail
+relay that answers or hangs."""
 
 from __future__ import annotations
 
@@ -125,14 +126,19 @@ def plain_app(body_file: Path) -> Starlette:
 
 
 def websocket_floor_app(frame_file: Path) -> Starlette:
-    """The floor for fan-out: raw WebSockets, one queue per connection, one frame per event."""
+    """The floor for fan-out: raw WebSockets, one queue per connection, one frame per event.
+    A connection opened with `?group=G` also gets the events published to that group alone
+    (one grantee's connections, for the live case's bursts)."""
     frame = frame_file.read_text()
     queues: set[asyncio.Queue[int]] = set()
+    groups: dict[str, set[asyncio.Queue[int]]] = {}
 
     async def socket(websocket: WebSocket) -> None:
         await websocket.accept(subprotocol="graphql-transport-ws")
         queue: asyncio.Queue[int] = asyncio.Queue(100)
         queues.add(queue)
+        group = groups.setdefault(websocket.query_params.get("group", ""), set())
+        group.add(queue)
         try:
             while True:
                 receive = asyncio.ensure_future(websocket.receive())
@@ -151,11 +157,14 @@ def websocket_floor_app(frame_file: Path) -> Starlette:
             return
         finally:
             queues.discard(queue)
+            group.discard(queue)
 
     async def publish(request: Request) -> Response:
-        for queue in list(queues):
+        group = request.query_params.get("group")
+        chosen = queues if group is None else groups.get(group, set())
+        for queue in list(chosen):
             queue.put_nowait(1)
-        return JSONResponse({"published": len(queues)})
+        return JSONResponse({"published": len(chosen)})
 
     async def subscribers(request: Request) -> Response:
         return JSONResponse({"count": len(queues)})
@@ -173,16 +182,52 @@ def websocket_floor_app(frame_file: Path) -> Starlette:
     )
 
 
+class MailSink:
+    """aiosmtpd's handler: every mail is taken and forgotten."""
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        return "250 Message accepted"
+
+
+async def mail_relay(port: int, hang: bool) -> None:
+    """A relay on loopback: one that answers (aiosmtpd), or one that accepts each connection
+    and never says a word, not even its greeting, the usual way for a relay to hang."""
+    from aiosmtpd.smtp import SMTP
+
+    held: set[asyncio.StreamWriter] = set()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.add(writer)
+        try:
+            while await reader.read(4096):  # until the client gives up and closes
+                pass
+        finally:
+            held.discard(writer)
+            writer.close()
+
+    if hang:
+        server = await asyncio.start_server(never_answer, "127.0.0.1", port, backlog=1024)
+    else:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(MailSink()), "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
-    parser.add_argument("kind", choices=["keybin", "plain", "websocket-floor"])
+    parser.add_argument("kind", choices=["keybin", "plain", "websocket-floor", "mail-relay"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("--count-sql", action="store_true")
     parser.add_argument("--file", type=Path, help="response body / frame for the floors")
+    parser.add_argument("--hang", action="store_true", help="mail relay: never answer")
     args = parser.parse_args()
     pin(args.cpu)
     raise_file_limit()
+    if args.kind == "mail-relay":
+        asyncio.run(mail_relay(args.port, args.hang))
+        return
     app: Any
     if args.kind == "keybin":
         app = keybin_app(args.count_sql)

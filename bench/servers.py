@@ -83,7 +83,7 @@ class Server:
         log_dir: Path,
         env: Mapping[str, str] | None = None,
         cpu: int | None = None,
-        ready_path: str = "/healthz",
+        ready_path: str | None = "/healthz",
         cwd: Path | None = None,
     ) -> None:
         self.name = name
@@ -150,6 +150,11 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+            if self.ready_path is None:  # not HTTP (a mail relay): listening is ready
+                with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1):
+                    return
+                time.sleep(0.1)
+                continue
             with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1) as s:
                 s.sendall(
                     f"GET {self.ready_path} HTTP/1.1\r\nHost: {HOST}\r\n"

@@ -52,3 +52,51 @@ def test_quick_run_of_the_smallest_cases_writes_machine_date_and_rows(tmp_path: 
         assert row["keybin"] is not None and row["keybin"] > 0, row
     assert document["cases"]["search"]["details"]["2,000"]["same_results"] == "16/16"
     assert "met?" in done.stdout and "requests/s" in done.stdout
+
+
+def test_the_live_case_times_every_grant_behind_a_relay_that_answers_and_one_that_hangs(
+    tmp_path: Path,
+) -> None:
+    # given
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--tiny",
+        "--only",
+        "live",
+        "--results-dir",
+        str(tmp_path),
+    ]
+
+    # when
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+
+    # then every grant's message reached every one of its connections, on both sides
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = tmp_path.glob("*-tiny-live.json")
+    case = json.loads(path.read_text())["cases"]["live"]
+    assert case["error"] is None, case["error"]
+    details = case["details"]
+    measured = ["sqlite"] + (["postgres"] if "postgres_unavailable" not in details else [])
+    for database in measured:
+        for side in ("relay_answering", "relay_hanging"):
+            for kind in ("single", "burst"):
+                found = details[database][side][kind]
+                assert found["grants"] > 0, (database, side, kind)
+                assert found["complete"] == found["grants"], (database, side, kind)
+                assert found["wrong_frames"] == 0, (database, side, kind)
+        # and the invitations' mail went out through one relay and stuck behind the other
+        mail = details[database]["mail"]
+        assert mail["answering"]["SENT"] > 0, mail
+        assert mail["hanging"]["SENT"] == 0 and mail["hanging"]["PENDING"] > 0, mail
+    rows = {row["metric"]: row for row in case["rows"]}
+    assert any("(SQLite)" in metric for metric in rows)
+    for metric, row in rows.items():
+        if row["note"].startswith("unavailable"):
+            assert "PostgreSQL" in metric and "postgres_unavailable" in details, row
+            continue
+        assert row["keybin"] is not None and row["floor"] is not None, row
+    assert "mail relay hanging" in done.stdout

@@ -46,6 +46,28 @@ class Round:
             self.done.set()
 
 
+async def subscribe(url: str, token: str | None) -> ClientConnection:
+    """One client connection, signed in with `token` and subscribed to messageAdded; without a
+    token only opened (the raw WebSocket floors speak no protocol)."""
+    ws = await connect(
+        url,
+        subprotocols=[Subprotocol(PROTOCOL)],
+        open_timeout=60,
+        ping_interval=None,
+        compression=None,
+        max_queue=16,
+    )
+    if token is not None:
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        assert ack["type"] == "connection_ack", ack
+        await ws.send(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}})
+        )
+    return ws
+
+
 class Subscribers:
     """N client connections, each with a reader task reporting into the current round."""
 
@@ -62,30 +84,7 @@ class Subscribers:
 
         async def one(index: int, token: str | None) -> None:
             async with gate:
-                ws = await connect(
-                    self.url,
-                    subprotocols=[Subprotocol(PROTOCOL)],
-                    open_timeout=60,
-                    ping_interval=None,
-                    compression=None,
-                    max_queue=16,
-                )
-                if token is not None:
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "type": "connection_init",
-                                "payload": {"authorization": f"Bearer {token}"},
-                            }
-                        )
-                    )
-                    ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
-                    assert ack["type"] == "connection_ack", ack
-                    await ws.send(
-                        json.dumps(
-                            {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION}}
-                        )
-                    )
+                ws = await subscribe(self.url, token)
                 self.connections[index] = ws
                 self.readers[index] = asyncio.create_task(self._read(index, ws))
 
@@ -130,7 +129,7 @@ class Subscribers:
             )
 
 
-async def _wait_subscribed(port: int, count: int) -> None:
+async def wait_subscribed(port: int, count: int) -> None:
     raw = f"GET /__bench/subscribers HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -222,13 +221,13 @@ def run(ctx: Context) -> CaseResult:
             # One connection first, so start-up allocations do not count per connection.
             warm = Subscribers(f"ws://{HOST}:{server.port}/graphql")
             await warm.open([tokens[0]])
-            await _wait_subscribed(server.port, 1)
+            await wait_subscribed(server.port, 1)
             await warm.close()
             await asyncio.sleep(0.3)
             before = server.rss()
             subscribers = Subscribers(f"ws://{HOST}:{server.port}/graphql")
             await subscribers.open(tokens)
-            await _wait_subscribed(server.port, n)
+            await wait_subscribed(server.port, n)
             after = server.rss()
             done = []
             for r in range(rounds):
@@ -258,13 +257,13 @@ def run(ctx: Context) -> CaseResult:
         async def floor_side() -> Side:
             warm = Subscribers(f"ws://{HOST}:{floor.port}/graphql")
             await warm.open([None])
-            await _wait_subscribed(floor.port, 1)
+            await wait_subscribed(floor.port, 1)
             await warm.close()
             await asyncio.sleep(0.3)
             before = floor.rss()
             subscribers = Subscribers(f"ws://{HOST}:{floor.port}/graphql")
             await subscribers.open([None] * n)
-            await _wait_subscribed(floor.port, n)
+            await wait_subscribed(floor.port, n)
             after = floor.rss()
             done = [await _round(subscribers, floor.port, {}, n) for _ in range(rounds)]
             await subscribers.close()
