@@ -36,6 +36,7 @@ from schema.context import Context
 from schema.schema import KeybinSchema, build_schema
 from schema.transport import SessionTransportHandler
 from settings import Settings, from_env
+from web.confirm import confirm_page
 from web.invitation import invitation_page
 from web.logs import RequestIds
 from web.metrics import Metrics, bind_live_delivery, metrics_page, unbind_live_delivery
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
         Route("/healthz", healthz),
         Route("/metrics", metrics_page),  # only with METRICS_TOKEN (web/metrics.py)
         Route("/reset-password", reset_page, methods=["GET", "POST"]),
+        Route("/confirm-email", confirm_page, methods=["GET", "POST"]),
         # The support console, its static files and its own session cookie (see console/app.py).
         Mount("/console", app=create_console(settings), name="console"),
         Route("/.well-known/jwks.json", jwks_document),
