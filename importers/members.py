@@ -21,11 +21,15 @@ from notify import sessions
 from resolvers.errors import DomainError
 from resolvers.phones import normalize_phone
 
+# RESO's MemberStatus values (Active, Inactive) and the contract's names, in any letter
+# case, with or without spaces, hyphens or underscores ("Past Due", "PAST_DUE").
 STATUSES = {
     "active": AccountStatus.ACTIVE,
     "inactive": AccountStatus.INACTIVE,
     "suspended": AccountStatus.SUSPENDED,
+    "pastdue": AccountStatus.PAST_DUE,
 }
+_SEPARATORS = re.compile(r"[\s_-]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # What a re-import may change; everything else (Key ID, password, PIN) is the agent's own.
 ROSTER_FIELDS = ("first_name", "last_name", "email", "phone", "status")
@@ -86,8 +90,18 @@ def parse_member(index: int, value: Any, report: ImportReport) -> Member:
         last_name=last_name,
         email=email.lower() if email else None,
         phone=phone,
-        status=STATUSES.get((raw_status or "").lower(), AccountStatus.INACTIVE),
+        status=_status(index, raw_status, report),
     )
+
+
+def _status(index: int, raw: str | None, report: ImportReport) -> AccountStatus:
+    """A status keybin does not know grants nothing: the agent is INACTIVE, and told."""
+    status = STATUSES.get(_SEPARATORS.sub("", raw or "").lower())
+    if status is not None:
+        return status
+    given = f"MemberStatus {raw!r} is not one keybin knows" if raw else "MemberStatus is missing"
+    report.warn(index, f"{given} (Active, Inactive, Suspended, Past Due): made INACTIVE")
+    return AccountStatus.INACTIVE
 
 
 async def import_members(path: Path, report: ImportReport) -> ImportReport:

@@ -8,12 +8,12 @@ from zoneinfo import ZoneInfo
 
 from ble.onedaycode import one_day_code, one_day_code_window
 from models.accounts import Account
-from models.enums import AccountStatus
 from models.grants import OneDayCodeIssue
 from models.listings import Lockbox
 from resolvers import clock
+from resolvers.account_status import require_active
 from resolvers.auth import check_pin
-from resolvers.errors import DomainError, invalid_input
+from resolvers.errors import invalid_input
 from resolvers.lockboxes import own_lockbox, require_agent, zone_of
 
 MAX_ISSUED_TO = 200
@@ -34,9 +34,8 @@ async def generate_one_day_code(
 ) -> IssuedCode:
     """For a lockbox the agent holds; the lockbox computes the same code offline."""
     require_agent(agent)
+    require_active(agent)
     lockbox = await own_lockbox(agent, lockbox_pk, "lockboxId")
-    if agent.status != AccountStatus.ACTIVE:
-        raise DomainError("ACCOUNT_NOT_ACTIVE", "Your account is not active.")
     await check_pin(agent, pin, "pin")
     zone = await zone_of(lockbox)
     if day < clock.now().astimezone(ZoneInfo(zone)).date():

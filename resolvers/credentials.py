@@ -11,10 +11,11 @@ from ble.credential import CredentialClaims, sign_credential
 from ble.outcomes import AccessMethod
 from ble.recurrence import Recurrence
 from models.accounts import MAX_DEVICE_ID, Account, Device
-from models.enums import AccountKind, AccountStatus
+from models.enums import AccountKind
 from models.grants import Grant
 from models.listings import Lockbox
 from resolvers import clock
+from resolvers.account_status import require_active
 from resolvers.errors import DomainError
 from resolvers.revocations import IssuedRevocations, revocation_lists, revoked_lockboxes_of
 from resolvers.signing_keys import MAX_CREDENTIAL_LIFETIME, SigningKey, keyring
@@ -50,11 +51,8 @@ class CredentialBundle:
 async def sync_credentials(
     settings: Settings, account: Account, device_id: str
 ) -> CredentialBundle:
+    require_active(account)
     device_key = await _device_key(account, device_id)
-    if account.status != AccountStatus.ACTIVE:
-        raise DomainError(
-            "ACCOUNT_NOT_ACTIVE", "This account is not active, so it cannot open lockboxes."
-        )
     now = clock.now().replace(microsecond=0)
     signer = keyring(settings).signer
     issuer = _Issuer(settings.public_url, signer, device_key, now)

@@ -15,11 +15,12 @@ from tortoise.transactions import in_transaction
 
 from ble.recurrence import InvalidRecurrence, Recurrence
 from models.accounts import Account, Invitation
-from models.enums import AccountEventKind, AccountKind, AccountStatus, MessageKind
+from models.enums import AccountEventKind, AccountKind, MessageKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from notify import outbox
 from resolvers import clock, events
+from resolvers.account_status import require_active
 from resolvers.auth import check_pin, normalize_email
 from resolvers.errors import DomainError, invalid_input
 from resolvers.listings import one_line_address, own_listing
@@ -63,9 +64,8 @@ class Granted:
 async def grant_access(settings: Settings, agent: Account, request: GrantRequest) -> Granted:
     """Checks every rule in the contract's order, then writes grant, messages and mail at once."""
     require_agent(agent)
+    require_active(agent)
     listing = await own_listing(agent, request.listing_pk, "listingId")
-    if agent.status != AccountStatus.ACTIVE:
-        raise DomainError("ACCOUNT_NOT_ACTIVE", "Your account is not active.")
     # Outside any transaction: a wrong PIN is counted even though nothing else changes.
     await check_pin(agent, request.pin, "pin")
     key = _idempotency_key(request.idempotency_key)

@@ -11,6 +11,7 @@ from tortoise.queryset import QuerySet
 from models.accounts import Account
 from models.enums import AccountKind, ListingSource, ListingStatus
 from models.listings import Listing, Lockbox
+from resolvers.account_status import require_active
 from resolvers.errors import DomainError, Forbidden, invalid_input
 
 
@@ -83,6 +84,7 @@ async def add_listing(
     """A listing entered by hand (source MANUAL); imported ones come from `keybin import`."""
     if agent.kind != AccountKind.AGENT:
         raise Forbidden()
+    require_active(agent)
     line1 = _clean(address.line1, _LIMITS["line1"], "address", "line1")
     line2 = _clean(address.line2, _LIMITS["line2"], "address", "line2", required=False)
     city = _clean(address.city, _LIMITS["city"], "address", "city")

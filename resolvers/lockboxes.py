@@ -11,6 +11,7 @@ from models.enums import AccountKind
 from models.grants import Grant
 from models.listings import Lockbox, Region
 from resolvers import clock
+from resolvers.account_status import require_active
 from resolvers.errors import DomainError, Forbidden
 from resolvers.listings import own_listing
 
@@ -53,6 +54,7 @@ async def own_lockbox(agent: Account, lockbox_pk: int, *field: str) -> Lockbox:
 
 async def assign_lockbox(agent: Account, serial_number: str) -> Lockbox:
     require_agent(agent)
+    require_active(agent)
     field = ["input", "serialNumber"]
     lockbox = None
     if len(serial_number) <= MAX_SERIAL:
@@ -106,6 +108,7 @@ async def assign_lockbox_to_listing(
     keys to another house, or strand them.
     """
     require_agent(agent)
+    require_active(agent)
     listing = await own_listing(agent, listing_pk, "listingId")
     lockbox = await own_lockbox(agent, lockbox_pk, "lockboxId")
     region = await Region.get_or_none(code=region_code.strip()) if len(region_code) <= 32 else None
