@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from tortoise.queryset import QuerySet
 
 from models import prepared
+from models.enums import MessageKind
 from models.messages import Message
 from resolvers import clock
 
 
-def _feed(account_id: int, unread_only: bool) -> QuerySet[Message]:
+def _chosen(kinds: Collection[MessageKind] | None) -> list[str]:
+    """The kinds asked for, once each (none or empty: every kind, as for grant statuses)."""
+    return sorted({MessageKind(kind).value for kind in kinds or ()})
+
+
+def _feed(
+    account_id: int, unread_only: bool, kinds: Collection[MessageKind] | None = None
+) -> QuerySet[Message]:
     query = Message.filter(account_id=account_id)
+    if chosen := _chosen(kinds):
+        query = query.filter(kind__in=chosen)
     return query.filter(read_at__isnull=True) if unread_only else query
 
 
 async def page(
-    account_id: int, limit: int, before_id: int | None, unread_only: bool
+    account_id: int,
+    limit: int,
+    before_id: int | None,
+    unread_only: bool,
+    kinds: Collection[MessageKind] | None = None,
 ) -> list[Message]:
     """Newest first; `before_id` is the keyset cursor, so new messages never shift a page.
     The statement is prepared once (models/prepared.py): this is every app's first screen."""
-    where, params = '"account_id" = ?', [account_id]
+    where = '"account_id" = ?'
+    params: list[object] = [account_id]
     if unread_only:
         where += ' AND "read_at" IS NULL'
+    if chosen := _chosen(kinds):
+        where += f' AND "kind" IN ({prepared.placeholders(len(chosen))})'
+        params += chosen
     if before_id is not None:
         where, params = where + ' AND "id" < ?', [*params, before_id]
     return await prepared.select(Message, where, params, '"id" DESC', limit)
@@ -33,8 +53,10 @@ async def since(account_id: int, after_id: int, limit: int) -> list[Message]:
     return await Message.filter(account_id=account_id, id__gt=after_id).order_by("id").limit(limit)
 
 
-async def count(account_id: int, unread_only: bool = False) -> int:
-    return await _feed(account_id, unread_only).count()
+async def count(
+    account_id: int, unread_only: bool = False, kinds: Collection[MessageKind] | None = None
+) -> int:
+    return await _feed(account_id, unread_only, kinds).count()
 
 
 async def mark_read(account_id: int, message_ids: list[int]) -> int:

@@ -11,7 +11,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 
 import schema.enums  # noqa: F401  (registers the enums used below)
 from models.accounts import Account as AccountModel
-from models.enums import AccountKind, AccountStatus, ContractorRole
+from models.enums import AccountKind, AccountStatus, ContractorRole, MessageKind
 from resolvers import messages as message_ops
 from resolvers import visibility
 from schema.base import Node, build_connection, check_first, decode_cursor
@@ -87,17 +87,22 @@ class Account(Node):
         first: int | None = 20,
         after: str | None = None,
         unread_only: bool | None = False,
+        kind: Annotated[
+            list[MessageKind] | None,
+            strawberry.argument(description="Only messages of these kinds; null or empty: all."),
+        ] = None,
     ) -> MessageConnection:
         require_own(info, self.pk)
         limit = check_first(first)
-        page = await message_ops.page(self.pk, limit + 1, decode_cursor(after), bool(unread_only))
+        unread = bool(unread_only)
+        page = await message_ops.page(self.pk, limit + 1, decode_cursor(after), unread, kind)
         return build_connection(
             MessageConnection,
             [Message.from_model(m) for m in page],
             [m.id for m in page],
             limit,
             after,
-            lambda: message_ops.count(self.pk, bool(unread_only)),
+            lambda: message_ops.count(self.pk, unread, kind),
         )
 
     @strawberry.field

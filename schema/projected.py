@@ -228,7 +228,7 @@ TYPES: dict[str, dict[str, Mapping]] = {
 }
 
 # The fields a statement starts from, and the condition for taking it: one's own rows only.
-_MESSAGES = Many("message", _owned_by("account_id"), filters=("unreadOnly",))
+_MESSAGES = Many("message", _owned_by("account_id"), filters=("unreadOnly", "kind"))
 ROOTS: dict[tuple[str, str], tuple[Many, Callable[[Any, Any], bool]]] = {
     ("Agent", "listings"): (Many("listing", _owned_by("agent_id"), filters=("search",)), _is_self),
     ("Agent", "messages"): (_MESSAGES, _is_self),
