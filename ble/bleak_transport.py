@@ -1,4 +1,4 @@
-"""The transport over a real radio: bleak finds the lockbox by serial and speaks GATT to it."""
+"""The radio: bleak scans for advertising lockboxes, finds one by serial and speaks GATT to it."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,8 +9,34 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
+from ble.advertising import Advertisement
 from ble.gatt import advertises_serial
+from ble.scan import Sighting
 from ble.transport import LockboxNotFoundError, NoAdapterError, NotifyCallback, TransportError
+
+
+def _no_adapter(error: BaseException) -> NoAdapterError:
+    # BleakBluetoothNotAvailableError: no adapter or it is off; BleakDBusError: BlueZ is not
+    # running; OSError: the D-Bus socket itself is missing.
+    return NoAdapterError(f"Bluetooth is not available: {error!r}")
+
+
+class BleakAir:
+    """The air as the phone's radio hears it, for ble.scan.scan."""
+
+    async def listen(self, seconds: float) -> list[Sighting]:
+        try:
+            seen = await BleakScanner.discover(timeout=seconds, return_adv=True)
+        except (BleakError, OSError) as error:
+            raise _no_adapter(error) from error
+        return [
+            Sighting(address, _advertisement(advertisement), advertisement.rssi)
+            for address, (_, advertisement) in seen.items()
+        ]
+
+
+def _advertisement(advertisement: AdvertisementData) -> Advertisement:
+    return Advertisement(advertisement.local_name, dict(advertisement.manufacturer_data))
 
 
 class BleakTransport:
@@ -67,9 +93,7 @@ class BleakTransport:
                 self._advertises_serial, timeout=self._scan_timeout
             )
         except (BleakError, OSError) as error:
-            # BleakBluetoothNotAvailableError: no adapter or it is off; BleakDBusError: BlueZ
-            # is not running; OSError: the D-Bus socket itself is missing.
-            raise NoAdapterError(f"Bluetooth is not available: {error!r}") from error
+            raise _no_adapter(error) from error
         if device is None:
             raise LockboxNotFoundError(f"no lockbox {self.serial} in range")
         return device

@@ -30,6 +30,7 @@ from ble.messages import (
 from ble.outcomes import HOLDER_VERIFIED, AccessOutcome
 from ble.records import peek_record
 from ble.revocation import RevocationsVerdict, newest_for
+from ble.serials import same_serial
 from ble.transport import Transport
 
 DEFAULT_TIMEOUT = 10.0
@@ -158,7 +159,8 @@ async def find_and_open(
 
 def choose_credential(serial: str, credentials: Iterable[str], now: datetime) -> str:
     """The credential for `serial` valid at `now`, else the next to start, else any."""
-    mine = [(claims, token) for claims, token in _peeked(credentials) if claims.aud == serial]
+    peeked = _peeked(credentials)
+    mine = [(claims, token) for claims, token in peeked if same_serial(claims.aud, serial)]
     if not mine:
         raise NoCredentialError(f"no credential for lockbox {serial}")
     instant = now.timestamp()

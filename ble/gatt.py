@@ -2,6 +2,8 @@
 
 from collections.abc import Mapping
 
+from ble.serials import same_serial
+
 # 128-bit UUIDs under one keybin base ("keybin" in ASCII leads); only the last digit varies.
 SERVICE_UUID = "6b657962-696e-4c4b-a000-000000000000"
 # read: the NONCE_SIZE-byte nonce of this connection. A read, not a notification, because a
@@ -30,6 +32,19 @@ def manufacturer_data(serial: str) -> dict[int, bytes]:
     return {MANUFACTURER_ID: MANUFACTURER_TAG + serial.encode()}
 
 
+def advertised_serial(local_name: str | None, data: Mapping[int, bytes]) -> str | None:
+    """The serial a lockbox advertises, or None for any other device.
+
+    Manufacturer data first: a phone may drop or truncate the local name.
+    """
+    payload = data.get(MANUFACTURER_ID, b"")
+    if payload.startswith(MANUFACTURER_TAG) and len(payload) > len(MANUFACTURER_TAG):
+        return payload[len(MANUFACTURER_TAG) :].decode(errors="replace")
+    if local_name and local_name.startswith(NAME_PREFIX) and len(local_name) > len(NAME_PREFIX):
+        return local_name.removeprefix(NAME_PREFIX)
+    return None
+
+
 def advertises_serial(serial: str, local_name: str | None, data: Mapping[int, bytes]) -> bool:
-    by_name = local_name == advertised_name(serial)
-    return by_name or data.get(MANUFACTURER_ID) == manufacturer_data(serial)[MANUFACTURER_ID]
+    advertised = advertised_serial(local_name, data)
+    return advertised is not None and same_serial(advertised, serial)

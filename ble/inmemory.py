@@ -1,14 +1,17 @@
 """A transport without a radio: frames go straight to a LockboxSimulator's GATT service."""
 
 import asyncio
+from collections.abc import Iterable
 
 from ble.framing import ATT_OVERHEAD, FramingError, Reassembler, frame
 from ble.gatt import CHALLENGE_UUID, COMMAND_UUID, RESPONSE_UUID
 from ble.messages import error_answer
+from ble.scan import Sighting
 from ble.simulator import LockboxSession, LockboxSimulator
 from ble.transport import NotifyCallback, TransportError
 
 BLE_MIN_MTU = 23
+SIMULATED_RSSI = -60  # dBm: a phone held a step away from the lockbox
 
 
 class InMemoryTransport:
@@ -71,3 +74,19 @@ class InMemoryTransport:
         if self._session is None:
             raise TransportError("not connected")
         return self._session
+
+
+class SimulatedAir:
+    """The air around simulated lockboxes: a scan hears those whose ENT was just pressed."""
+
+    def __init__(self, lockboxes: Iterable[LockboxSimulator], rssi: int = SIMULATED_RSSI) -> None:
+        self._lockboxes = list(lockboxes)
+        self._rssi = rssi
+
+    async def listen(self, seconds: float) -> list[Sighting]:
+        # What is advertising as the scan runs; a simulated scan need not wait to hear it.
+        return [
+            Sighting(f"simulated:{lockbox.serial}", advertisement, self._rssi)
+            for lockbox in self._lockboxes
+            if (advertisement := lockbox.advertisement()) is not None
+        ]

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ble import jws
+from ble.serials import same_serial
 
 TYP = "lockbox-revocations+jwt"
 
@@ -90,7 +91,7 @@ def newest_for(serial: str, tokens: Iterable[str]) -> str | None:
             revocations = peek_revocations(token)
         except InvalidRevocations:
             continue  # not ours to judge; the lockbox would refuse it anyway
-        if revocations.aud == serial:
+        if same_serial(revocations.aud, serial):
             mine.append((revocations.seq, token))
     return max(mine, key=lambda pair: pair[0])[1] if mine else None
 

@@ -2,12 +2,13 @@
 
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ble.advertising import Advertisement, lockbox_advertisement
 from ble.b64 import b64url_decode
 from ble.credential import CredentialClaims, InvalidCredential, decode_credential
 from ble.framing import MAX_MESSAGE
@@ -32,10 +33,13 @@ from ble.records import AccessRecord, encode_record
 from ble.recurrence import within_recurrence
 from ble.revocation import InvalidRevocations, RevocationsVerdict, decode_revocations
 from ble.secret import normalize_secret
+from ble.serials import same_serial
 
 Clock = Callable[[], datetime]
 # Room for the JSON around the records in one answer.
 _RECORDS_BUDGET = MAX_MESSAGE - 64
+# How long a lockbox advertises its serial after ENT is pressed on its keypad.
+ADVERTISING_WINDOW = timedelta(seconds=30)
 
 
 class LockboxSimulator:
@@ -48,6 +52,7 @@ class LockboxSimulator:
         trusted_keys: Mapping[str, Ed25519PublicKey],
         clock: Clock,
         time_zone: str = "UTC",
+        advertising_window: timedelta = ADVERTISING_WINDOW,
     ) -> None:
         ZoneInfo(time_zone)  # fail at set-up, not at the first One Day Code
         self.serial = serial
@@ -62,6 +67,21 @@ class LockboxSimulator:
         self._listed: frozenset[str] = frozenset()
         self._log: list[tuple[int, str]] = []  # (seq, signed record), oldest first
         self._next_seq = 1
+        self._advertising_window = advertising_window
+        self._advertising_until: datetime | None = None
+
+    def press_ent(self) -> None:
+        """ENT on the keypad: the lockbox advertises its serial so a phone can find it."""
+        self._advertising_until = self._clock() + self._advertising_window
+
+    @property
+    def advertising(self) -> bool:
+        until = self._advertising_until
+        return until is not None and self._clock() < until
+
+    def advertisement(self) -> Advertisement | None:
+        """What a scanner hears from this lockbox now: nothing unless ENT was just pressed."""
+        return lockbox_advertisement(self.serial) if self.advertising else None
 
     def connect(self) -> "LockboxSession":
         return LockboxSession(self, secrets.token_bytes(NONCE_SIZE))
@@ -84,7 +104,7 @@ class LockboxSimulator:
             revocations = decode_revocations(token, self._trusted)
         except InvalidRevocations:
             return RevocationsVerdict.REFUSED_INVALID
-        if revocations.aud != self.serial:
+        if not same_serial(revocations.aud, self.serial):
             return RevocationsVerdict.REFUSED_WRONG_LOCKBOX
         if self._clock().timestamp() >= revocations.exp:
             return RevocationsVerdict.REFUSED_EXPIRED
@@ -136,7 +156,7 @@ class LockboxSimulator:
     ) -> AccessOutcome:
         if nonce is None or not _holder_signed(claims, sig, nonce):
             return AccessOutcome.DENIED_INVALID_CREDENTIAL
-        if claims.aud != self.serial:
+        if not same_serial(claims.aud, self.serial):
             return AccessOutcome.DENIED_WRONG_LOCKBOX
         if claims.jti in self._revoked or claims.jti in self._listed:
             return AccessOutcome.DENIED_REVOKED

@@ -4,23 +4,29 @@ Each packet is a 2-byte big-endian length, then one opcode byte and its body. Th
 sends HELLO (the serial it wants), READ / WRITE / SUBSCRIBE (a 16-byte characteristic UUID,
 then the data); the lockbox answers each with OK (HELLO: the MTU; READ: the value) or
 ERROR (a UTF-8 reason), and sends NOTIFY packets whenever a subscribed value changes. The
-payloads are the same frames the radio carries, at the same MTU.
+payloads are the same frames the radio carries, at the same MTU. A scanner sends ADVERTISE
+instead of HELLO: the answer is OK with the advertisement's AD structures while the
+lockbox advertises (ENT pressed), OK with nothing otherwise, and the connection ends.
 """
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ble.advertising import InvalidAdvertisement, decode_advertisement, encode_advertisement
 from ble.inmemory import InMemoryTransport
+from ble.scan import Sighting
+from ble.serials import same_serial
 from ble.simulator import LockboxSimulator
 from ble.transport import LockboxNotFoundError, NotifyCallback, TransportError
 
-HELLO, READ, WRITE, SUBSCRIBE = b"H", b"R", b"W", b"S"
+HELLO, READ, WRITE, SUBSCRIBE, ADVERTISE = b"H", b"R", b"W", b"S", b"A"
 OK, ERROR, NOTIFY = b"K", b"E", b"N"
 DEFAULT_MTU = 185
 _MAX_PACKET = 0xFFFF
+_SCAN_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,18 @@ async def _receive(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     return packet[:1], packet[1:]
 
 
+async def _open(address: Address) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if address.path:
+        return await asyncio.open_unix_connection(address.path)
+    return await asyncio.open_connection(address.host, address.port)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
 def _uuid(body: bytes) -> tuple[str, bytes]:
     if len(body) < 16:
         raise TransportError("packet too short for a characteristic UUID")
@@ -89,10 +107,7 @@ class SocketTransport:
     async def connect(self) -> None:
         try:
             async with asyncio.timeout(self._connect_timeout):
-                if self.address.path:
-                    streams = await asyncio.open_unix_connection(self.address.path)
-                else:
-                    streams = await asyncio.open_connection(self.address.host, self.address.port)
+                streams = await _open(self.address)
         except (OSError, TimeoutError) as error:
             raise LockboxNotFoundError(f"no lockbox listening at {self.address}") from error
         self._reader, self._writer = streams
@@ -114,9 +129,7 @@ class SocketTransport:
                 await pump
         writer, self._writer = self._writer, None
         if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            await _close(writer)
 
     async def read(self, char_uuid: str) -> bytes:
         return await self._request(READ, uuid.UUID(char_uuid).bytes)
@@ -155,6 +168,45 @@ class SocketTransport:
             self._answers.put_nowait((ERROR, b"the lockbox closed the connection"))
 
 
+class SocketAir:
+    """Simulated lockboxes at known addresses, heard the way a radio scan hears lockboxes:
+    each advertisement is asked for until the scan's time is up or every one has answered."""
+
+    def __init__(self, addresses: Iterable[Address], *, connect_timeout: float = 2.0) -> None:
+        self._addresses = list(addresses)
+        self._connect_timeout = connect_timeout
+
+    async def listen(self, seconds: float) -> list[Sighting]:
+        heard: dict[Address, Sighting] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            quiet = [address for address in self._addresses if address not in heard]
+            answers = await asyncio.gather(*(self._ask(address) for address in quiet))
+            heard |= {address: seen for address, seen in zip(quiet, answers, strict=True) if seen}
+            if len(heard) == len(self._addresses) or loop.time() >= deadline:
+                return [heard[address] for address in self._addresses if address in heard]
+            await asyncio.sleep(min(_SCAN_POLL_SECONDS, max(deadline - loop.time(), 0)))
+
+    async def _ask(self, address: Address) -> Sighting | None:
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                reader, writer = await _open(address)
+                try:
+                    await _send(writer, ADVERTISE)
+                    kind, body = await _receive(reader)
+                finally:
+                    await _close(writer)
+            advertisement = decode_advertisement(body) if kind == OK and body else None
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, TransportError):
+            return None  # nothing listening there: a lockbox out of range
+        except InvalidAdvertisement:
+            return None  # not a lockbox we understand
+        if advertisement is None:
+            return None  # there, but asleep: nobody pressed ENT
+        return Sighting(str(address), advertisement)
+
+
 Log = Callable[[str], None]
 
 
@@ -169,9 +221,7 @@ async def serve_lockbox(
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the phone went away, as phones do
         finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+            await _close(writer)
 
     if address.path:
         return await asyncio.start_unix_server(handle, address.path)
@@ -186,7 +236,11 @@ async def _session(
     log: Log,
 ) -> None:
     kind, body = await _receive(reader)
-    if kind != HELLO or body.decode(errors="replace") != lockbox.serial:
+    if kind == ADVERTISE:
+        advertisement = lockbox.advertisement()
+        await _send(writer, OK, encode_advertisement(advertisement) if advertisement else b"")
+        return
+    if kind != HELLO or not same_serial(body.decode(errors="replace"), lockbox.serial):
         await _send(writer, ERROR, f"this is lockbox {lockbox.serial}".encode())
         return
     # The GATT server itself is the in-memory one; this only carries its frames.

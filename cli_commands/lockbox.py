@@ -1,4 +1,4 @@
-"""`keybin lockbox`: a simulated lockbox for development, and opening one as a phone would."""
+"""`keybin lockbox`: a simulated lockbox, and finding and opening one as a phone would."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -22,13 +22,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from ble.b64 import b64url_decode, b64url_encode
-from ble.client import NoCredentialError, Visit, find_and_open
+from ble.client import NoCredentialError, Visit, choose_credential, find_and_open
 from ble.jwks import InvalidJwk, parse_jwks, raw_public_key
 from ble.messages import ProtocolError
 from ble.outcomes import AccessOutcome
 from ble.records import peek_record
-from ble.simulator import LockboxSimulator
-from ble.socket_transport import Address, SocketTransport, parse_address, serve_lockbox
+from ble.scan import DEFAULT_SCAN_SECONDS, Air, FoundLockbox, scan
+from ble.serials import normalize_serial
+from ble.simulator import ADVERTISING_WINDOW, LockboxSimulator
+from ble.socket_transport import (
+    Address,
+    SocketAir,
+    SocketTransport,
+    parse_address,
+    serve_lockbox,
+)
 from ble.transport import LockboxNotFoundError, NoAdapterError, Transport, TransportError
 from cli import register
 from settings import Settings
@@ -78,6 +86,7 @@ def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
     )
     actions = lockbox.add_subparsers(dest="lockbox_command", required=True, metavar="ACTION")
     _add_simulate(actions)
+    _add_scan(actions)
     _add_open(actions)
 
 
@@ -88,7 +97,9 @@ def _add_simulate(actions: argparse._SubParsersAction[Any]) -> None:
         description="Runs the lockbox logic (credential checks, access log) on a local TCP or "
         "Unix socket that carries the same GATT frames as Bluetooth, for `keybin lockbox open "
         "--via-socket`. It trusts the server's signing keys: from the key file beside the "
-        "database (or KEYBIN_SIGNING_KEYS), or fetched from --jwks-url. Stop it with Ctrl-C.",
+        "database (or KEYBIN_SIGNING_KEYS), or fetched from --jwks-url. Press Enter to press "
+        "ENT on its keypad: it then advertises its serial for `keybin lockbox scan`. Stop it "
+        "with Ctrl-C.",
     )
     simulate.add_argument("--serial", required=True, help="the lockbox serial number")
     simulate.add_argument(
@@ -108,7 +119,42 @@ def _add_simulate(actions: argparse._SubParsersAction[Any]) -> None:
         "--jwks-url", help="trust the keys published here, e.g. http://HOST/.well-known/jwks.json"
     )
     simulate.add_argument("--mtu", type=int, default=185, help="ATT MTU to emulate (23-517)")
+    window = int(ADVERTISING_WINDOW.total_seconds())
+    simulate.add_argument(
+        "--advertise-seconds",
+        type=float,
+        default=window,
+        help=f"how long it advertises its serial after ENT (default {window})",
+    )
     simulate.set_defaults(func=_simulate)
+
+
+def _add_scan(actions: argparse._SubParsersAction[Any]) -> None:
+    scanner = actions.add_parser(
+        "scan",
+        help="list the lockboxes advertising nearby (press ENT on one first)",
+        description="Listens for lockboxes advertising their serial, as the app does after "
+        "someone presses ENT on a lockbox, and lists them nearest first. Exit codes: 0 found, "
+        "1 none advertising, 2 no Bluetooth adapter.",
+    )
+    scanner.add_argument(
+        "--seconds",
+        type=float,
+        default=DEFAULT_SCAN_SECONDS,
+        help=f"how long to listen (default {DEFAULT_SCAN_SECONDS:g})",
+    )
+    _add_via_socket(scanner, "listen to simulated lockboxes at these addresses, not Bluetooth")
+    scanner.set_defaults(func=_scan)
+
+
+def _add_via_socket(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument(
+        "--via-socket",
+        metavar="HOST:PORT",
+        action="append",
+        default=[],
+        help=f"{text} (HOST:PORT or unix:PATH of `keybin lockbox simulate`; repeatable)",
+    )
 
 
 def _add_open(actions: argparse._SubParsersAction[Any]) -> None:
@@ -120,7 +166,11 @@ def _add_open(actions: argparse._SubParsersAction[Any]) -> None:
         "and uploads the lockbox's access records. Exit codes: 0 opened, 1 refused or failed, "
         "2 no Bluetooth adapter.",
     )
-    opener.add_argument("--serial", required=True, help="the lockbox serial number")
+    opener.add_argument(
+        "--serial",
+        help="the lockbox serial number; without it, the nearest advertising lockbox "
+        "(press ENT on it) that this account has a credential for",
+    )
     opener.add_argument("--login", required=True, help="email address or 9-digit Key ID")
     opener.add_argument("--password", help="the account password (asked for when left out)")
     opener.add_argument("--api", help="the server's base URL (default: PUBLIC_URL)")
@@ -129,11 +179,7 @@ def _add_open(actions: argparse._SubParsersAction[Any]) -> None:
         default=DEFAULT_DEVICE_KEY,
         help=f"this device's id and Ed25519 key, made on first use (default {DEFAULT_DEVICE_KEY})",
     )
-    opener.add_argument(
-        "--via-socket",
-        metavar="HOST:PORT",
-        help="reach a `keybin lockbox simulate` at HOST:PORT (or unix:PATH) instead of Bluetooth",
-    )
+    _add_via_socket(opener, "reach simulated lockboxes instead of Bluetooth")
     opener.set_defaults(func=_open)
 
 
@@ -142,6 +188,11 @@ def _add_open(actions: argparse._SubParsersAction[Any]) -> None:
 
 class NarratedLockbox(LockboxSimulator):
     """A simulator that says what it does, for whoever watches the terminal."""
+
+    def press_ent(self) -> None:
+        super().press_ent()
+        seconds = self._advertising_window.total_seconds()
+        _say(f"ENT pressed: advertising serial {self.serial} for {seconds:g} s")
 
     def present(self, credential: str, sig: str, nonce: bytes | None) -> AccessOutcome:
         return self._said(super().present(credential, sig, nonce))
@@ -162,7 +213,12 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         secret, zone = await _lockbox_secret(args, settings)
         trusted = await _trusted_keys(args, settings)
         lockbox = NarratedLockbox(
-            args.serial, secret, trusted, lambda: datetime.now(UTC), time_zone=zone
+            args.serial,
+            secret,
+            trusted,
+            lambda: datetime.now(UTC),
+            time_zone=zone,
+            advertising_window=timedelta(seconds=args.advertise_seconds),
         )
     except (CommandError, ValueError, ZoneInfoNotFoundError) as error:  # secret, zone, address
         print(f"keybin: {error}", file=sys.stderr)
@@ -172,9 +228,48 @@ async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         bound = _bound_address(server, address)
         _say(f"lockbox {args.serial} listening on {bound} (time zone {zone})")
         _say(f"trusting server keys: {', '.join(sorted(trusted)) or 'none'}")
-        with contextlib.suppress(asyncio.CancelledError):
-            await server.serve_forever()
+        stop_watching = _keypad(lockbox)
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await server.serve_forever()
+        finally:
+            stop_watching()
     return 0
+
+
+def _keypad(lockbox: LockboxSimulator) -> Callable[[], None]:
+    """Enter on this terminal is ENT on the lockbox's keypad; returns how to stop listening.
+
+    os.read when the loop says a line is there: unlike a pipe transport, this leaves the
+    terminal's file description blocking, as the shell expects it back.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdin at all, or a closed one
+        return lambda: None
+
+    def typed() -> None:
+        try:
+            data = os.read(fd, 1024)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)  # end of input: the keypad is gone, the lockbox stays
+        elif b"\n" in data:
+            lockbox.press_ent()
+
+    try:
+        loop.add_reader(fd, typed)
+    except (OSError, ValueError):  # /dev/null or a regular file: no keypad to watch
+        _say("no terminal input: ENT cannot be pressed here")
+        return lambda: None
+    _say("press Enter to press ENT (the lockbox then advertises its serial)")
+
+    def stop() -> None:
+        loop.remove_reader(fd)
+
+    return stop
 
 
 async def _lockbox_secret(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
@@ -184,7 +279,9 @@ async def _lockbox_secret(args: argparse.Namespace, settings: Settings) -> tuple
     from models.listings import Lockbox
 
     async with db.connected(settings):
-        lockbox = await Lockbox.get_or_none(serial_number=args.serial).select_related("region")
+        lockbox = await Lockbox.get_or_none(
+            serial_number=normalize_serial(args.serial)
+        ).select_related("region")
     if lockbox is None:
         raise CommandError(f"lockbox {args.serial} is not in the database: pass --secret")
     zone = args.time_zone or (lockbox.region.time_zone if lockbox.region else "UTC")
@@ -220,6 +317,50 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+# ---- scan -----------------------------------------------------------------------------
+
+
+def _air(via_socket: list[str]) -> Air | None:
+    """Simulated lockboxes at these addresses, or (None) the radio."""
+    if not via_socket:
+        return None
+    try:
+        return SocketAir([parse_address(text) for text in via_socket])
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+
+
+async def _advertising(via_socket: list[str], seconds: float) -> list[FoundLockbox]:
+    try:
+        return await scan(_air(via_socket), seconds)
+    except NoAdapterError as error:
+        raise CommandError(
+            "no Bluetooth adapter here (or BlueZ is not running); "
+            "use --via-socket to reach a simulated lockbox",
+            NO_ADAPTER_EXIT,
+        ) from error
+
+
+async def _scan(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        found = await _advertising(args.via_socket, args.seconds)
+    except CommandError as error:
+        print(f"keybin: {error}", file=sys.stderr)
+        return error.code
+    if not found:
+        print(NOTHING_ADVERTISING, file=sys.stderr)
+        return 1
+    for lockbox in found:
+        signal = f"{lockbox.rssi} dBm" if lockbox.rssi is not None else "signal unknown"
+        print(f"{lockbox.serial}  {signal}  {lockbox.address}")
+    return 0
+
+
+NOTHING_ADVERTISING = (
+    "no lockbox is advertising: press ENT on the lockbox, then scan again within its window"
+)
+
+
 # ---- open -----------------------------------------------------------------------------
 
 
@@ -239,13 +380,17 @@ async def _open_lockbox(args: argparse.Namespace, settings: Settings) -> int:
     async with httpx.AsyncClient(base_url=api, timeout=15) as http:
         token = await _sign_in(http, args.login, password, device_id, device_key)
         credentials, revocations = await _sync(http, token, device_id)
-        visit = await _visit(args, credentials, device_key, revocations)
-        print(f"lockbox {args.serial}: {visit.outcome}")
+        if args.serial is None:
+            serial, sockets = await _nearest_openable(args.via_socket, credentials)
+        else:
+            serial, sockets = args.serial, args.via_socket
+        visit = await _visit(serial, sockets, credentials, device_key, revocations)
+        print(f"lockbox {serial}: {visit.outcome}")
         if visit.records:
             report = await _call(
                 http,
                 REPORT_EVENTS,
-                {"input": {"lockboxSerial": args.serial, "records": visit.records}},
+                {"input": {"lockboxSerial": serial, "records": visit.records}},
                 token,
             )
             print(
@@ -253,6 +398,23 @@ async def _open_lockbox(args: argparse.Namespace, settings: Settings) -> int:
                 f"{report['duplicates']} already known"
             )
     return 0 if visit.outcome is AccessOutcome.OPENED else 1
+
+
+async def _nearest_openable(via_socket: list[str], credentials: list[str]) -> tuple[str, list[str]]:
+    """The nearest advertising lockbox this account holds a credential for, and where it is."""
+    found = await _advertising(via_socket, DEFAULT_SCAN_SECONDS)
+    if not found:
+        raise CommandError(NOTHING_ADVERTISING)
+    now = datetime.now(UTC)
+    for lockbox in found:
+        try:
+            choose_credential(lockbox.serial, credentials, now)
+        except NoCredentialError:
+            continue
+        print(f"found lockbox {lockbox.serial} advertising nearby")
+        return lockbox.serial, [lockbox.address] if via_socket else []
+    serials = ", ".join(lockbox.serial for lockbox in found)
+    raise CommandError(f"this account has no credential for the lockboxes advertising: {serials}")
 
 
 async def _sign_in(
@@ -284,15 +446,18 @@ async def _sync(http: httpx.AsyncClient, token: str, device_id: str) -> tuple[li
 
 
 async def _visit(
-    args: argparse.Namespace,
+    serial: str,
+    via_socket: list[str],
     credentials: list[str],
     device_key: Ed25519PrivateKey,
     revocations: list[str],
 ) -> Visit:
     factory: Callable[[str], Transport]
-    if args.via_socket:
+    if via_socket:
+        if len(via_socket) > 1:
+            raise CommandError("to open lockbox by serial, give one --via-socket address")
         try:
-            address = parse_address(args.via_socket)
+            address = parse_address(via_socket[0])
         except ValueError as error:
             raise CommandError(str(error)) from error
 
@@ -304,10 +469,10 @@ async def _visit(
         factory = BleakTransport
     try:
         return await find_and_open(
-            args.serial, credentials, device_key, factory, revocations=revocations
+            serial, credentials, device_key, factory, revocations=revocations
         )
     except NoCredentialError as error:
-        raise CommandError(f"this account has no credential for lockbox {args.serial}") from error
+        raise CommandError(f"this account has no credential for lockbox {serial}") from error
     except NoAdapterError as error:
         raise CommandError(
             "no Bluetooth adapter here (or BlueZ is not running); "
@@ -315,9 +480,9 @@ async def _visit(
             NO_ADAPTER_EXIT,
         ) from error
     except LockboxNotFoundError as error:
-        raise CommandError(f"lockbox {args.serial} not found: {error}") from error
+        raise CommandError(f"lockbox {serial} not found: {error}") from error
     except (TransportError, ProtocolError, TimeoutError) as error:
-        raise CommandError(f"lost the lockbox {args.serial}: {error or 'timed out'}") from error
+        raise CommandError(f"lost the lockbox {serial}: {error or 'timed out'}") from error
 
 
 async def _call(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ble.secret import InvalidSecret, normalize_secret
+from ble.serials import normalize_serial
 from importers.keyed_csv import KeyedCsv
 from importers.report import ImportReport, RowError
 from importers.sources import check_csv_shape, required
@@ -29,7 +30,8 @@ class LockboxRow:
 
 def parse_lockbox(line: int, row: dict[str, str]) -> LockboxRow:
     check_csv_shape(row)
-    serial_number = required(row, "serial_number", 32)
+    # Canonical, as every lookup is: "lb 100234" and "LB100234" are one lockbox.
+    serial_number = normalize_serial(required(row, "serial_number", 32))
     model = required(row, "model", 64)
     raw_ble = required(row, "ble", 32).lower()
     if raw_ble not in YES | NO:

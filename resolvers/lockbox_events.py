@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from ble.outcomes import AccessOutcome as RecordOutcome
 from ble.records import AccessRecord, InvalidRecord, verify_record
 from ble.secret import InvalidSecret
+from ble.serials import normalize_serial, same_serial
 from models.access import AccessEvent
 from models.accounts import Account
 from models.enums import AccessMethod, AccessOutcome, MessageKind
@@ -65,7 +66,7 @@ async def report_lockbox_events(serial: str, tokens: Sequence[str]) -> Report:
 
 async def _lockbox(serial: str) -> Lockbox:
     lockbox = None
-    serial = serial.strip()
+    serial = normalize_serial(serial)
     # Longer than the column: no lockbox has it (and the ORM refuses to look it up).
     if serial and "\x00" not in serial and len(serial) <= MAX_SERIAL:
         lockbox = await Lockbox.get_or_none(serial_number=serial).select_related("region")
@@ -97,7 +98,7 @@ def _verified(lockbox: Lockbox, tokens: Sequence[str]) -> list[AccessRecord]:
 
 def _plausible(record: AccessRecord, lockbox: Lockbox) -> bool:
     in_range = record.seq <= _MAX_SEQ and 0 <= record.at < _LATEST.timestamp()
-    return record.serial == lockbox.serial_number and in_range
+    return same_serial(record.serial, lockbox.serial_number) and in_range
 
 
 async def _store(lockbox: Lockbox, records: list[AccessRecord]) -> Report:

@@ -6,6 +6,7 @@ from datetime import date
 
 from tortoise.transactions import in_transaction
 
+from ble.serials import normalize_serial
 from models.accounts import Account
 from models.enums import AccountKind
 from models.grants import Grant
@@ -25,7 +26,7 @@ def require_agent(account: Account) -> None:
 
 
 def _serial(value: str) -> str:
-    return value.strip()
+    return normalize_serial(value)
 
 
 async def lockbox_by_serial(account: Account, serial_number: str) -> Lockbox | None:

@@ -112,16 +112,31 @@ async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 async def simulate(env: dict[str, str], *args: str) -> tuple[asyncio.subprocess.Process, str]:
     """Start a simulated lockbox; returns it and the address it says it listens on."""
     process = await asyncio.create_subprocess_exec(
-        KEYBIN, "lockbox", "simulate", *args, env=env,
+        KEYBIN, "lockbox", "simulate", *args, env=env, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+    address = await said(process, r"listening on (\S+)")
+    await said(process, "press Enter to press ENT")
+    return process, address
+
+
+async def said(process: asyncio.subprocess.Process, pattern: str) -> str:
+    """The first group (or all) of the next line of the simulator's output matching `pattern`."""
     assert process.stdout is not None
     async with asyncio.timeout(STEP_TIMEOUT):
         while line := (await process.stdout.readline()).decode():
-            if match := re.search(r"listening on (\S+)", line):
-                return process, match.group(1)
+            if match := re.search(pattern, line):
+                return match.group(1) if match.re.groups else match.group(0)
     await _stop(process)
-    raise AssertionError("the simulator never said where it listens")
+    raise AssertionError(f"the simulator never said {pattern!r}")
+
+
+async def press_ent(simulator: asyncio.subprocess.Process) -> None:
+    """Enter on the simulator's terminal is ENT on its keypad."""
+    assert simulator.stdin is not None
+    simulator.stdin.write(b"\n")
+    await simulator.stdin.drain()
+    await said(simulator, "ENT pressed")
 
 
 async def contractor_with_grant() -> tuple[Account, Lockbox]:
@@ -237,3 +252,78 @@ async def test_the_socket_transport_carries_the_same_frames_in_process(tmp_path:
     assert transport.mtu == 23
     assert outcome is BleOutcome.OPENED
     assert records == box.simulator.pending_records()
+
+
+# ---- finding a lockbox by pressing ENT ------------------------------------------------
+
+
+async def test_scan_lists_a_simulated_lockbox_once_ent_is_pressed(server: Server) -> None:
+    # given a simulated lockbox nobody has touched
+    _, lockbox = await contractor_with_grant()
+    simulator, address = await simulate(
+        server.env, "--serial", lockbox.serial_number, "--listen", "127.0.0.1:0"
+    )
+    try:
+        scan = ["lockbox", "scan", "--via-socket", address]
+        asleep = await run(server.env, *scan, "--seconds", "0.5")
+        # when ENT is pressed on it
+        await press_ent(simulator)
+        awake = await run(server.env, *scan)
+    finally:
+        await _stop(simulator)
+    # then
+    assert asleep[0] == 1
+    assert "no lockbox is advertising: press ENT on the lockbox" in asleep[2]
+    assert awake[0] == 0, awake[2]
+    assert awake[1].split() == [lockbox.serial_number, "signal", "unknown", address]
+
+
+async def test_open_finds_the_lockbox_by_ent_whatever_the_serials_spelling(
+    server: Server, tmp_path: Path
+) -> None:
+    # given a simulated lockbox whose serial was typed in lower case with a space (its secret
+    # found in the database all the same), and ENT pressed on it
+    contractor, lockbox = await contractor_with_grant()
+    typed = f"{lockbox.serial_number[:2].lower()} {lockbox.serial_number[2:]}"
+    simulator, address = await simulate(server.env, "--serial", typed, "--listen", "127.0.0.1:0")
+    try:
+        await press_ent(simulator)
+        # when the contractor opens "the lockbox in front of them", naming no serial
+        args = open_args(contractor, lockbox, server, tmp_path / "device.json")
+        args = [arg for arg in args if arg not in ("--serial", lockbox.serial_number)]
+        code, out, err = await run(server.env, *args, "--via-socket", address)
+    finally:
+        await _stop(simulator)
+    # then the scan found it, the credential for the canonical serial opened it, and the
+    # records it signed with its own spelling were accepted
+    assert code == 0, err
+    assert f"found lockbox {typed} advertising nearby" in out
+    assert f"lockbox {typed}: OPENED" in out
+    assert "1 new" in out
+    event = await AccessEvent.get(lockbox_id=lockbox.id)
+    assert (event.outcome, event.actor_name) == (AccessOutcome.OPENED, "Carl Cleaner")
+
+
+async def test_open_with_nothing_advertising_says_press_ent(server: Server, tmp_path: Path) -> None:
+    # given a lockbox on which nobody pressed ENT
+    contractor, lockbox = await contractor_with_grant()
+    simulator, address = await simulate(
+        server.env, "--serial", lockbox.serial_number, "--listen", "127.0.0.1:0"
+    )
+    try:
+        args = open_args(contractor, lockbox, server, tmp_path / "device.json")
+        args = [arg for arg in args if arg not in ("--serial", lockbox.serial_number)]
+        code, _, err = await run(server.env, *args, "--via-socket", address)
+    finally:
+        await _stop(simulator)
+    # then
+    assert code == 1
+    assert "press ENT on the lockbox" in err
+    assert await AccessEvent.all().count() == 0
+
+
+async def test_scan_without_bluetooth_says_so_and_exits_2(environment: dict[str, str]) -> None:
+    code, _, err = await run(environment, "lockbox", "scan", "--seconds", "1")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "no Bluetooth adapter" in lines[0], err

@@ -80,6 +80,12 @@ class Migration(migrations.Migration):
             " WHERE status = 'PENDING'",
             reverse_sql="DROP INDEX IF EXISTS outbox_pending",
         ),
+        # Serials are kept canonical (ble.serials.normalize_serial: upper case, no spaces), so a
+        # lookup of whatever was typed finds a lockbox imported in another spelling.
+        ops.RunSQL(
+            "UPDATE lockbox SET serial_number = UPPER(REPLACE(serial_number, ' ', ''))"
+            " WHERE serial_number <> UPPER(REPLACE(serial_number, ' ', ''))"
+        ),
         # The grant an invitation was mailed for (its page shows it and ends with it).
         ops.AddField(
             model_name='Invitation',
