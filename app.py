@@ -53,6 +53,21 @@ def bearer_token(value: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def connection_authorization(params: object) -> str | None:
+    """`Authorization` in a connection_init payload, in any letter case, as in HTTP headers.
+
+    Two spellings that disagree give "", which no token matches: the connection is refused.
+    """
+    if not isinstance(params, dict):
+        return None
+    values = {
+        str(v) for k, v in params.items() if isinstance(k, str) and k.lower() == "authorization"
+    }
+    if not values:
+        return None
+    return values.pop() if len(values) == 1 else ""
+
+
 class KeybinGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with keybin's context and WebSocket authentication."""
 
@@ -98,7 +113,7 @@ class KeybinGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> None:
         params = getattr(context, "connection_params", None) or {}
-        raw = params.get("authorization") if isinstance(params, dict) else None
+        raw = connection_authorization(params)
         if raw is None:
             return None  # anonymous: subscribing then answers UNAUTHENTICATED
         token = bearer_token(str(raw))

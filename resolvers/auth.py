@@ -297,7 +297,9 @@ async def check_pin(account: Account, pin: str, *field: str) -> None:
             "TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path
         )
     if account.pin_hash is None:
-        raise DomainError("INVALID_PIN", "Set a PIN first (setPin).", path)
+        raise DomainError(
+            "INVALID_PIN", "Choose a PIN first (your password confirms it), then try again.", path
+        )
     if await verify_secret_async(account.pin_hash, pin):
         if account.failed_pins:
             await Account.filter(id=account.id).update(failed_pins=0)

@@ -81,7 +81,7 @@ async def _device_key(account: Account, device_id: str) -> bytes:
     if len(raw) != 32:
         raise DomainError(
             "DEVICE_NOT_REGISTERED",
-            "This device has no key on record: sign in on it again with devicePublicKey.",
+            "This phone is not set up to open lockboxes yet: sign in on it again.",
             ["input", "deviceId"],
         )
     return raw
