@@ -59,3 +59,5 @@ class OneDayCodeIssue(Model):
 
     class Meta:
         table = "one_day_code"
+        # A listing's access history pages through its codes, newest first.
+        indexes = (("listing_id", "id"),)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from tortoise.expressions import Subquery
+from tortoise.functions import Count
+
 from ble.onedaycode import one_day_code, one_day_code_window
+from models import prepared
 from models.accounts import Account
 from models.grants import OneDayCodeIssue
-from models.listings import Lockbox
+from models.listings import Listing, Lockbox
 from resolvers import clock
 from resolvers.account_status import require_active
 from resolvers.auth import check_pin
@@ -59,3 +64,46 @@ async def generate_one_day_code(
         valid_until=valid_until,
         issued_to=recipient,
     )
+
+
+_RANKED = (
+    '"id" IN (SELECT "id" FROM (SELECT "id", ROW_NUMBER() OVER (PARTITION BY "listing_id" '
+    'ORDER BY "id" DESC) AS rn FROM "one_day_code" WHERE {chosen}) ranked WHERE rn <= ?)'
+)
+
+
+async def codes_of_listings(
+    listing_ids: Collection[int], per_listing: int, before_id: int | None
+) -> list[OneDayCodeIssue]:
+    """Each listing's newest `per_listing` codes issued (below the keyset cursor) in one
+    statement, newest first: the window function keeps a long history from being read."""
+    ids = sorted(set(listing_ids))
+    if not ids or per_listing <= 0:
+        return []
+    # Only placeholders are formatted in: the values travel as parameters.
+    chosen = f'"listing_id" IN ({prepared.placeholders(len(ids))})'
+    params: list[object] = [*ids]
+    if before_id is not None:
+        chosen += ' AND "id" < ?'
+        params.append(before_id)
+    where = _RANKED.format(chosen=chosen)
+    params.append(per_listing)
+    return await prepared.select(
+        OneDayCodeIssue, where, params, '"id" DESC', len(ids) * per_listing
+    )
+
+
+async def count_codes_of_listings(listing_ids: Collection[int]) -> dict[int, int]:
+    rows = (
+        await OneDayCodeIssue.filter(listing_id__in=list(listing_ids))
+        .annotate(n=Count("id"))
+        .group_by("listing_id")
+        .values_list("listing_id", "n")
+    )
+    return {int(listing_id): int(n) for listing_id, n in rows}
+
+
+async def visible_code_issue(account: Account, issue_pk: int) -> OneDayCodeIssue | None:
+    """A code issued for one of the account's listings (the listing's history); None else."""
+    own_listings = Listing.filter(agent_id=account.id).values("id")
+    return await OneDayCodeIssue.filter(id=issue_pk, listing_id__in=Subquery(own_listings)).first()

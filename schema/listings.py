@@ -25,6 +25,7 @@ from schema.ids import to_global_id
 if TYPE_CHECKING:
     from schema.accounts import Agent
     from schema.grants import AccessEventConnection, GrantConnection, GrantStatus
+    from schema.one_day_codes import OneDayCodeIssueConnection
 
 
 @strawberry.type
@@ -117,6 +118,17 @@ class Listing(Node):
         from schema.grants import listing_access_events
 
         return await listing_access_events(info, self.pk, self.agent_pk, first, after)
+
+    @strawberry.field(
+        description="One Day Codes issued for this listing's lockbox, newest first: by whom, "
+        "for whom and for which day. The listing's agent alone may read it."
+    )
+    async def one_day_codes(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Annotated[OneDayCodeIssueConnection, strawberry.lazy("schema.one_day_codes")]:
+        from schema.one_day_codes import listing_one_day_codes
+
+        return await listing_one_day_codes(info, self.pk, self.agent_pk, first, after)
 
     @classmethod
     def from_model(cls, row: ListingModel) -> Listing:

@@ -108,3 +108,12 @@ async def _access_event(info: Info, pk: int) -> Node | None:
 
     row = await visible_event(info.context.require_account(), pk)
     return AccessEvent.from_model(row) if row else None
+
+
+@node_resolver("OneDayCodeIssue")
+async def _one_day_code_issue(info: Info, pk: int) -> Node | None:
+    from resolvers.codes import visible_code_issue
+    from schema.one_day_codes import OneDayCodeIssue
+
+    row = await visible_code_issue(info.context.require_account(), pk)
+    return OneDayCodeIssue.from_model(row) if row else None

@@ -457,6 +457,7 @@ PARTY_FIELDS = {
     "Listing.agent",
     "Lockbox.assignedTo",
     "AccessEvent.actor",
+    "OneDayCodeIssue.issuedBy",
 }
 
 

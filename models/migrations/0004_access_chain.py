@@ -86,6 +86,11 @@ class Migration(migrations.Migration):
             "UPDATE lockbox SET serial_number = UPPER(REPLACE(serial_number, ' ', ''))"
             " WHERE serial_number <> UPPER(REPLACE(serial_number, ' ', ''))"
         ),
+        # A listing's One Day Codes, newest first: its access history pages through them.
+        ops.AddIndex(
+            model_name='OneDayCodeIssue',
+            index=Index(fields=['listing_id', 'id']),
+        ),
         # The grant an invitation was mailed for (its page shows it and ends with it).
         ops.AddField(
             model_name='Invitation',
