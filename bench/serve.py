@@ -93,7 +93,7 @@ def keybin_app(count_sql: bool) -> ASGIApp:
         return JSONResponse({"count": request.app.state.pubsub.subscriber_count()})
 
     async def publish(request: Request) -> Response:
-        # The live-event path past the outbox: what the dispatcher hands the pub/sub.
+        # What the message tail hands the subscribers after a commit (notify/live_events.py).
         events = (await request.json())["events"]
         for account_id, message_id in events:
             await request.app.state.pubsub.publish(int(account_id), int(message_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from tortoise.expressions import Q
 
@@ -17,15 +18,19 @@ from models.accounts import (
     Session,
     Verification,
 )
-from models.enums import AccountEventKind, AccountStatus
+from models.enums import AccountEventKind, AccountStatus, MessageKind
 from models.grants import Grant
 from models.messages import Message
 from models.outbox import OutboxMessage
-from notify import sessions
+from notify import outbox, sessions
 from resolvers import clock, events
 from resolvers.auth import check_password_of
 from resolvers.errors import DomainError
 from resolvers.events import SELF, Actor
+from resolvers.grants import local_time
+from resolvers.listings import one_line_address
+from resolvers.lockboxes import zone_of
+from resolvers.notifications import post_message
 
 REDACTED = "[deleted]"
 
@@ -49,10 +54,7 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
     now = clock.now()
     async with sessions.ending() as ending:
         its_grants = Q(grantee_id=account.id) | Q(grantee_email__in=emails)
-        # Future visits are cancelled; ones under way or past stay in the history.
-        await Grant.filter(its_grants, starts_at__gt=now, revoked_at__isnull=True).update(
-            revoked_at=now
-        )
+        await _end_grants(its_grants, now, account.full_name)
         await Grant.filter(its_grants).update(grantee_email=None)
         await Invitation.filter(email__in=emails).update(email=None)
         await Verification.filter(
@@ -87,6 +89,37 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
             deleted_at=now,
         )
         await events.record(account, AccountEventKind.DELETED, "", actor)
+    outbox.wake()  # the listing agents' messages may have pushes to send
+
+
+async def _end_grants(its_grants: Q, now: datetime, name: str) -> None:
+    """Every grant not yet over ends now: a visit to come is cancelled, and one under way
+    ends too (revoked, so the lockbox's revocation list names it: the phone may still hold
+    a credential). Each listing's agent is told, by the name the access history keeps."""
+    grants = await Grant.filter(
+        its_grants, ends_at__gt=now, revoked_at__isnull=True
+    ).select_related("listing__agent", "lockbox")
+    await Grant.filter(id__in=[grant.id for grant in grants]).update(revoked_at=now)
+    who = name or "A contractor"
+    for grant in grants:
+        agent = grant.listing.agent
+        if agent.deleted_at is not None:
+            continue
+        address = one_line_address(grant.listing)
+        zone = await zone_of(grant.lockbox)
+        window = f"from {local_time(grant.starts_at, zone)} to {local_time(grant.ends_at, zone)}"
+        if grant.starts_at <= now:
+            title, outcome = f"Access ended: {address}", "has ended"
+        else:
+            title, outcome = f"Access cancelled: {address}", "is cancelled"
+        await post_message(
+            agent.id,
+            MessageKind.ACCESS_REVOKED,
+            title,
+            f"{who} deleted their account: their access to the lockbox at {address} "
+            f"{window} {outcome}.",
+            grant.id,
+        )
 
 
 async def _redact_other_events(values: list[str]) -> None:

@@ -6,10 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
+from ble.revocation import RevocationsVerdict, peek_revocations
 from models.access import AccessEvent
 from models.accounts import Account, AccountEvent, Device, Invitation, PushToken
 from models.enums import (
@@ -28,6 +30,7 @@ from resolvers.errors import DomainError
 from resolvers.events import Actor
 from resolvers.notifications import post_message
 from resolvers.security import new_token, token_digest
+from schema.ids import to_global_id
 from settings import Settings
 from tests.factories import (
     SIGN_IN,
@@ -40,6 +43,17 @@ from tests.factories import (
 from tests.rows import rows_mentioning, table_counts
 from tests.sms_gateway import SmsGateway
 from tests.smtp import SmtpServer
+from tests.test_revocations import (
+    HOURS,
+    REPORT,
+    Scene,
+    grant_on,
+    list_for,
+    sign_in_phone,
+    sync,
+    trusted_simulator,
+    visit,
+)
 from tests.test_signup import begin, complete, verify
 
 DELETE = """
@@ -58,8 +72,9 @@ REQUEST_RESET = "mutation($login: String!) { requestPasswordReset(input: {login:
 EMAIL = "zebulon.q@example.com"
 FIRST, LAST = "Zebulon", "Quillfeather"
 PHONE, NEW_PHONE = "+15135550142", "+19375550177"
-# What must not survive, as the text and bytes a search would look for.
-TRACES = [EMAIL, PHONE[2:], NEW_PHONE[2:], FIRST, LAST]
+# What must not survive anywhere, as the text and bytes a search would look for; the name
+# stays only in the listing agents' own record of who had access (their messages).
+CONTACT = [EMAIL, PHONE[2:], NEW_PHONE[2:]]
 
 
 @pytest.fixture
@@ -147,7 +162,11 @@ async def test_deleted_account_leaves_no_trace_in_rows_or_file(
         {"input": {"login": EMAIL, "password": "Secret123", "deviceId": "x", "deviceName": "P"}},
     )
     assert signed_in["signIn"]["userErrors"][0]["code"] == "INVALID_CREDENTIALS"
-    assert await rows_mentioning(*TRACES) == []
+    assert await rows_mentioning(*CONTACT) == []
+    named = await rows_mentioning(FIRST, LAST)
+    assert {(table, row["account_id"], row["kind"]) for table, row in named} == {
+        ("message", agent.id, "ACCESS_REVOKED")
+    }
     account = await Account.get(id=contractor.id)
     assert (account.status, account.first_name, account.email, account.phone) == (
         AccountStatus.INACTIVE,
@@ -159,8 +178,8 @@ async def test_deleted_account_leaves_no_trace_in_rows_or_file(
     assert (account.password_hash, account.pin_hash) == (None, None)
     await future.refresh_from_db()
     await started.refresh_from_db()
-    assert future.revoked_at is not None
-    assert started.revoked_at is None
+    # both end (the started one as well: its credentials go into the revocation lists)
+    assert future.revoked_at is not None and started.revoked_at is not None
     assert (future.grantee_email, started.grantee_email) == (None, None)
     kinds = await AccountEvent.filter(account=contractor).values_list("kind", flat=True)
     assert {"SIGNED_UP", "PHONE_CHANGED", "DELETED"} <= set(kinds)
@@ -171,7 +190,7 @@ async def test_deleted_account_leaves_no_trace_in_rows_or_file(
     if sqlite:
         await checkpoint()
         content = file_bytes(database).lower()
-        for trace in TRACES:
+        for trace in CONTACT:
             assert trace.lower().encode() not in content, trace
 
 
@@ -199,8 +218,8 @@ async def test_access_history_keeps_the_name_and_started_grants(gql: GraphQLClie
     assert entry.actor_name == contractor.full_name
     await visiting.refresh_from_db()
     await later.refresh_from_db()
-    assert visiting.revoked_at is None
-    assert later.revoked_at is not None
+    # both stay in the history, ended by the deletion
+    assert visiting.revoked_at is not None and later.revoked_at is not None
     assert visiting.grantee_id == contractor.id  # type: ignore[attr-defined]
     deleted = await AccountEvent.get(account=contractor, kind=AccountEventKind.DELETED.value)
     assert (deleted.staff_id, deleted.staff_name) == (3, "Sam Support")
@@ -231,3 +250,77 @@ async def test_wrong_password_deletes_nothing(gql: GraphQLClient) -> None:
 async def test_deleting_needs_a_signed_in_account(gql: GraphQLClient) -> None:
     body = await gql.raw(DELETE, {"password": "Secret123"})
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+AGENTS_VIEW = """
+query($listing: ID!) {
+  me {
+    messages(kind: [ACCESS_REVOKED]) { edges { node { title body grant { id } } } }
+  }
+  node(id: $listing) {
+    ... on Listing {
+      grants { edges { node { id status granteeEmail grantee { firstName } } } }
+      accessEvents { edges { node { actorName outcome actor { firstName } } } }
+    }
+  }
+}
+"""
+
+
+async def test_deleting_a_contractor_ends_every_grant_not_over_and_tells_the_listing_agent(
+    gql: GraphQLClient, http: httpx.AsyncClient
+) -> None:
+    # given a contractor who opened the lockbox during a visit under way, with another visit
+    # to come and one over
+    agent = await make_agent(first_name="Alice", last_name="Agent")
+    listing = await make_listing(agent, line1="12 Elm Street")
+    lockbox = await make_lockbox(agent, listing)
+    carl = await make_contractor(first_name="Carl", last_name="Cleaner")
+    contact = [carl.email or "", (carl.phone or "")[2:]]
+    under_way = await grant_on(lockbox, agent, carl, -HOURS, 3 * HOURS)
+    to_come = await grant_on(lockbox, agent, carl, 24 * HOURS, 26 * HOURS)
+    over = await grant_on(lockbox, agent, carl, -5 * HOURS, -4 * HOURS)
+    agent_token = await gql.sign_in(agent.email or "", device_id="agent-office")
+    scene = Scene(gql, agent, agent_token, lockbox, await trusted_simulator(http, lockbox))
+    carls_phone = await sign_in_phone(gql, carl, "carl-phone")
+    carls_bundle = await sync(gql, carls_phone)
+    assert (await visit(scene, carls_phone, carls_bundle)).outcome is AccessOutcome.OPENED
+    records = scene.simulator.pending_records()
+    await gql(REPORT, {"serial": lockbox.serial_number, "records": records}, carls_phone.token)
+    # when Carl deletes the account
+    deleted = await gql(DELETE, {"password": "Secret123"}, token=carls_phone.token)
+    assert deleted["deleteMyAccount"] == {"ok": True, "userErrors": []}
+    # then the agent is told of each grant the deletion ended, by name, without contact details
+    view = await gql(AGENTS_VIEW, {"listing": to_global_id("Listing", listing.id)}, agent_token)
+    told = [edge["node"] for edge in view["me"]["messages"]["edges"]]
+    address = "12 Elm Street, Cincinnati, OH 45202"
+    assert [(m["title"], m["grant"]["id"]) for m in told] == [
+        (f"Access cancelled: {address}", to_global_id("Grant", to_come.id)),
+        (f"Access ended: {address}", to_global_id("Grant", under_way.id)),
+    ]
+    assert all(m["body"].startswith("Carl Cleaner deleted their account: ") for m in told)
+    assert told[1]["body"].endswith("has ended.") and told[0]["body"].endswith("is cancelled.")
+    assert await rows_mentioning(*contact) == []
+    # and the listing's history keeps the grants, with no grantee, and the name as recorded
+    statuses = {
+        e["node"]["id"]: (e["node"]["status"], e["node"]["granteeEmail"], e["node"]["grantee"])
+        for e in view["node"]["grants"]["edges"]
+    }
+    assert statuses == {
+        to_global_id("Grant", under_way.id): ("REVOKED", "", None),
+        to_global_id("Grant", to_come.id): ("REVOKED", "", None),
+        to_global_id("Grant", over.id): ("EXPIRED", "", None),
+    }
+    assert [e["node"] for e in view["node"]["accessEvents"]["edges"]] == [
+        {"actorName": "Carl Cleaner", "outcome": "OPENED", "actor": None}
+    ]
+    # and the agent's next sync carries both to the lockbox, which then refuses the
+    # credential still in Carl's phone
+    agents_phone = await sign_in_phone(gql, agent, "agent-phone")
+    agents_bundle = await sync(gql, agents_phone)
+    listed = peek_revocations(list_for(agents_bundle, lockbox.serial_number))
+    assert listed.jti == {to_global_id("Grant", g.id) for g in (under_way, to_come)}
+    delivered = await visit(scene, agents_phone, agents_bundle)
+    assert delivered.revocations is RevocationsVerdict.ACCEPTED
+    again = await visit(scene, carls_phone, carls_bundle)
+    assert again.outcome is AccessOutcome.DENIED_REVOKED

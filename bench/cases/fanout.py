@@ -1,7 +1,7 @@
 """Case 3: subscription fan-out, N graphql-transport-ws subscribers, one event each.
 
 Events are published straight into keybin's pub/sub (app.state.pubsub, through a bench-only
-route in the server), i.e. what the outbox dispatcher does for each live-event row; keybin
+route in the server), i.e. what the message tail does for each committed message; keybin
 then reads the messages (one statement for the burst), checks each is its subscriber's and
 sends each a `next` frame (schema/live.py). Floor: raw Starlette WebSockets sending a frame
 of the same size from a queue per connection."""
@@ -305,7 +305,7 @@ def run(ctx: Context) -> CaseResult:
             ),
         ],
         {
-            "published_through": "app.state.pubsub.publish (the dispatcher's live-event step)",
+            "published_through": "app.state.pubsub.publish (the message tail's step)",
             "frame_bytes": len(frame.encode()),
             "keybin": ours.summary(),
             "floor": theirs.summary(),

@@ -45,8 +45,8 @@ mutation Grant($input: GrantAccessInput!) {
   grantAccess(input: $input) { grant { id } invitationSent userErrors { code message } }
 }
 """
-# The email lane's deliveries at once (KEYBIN_OUTBOX_EMAIL_CONCURRENCY's default): twice as
-# many invitations before the rounds keep a hanging relay's lane full, with more waiting.
+# The email lane's deliveries at once (KEYBIN_OUTBOX_EMAIL_CONCURRENCY's default): more
+# invitations than that before the rounds keep a hanging relay's lane full, with more waiting.
 EMAIL_LANE = 4
 SINGLE = -1  # the group of the connections every single grant reaches
 SETTLE = 0.2  # after a round: its stragglers must not count in the next
@@ -71,10 +71,10 @@ def sizes(ctx: Context) -> Sizes:
     return Sizes(
         subscribers=ctx.size(1000, 200, 20),
         burst=ctx.size(50, 10, 2),
-        singles=ctx.size(20, 6, 2),
-        bursts=ctx.size(5, 2, 1),
-        invitations=ctx.size(5, 2, 1),
-        stall=ctx.size(2 * EMAIL_LANE, 2 * EMAIL_LANE, 2),
+        singles=ctx.size(20, 5, 2),
+        bursts=ctx.size(4, 1, 1),
+        invitations=ctx.size(5, 1, 1),
+        stall=ctx.size(2 * EMAIL_LANE, EMAIL_LANE + 1, 2),
     )
 
 
