@@ -89,6 +89,48 @@ class Device(Model):
         unique_together = (("account", "device_id"),)
 
 
+class StepUpKey(Model):
+    """A device key its holder turned on, with the PIN, for confirming by Face ID or fingerprint."""
+
+    id = fields.IntField(primary_key=True)
+    device: fields.OneToOneRelation[Device] = fields.OneToOneField(
+        "models.Device", related_name="step_up_key", on_delete=fields.CASCADE
+    )
+    # The key as it was turned on: a sign-in that registers another key for the device turns
+    # it off, so knowing the password is never enough to confirm without the PIN.
+    public_key = fields.CharField(max_length=64)
+    enabled_at = fields.DatetimeField()
+
+    class Meta:
+        table = "step_up_key"
+
+
+class StepUpChallenge(Model):
+    """A one-time challenge the device signs with its registered key instead of typing the PIN.
+
+    Bound to the account, the device and the operation it confirms, short-lived, and spent
+    by the first attempt that names it, right or wrong.
+    """
+
+    id = fields.UUIDField(primary_key=True)
+    account: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
+        "models.Account", related_name="step_up_challenges", on_delete=fields.CASCADE
+    )
+    device: fields.ForeignKeyRelation[Device] = fields.ForeignKeyField(
+        "models.Device", related_name="step_up_challenges", on_delete=fields.CASCADE
+    )
+    # 32 random bytes, base64url: worth nothing without the device's private key.
+    nonce = fields.CharField(max_length=43)
+    operation = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "step_up_challenge"
+        indexes = (("account_id",), ("device_id",))
+
+
 class PushToken(Model):
     id = fields.IntField(primary_key=True)
     device: fields.ForeignKeyRelation[Device] = fields.ForeignKeyField(

@@ -304,15 +304,23 @@ async def check_pin(account: Account, pin: str, *field: str) -> None:
         if account.failed_pins:
             await Account.filter(id=account.id).update(failed_pins=0)
         return
-    await Account.filter(id=account.id).update(failed_pins=F("failed_pins") + 1)
-    await account.refresh_from_db(fields=["failed_pins"])
-    await events.record(account, AccountEventKind.PIN_FAILED)
-    if account.failed_pins >= MAX_FAILED_PINS:
-        await Account.filter(id=account.id).update(
-            failed_pins=0, pin_locked_until=clock.now() + LOCKOUT
-        )
-        await events.record(account, AccountEventKind.PIN_LOCKED, "3 wrong PINs")
+    if await register_failed_pin(account):
         raise DomainError(
             "TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path
         )
     raise DomainError("INVALID_PIN", "The PIN is not right.", path)
+
+
+async def register_failed_pin(account: Account, detail: str = "") -> bool:
+    """Count a failed step-up (a wrong PIN, a refused device signature); the third in a row
+    locks PIN operations for 15 minutes. True when this one locked them."""
+    await Account.filter(id=account.id).update(failed_pins=F("failed_pins") + 1)
+    await account.refresh_from_db(fields=["failed_pins"])
+    await events.record(account, AccountEventKind.PIN_FAILED, detail)
+    if account.failed_pins < MAX_FAILED_PINS:
+        return False
+    await Account.filter(id=account.id).update(
+        failed_pins=0, pin_locked_until=clock.now() + LOCKOUT
+    )
+    await events.record(account, AccountEventKind.PIN_LOCKED, "3 wrong PINs")
+    return True

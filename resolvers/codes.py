@@ -15,11 +15,11 @@ from models import prepared
 from models.accounts import Account
 from models.grants import OneDayCodeIssue
 from models.listings import Listing, Lockbox
-from resolvers import clock
+from resolvers import clock, step_up
 from resolvers.account_status import require_active
-from resolvers.auth import check_pin
 from resolvers.errors import invalid_input
 from resolvers.lockboxes import own_lockbox, require_agent, zone_of
+from resolvers.step_up import Confirmation
 
 MAX_ISSUED_TO = 200
 
@@ -35,13 +35,17 @@ class IssuedCode:
 
 
 async def generate_one_day_code(
-    agent: Account, lockbox_pk: int, day: date, pin: str, issued_to: str | None
+    agent: Account,
+    lockbox_pk: int,
+    day: date,
+    confirmation: Confirmation,
+    issued_to: str | None,
 ) -> IssuedCode:
     """For a lockbox the agent holds; the lockbox computes the same code offline."""
     require_agent(agent)
     require_active(agent)
     lockbox = await own_lockbox(agent, lockbox_pk, "lockboxId")
-    await check_pin(agent, pin, "pin")
+    await step_up.confirm(agent, confirmation, step_up.Operation.GENERATE_ONE_DAY_CODE)
     zone = await zone_of(lockbox)
     if day < clock.now().astimezone(ZoneInfo(zone)).date():
         raise invalid_input("This date has passed where the lockbox is.", "date")

@@ -19,14 +19,15 @@ from models.enums import AccountEventKind, AccountKind, MessageKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from notify import outbox
-from resolvers import clock, events
+from resolvers import clock, events, step_up
 from resolvers.account_status import require_active
-from resolvers.auth import check_pin, normalize_email
+from resolvers.auth import normalize_email
 from resolvers.errors import DomainError, invalid_input
 from resolvers.listings import one_line_address, own_listing
 from resolvers.lockboxes import require_agent, zone_of
 from resolvers.notifications import post_message
 from resolvers.security import new_token, token_digest
+from resolvers.step_up import Confirmation
 from settings import Settings
 
 _EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
@@ -50,7 +51,7 @@ class GrantRequest:
     grantee_email: str
     starts_at: datetime
     ends_at: datetime
-    pin: str
+    confirmation: Confirmation
     recurrence: RecurrenceSpec | None = None
     idempotency_key: str | None = None
 
@@ -67,7 +68,7 @@ async def grant_access(settings: Settings, agent: Account, request: GrantRequest
     require_active(agent)
     listing = await own_listing(agent, request.listing_pk, "listingId")
     # Outside any transaction: a wrong PIN is counted even though nothing else changes.
-    await check_pin(agent, request.pin, "pin")
+    await step_up.confirm(agent, request.confirmation, step_up.Operation.GRANT_ACCESS)
     key = _idempotency_key(request.idempotency_key)
     if key is not None and (earlier := await _earlier(agent, key)) is not None:
         return earlier

@@ -39,6 +39,7 @@ from schema.mutations.listings import ListingMutation
 from schema.mutations.messages import MessageMutation
 from schema.mutations.profile import ProfileMutation
 from schema.mutations.signup import SignupMutation
+from schema.mutations.step_up import StepUpMutation
 from schema.query import Query
 from schema.subscription import Subscription
 from settings import Settings
@@ -56,6 +57,7 @@ Mutation = merge_types(
         ProfileMutation,
         ListingMutation,
         GrantMutation,
+        StepUpMutation,
         CredentialMutation,
         MessageMutation,
     ),

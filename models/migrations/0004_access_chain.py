@@ -4,6 +4,7 @@ from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
 from typing import Any
+from uuid import uuid4
 
 # One contractor per address, enforced by the database so two signups racing for one email
 # cannot both win (agents may share an address between linked accounts). Deleted accounts
@@ -96,5 +97,31 @@ class Migration(migrations.Migration):
             model_name='Invitation',
             name='grant_id',
             field=fields.IntField(null=True),
+        ),
+        ops.CreateModel(
+            name='StepUpKey',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('device', fields.OneToOneField('models.Device', source_field='device_id', db_constraint=True, to_field='id', related_name='step_up_key', on_delete=OnDelete.CASCADE)),
+                ('public_key', fields.CharField(max_length=64)),
+                ('enabled_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'step_up_key', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A device key its holder turned on, with the PIN, for confirming by Face ID or fingerprint.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='StepUpChallenge',
+            fields=[
+                ('id', fields.UUIDField(primary_key=True, default=uuid4, unique=True, db_index=True)),
+                ('account', fields.ForeignKeyField('models.Account', source_field='account_id', db_constraint=True, to_field='id', related_name='step_up_challenges', on_delete=OnDelete.CASCADE)),
+                ('device', fields.ForeignKeyField('models.Device', source_field='device_id', db_constraint=True, to_field='id', related_name='step_up_challenges', on_delete=OnDelete.CASCADE)),
+                ('nonce', fields.CharField(max_length=43)),
+                ('operation', fields.CharField(max_length=32)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'step_up_challenge', 'app': 'models', 'indexes': [Index(fields=['account_id']), Index(fields=['device_id'])], 'pk_attr': 'id', 'table_description': 'A one-time challenge the device signs with its registered key instead of typing the PIN.'},
+            bases=['Model'],
         ),
     ]

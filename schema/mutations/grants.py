@@ -14,6 +14,7 @@ from schema.errors import UserError, user_errors
 from schema.grants import WEEKDAYS, Grant, OneDayCode, Weekday
 from schema.ids import parse_pk
 from schema.listings import require_agent
+from schema.mutations.step_up import StepUpInput, confirmation
 
 
 @strawberry.input
@@ -29,8 +30,14 @@ class GrantAccessInput:
     grantee_email: str
     starts_at: datetime.datetime
     ends_at: datetime.datetime
-    pin: str = strawberry.field(
-        description="The granting agent's PIN: step-up authentication for every grant."
+    pin: str | None = strawberry.field(
+        default=None,
+        description="The granting agent's PIN: step-up authentication for every grant "
+        "(or stepUp instead).",
+    )
+    step_up: StepUpInput | None = strawberry.field(
+        default=None,
+        description="In place of the PIN: a beginStepUp challenge signed by this device.",
     )
     recurrence: RecurrenceInput | None = strawberry.field(
         default=None,
@@ -67,7 +74,13 @@ class RevokeAccessPayload:
 class GenerateOneDayCodeInput:
     lockbox_id: strawberry.ID
     date: datetime.date
-    pin: str
+    pin: str | None = strawberry.field(
+        default=None, description="The agent's PIN (or stepUp instead)."
+    )
+    step_up: StepUpInput | None = strawberry.field(
+        default=None,
+        description="In place of the PIN: a beginStepUp challenge signed by this device.",
+    )
     issued_to: str | None = strawberry.field(
         default=None,
         description="Who the code is given to (name, phone), kept in the access history.",
@@ -98,7 +111,7 @@ class GrantMutation:
                 grantee_email=input.grantee_email,
                 starts_at=input.starts_at,
                 ends_at=input.ends_at,
-                pin=input.pin,
+                confirmation=confirmation(info, input.pin, input.step_up),
                 recurrence=recurrence,
                 idempotency_key=input.idempotency_key,
             )
@@ -129,7 +142,11 @@ class GrantMutation:
             pk = parse_pk(input.lockbox_id, ("Lockbox",), "lockboxId")
             await info.context.rate_limit("pin", account=str(agent.id))
             issued = await code_ops.generate_one_day_code(
-                agent, pk, input.date, input.pin, input.issued_to
+                agent,
+                pk,
+                input.date,
+                confirmation(info, input.pin, input.step_up),
+                input.issued_to,
             )
         except DomainError as error:
             return GenerateOneDayCodePayload(user_errors=user_errors(error))
