@@ -1,18 +1,31 @@
-"""Demo data for `keybin serve --demo`: regions, agents, listings, lockboxes, a contractor."""
+"""Demo data for `keybin serve --demo`: something on every screen of the API and the console."""
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
+import logging
 import os
+import re
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
+import pyotp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tortoise.transactions import in_transaction
 
+from ble.b64 import b64url_encode
+from ble.client import find_and_open
+from ble.inmemory import InMemoryTransport, SimulatedAir
+from ble.jwks import raw_public_key
+from ble.scan import scan
+from ble.simulator import LockboxSimulator
 from importers.members import new_key_id
-from models.accounts import Account
+from models.access import AccessEvent
+from models.accounts import Account, Device, Invitation, SecurityAnswer
 from models.enums import (
     AccountEventKind,
     AccountKind,
@@ -20,17 +33,42 @@ from models.enums import (
     ContractorRole,
     ListingSource,
     ListingStatus,
+    OutboxChannel,
+    StaffRole,
 )
 from models.grants import Grant
 from models.listings import Listing, Lockbox, Region
+from models.outbox import OutboxMessage
+from models.staff import Staff
 from resolvers import clock, events
-from resolvers.security import hash_secret
+from resolvers.credentials import sync_credentials
+from resolvers.errors import DomainError
+from resolvers.grants import GrantRequest, grant_access
+from resolvers.lockbox_events import report_lockbox_events
+from resolvers.lockboxes import zone_of
+from resolvers.security import hash_secret_async, normalize_answer, seal
+from resolvers.signing_keys import keyring
+from resolvers.staff import TOTP_ISSUER
+from resolvers.step_up import Confirmation
 from settings import Settings
 
 PASSWORD = "Demo1234"
 PIN = "1234"
 ASSOCIATION = "keybin demo MLS"
 CONTRACTOR_EMAIL = "casey.cleaner@example.com"
+# Granted access with no account yet: the invitation waits for whoever signs up from it.
+INVITEE_EMAIL = "riley.roofer@example.com"
+SECURITY_ANSWERS = (
+    ("What was the name of your first pet?", "Biscuit"),
+    ("In which city were you born?", "Dayton"),
+)
+STAFF_EMAIL = "sam.support@example.com"
+STAFF_NAME = "Sam Support"
+# The demo contractor's phone, which opened a simulated lockbox while the demo loaded.
+DEMO_PHONE = "demo-phone"
+VISITED_LOCKBOX = "DEMO0001"
+log = logging.getLogger("keybin.demo")
+_INVITATION_LINK = re.compile(r"\S+/signup\?invitation=[\w-]+")
 
 REGIONS = [
     ("CIN", "Greater Cincinnati", "America/New_York"),
@@ -106,6 +144,17 @@ LISTINGS = [
     DemoListing(
         "DEMO-1004", 2, ListingStatus.ACTIVE, "3 Hyde Park Place", None, "Cincinnati", "OH", "45208"
     ),
+    # No lockbox on it: granting access asks for one first (DEMO0006 is free to assign).
+    DemoListing(
+        "DEMO-1005",
+        0,
+        ListingStatus.ACTIVE,
+        "9 Erkenbrecher Ave",
+        None,
+        "Cincinnati",
+        "OH",
+        "45229",
+    ),
 ]
 
 
@@ -129,47 +178,87 @@ LOCKBOXES = [
 ]
 
 
+@dataclass(frozen=True)
+class ConsoleSignIn:
+    email: str
+    password: str | None  # None once its holder chose their own at the first sign-in
+    totp_secret: str
+
+    @property
+    def otpauth_uri(self) -> str:
+        return pyotp.TOTP(self.totp_secret).provisioning_uri(
+            name=self.email, issuer_name=TOTP_ISSUER
+        )
+
+
+@dataclass(frozen=True)
+class Demo:
+    """What `keybin serve --demo` announces."""
+
+    agents: list[Account]
+    console: ConsoleSignIn
+    invitation_link: str | None  # None once someone signed up from it
+
+
+class _Hashes:
+    """argon2 is slow on purpose: each demo secret is hashed once, and only when needed."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, str] = {}
+
+    async def of(self, value: str) -> str:
+        if value not in self._done:
+            self._done[value] = await hash_secret_async(value)
+        return self._done[value]
+
+
 async def load_demo(
     settings: Settings, announce: bool = True, host: str = "127.0.0.1", port: int = 8000
-) -> None:
+) -> Demo:
     """Create what is missing of the demo data set; running it again changes nothing else."""
     if settings.production:
         # Known passwords have no place on a production database.
         raise SystemExit("keybin: --demo is for development only (KEYBIN_ENV=production)")
-    async with in_transaction():
-        for code, name, zone in REGIONS:
-            await Region.get_or_create(code=code, defaults={"name": name, "time_zone": zone})
-        agents = [await _agent(agent) for agent in AGENTS]
-        listings = {row.mls_number: await _listing(row, agents) for row in LISTINGS}
-        lockboxes = {row.serial_number: await _lockbox(row, agents, listings) for row in LOCKBOXES}
-        contractor = await _contractor()
-        await _grants(agents[0], contractor, listings, lockboxes)
+    hashes = _Hashes()
+    for code, name, zone in REGIONS:
+        await Region.get_or_create(code=code, defaults={"name": name, "time_zone": zone})
+    agents = [await _agent(agent, hashes) for agent in AGENTS]
+    listings = {row.mls_number: await _listing(row, agents) for row in LISTINGS}
+    lockboxes = {row.serial_number: await _lockbox(row, agents, listings) for row in LOCKBOXES}
+    contractor = await _contractor(hashes)
+    await _security_answers(settings, contractor, hashes)
+    await _grants(settings, agents[0], listings)
+    await _open_lockbox(settings, contractor, lockboxes[VISITED_LOCKBOX])
+    demo = Demo(agents, await _console_sign_in(settings), await _invitation_link())
     if announce:
-        print(sign_in_details(settings, agents, host, port), flush=True)
+        print(sign_in_details(settings, demo, host, port), flush=True)
+    return demo
 
 
-async def _agent(demo: DemoAgent) -> Account:
+async def _agent(demo: DemoAgent, hashes: _Hashes) -> Account:
     agent = await Account.get_or_none(association=ASSOCIATION, mls_id=demo.mls_id)
     if agent is not None:
         return agent
     key_id = new_key_id()
     while await Account.exists(key_id=key_id):
         key_id = new_key_id()
-    agent = await Account.create(
-        kind=AccountKind.AGENT,
-        key_id=key_id,
-        association=ASSOCIATION,
-        mls_id=demo.mls_id,
-        first_name=demo.first_name,
-        last_name=demo.last_name,
-        email=demo.email,
-        phone=demo.phone,
-        email_verified=True,
-        status=AccountStatus.ACTIVE,
-        password_hash=hash_secret(PASSWORD),
-        pin_hash=hash_secret(PIN),
-    )
-    await events.record(agent, AccountEventKind.IMPORTED, "demo data")
+    password_hash, pin_hash = await hashes.of(PASSWORD), await hashes.of(PIN)
+    async with in_transaction():
+        agent = await Account.create(
+            kind=AccountKind.AGENT,
+            key_id=key_id,
+            association=ASSOCIATION,
+            mls_id=demo.mls_id,
+            first_name=demo.first_name,
+            last_name=demo.last_name,
+            email=demo.email,
+            phone=demo.phone,
+            email_verified=True,
+            status=AccountStatus.ACTIVE,
+            password_hash=password_hash,
+            pin_hash=pin_hash,
+        )
+        await events.record(agent, AccountEventKind.IMPORTED, "demo data")
     return agent
 
 
@@ -212,72 +301,162 @@ async def _lockbox(
     return lockbox
 
 
-async def _contractor() -> Account:
+async def _contractor(hashes: _Hashes) -> Account:
     contractor = await Account.get_or_none(
         kind=AccountKind.CONTRACTOR, email=CONTRACTOR_EMAIL, deleted_at__isnull=True
     )
     if contractor is not None:
         return contractor
-    contractor = await Account.create(
-        kind=AccountKind.CONTRACTOR,
-        first_name="Casey",
-        last_name="Cleaner",
-        email=CONTRACTOR_EMAIL,
-        phone="+15135550199",
-        role=ContractorRole.CLEANER,
-        company="Sparkle Home Services",
-        email_verified=True,
-        status=AccountStatus.ACTIVE,
-        password_hash=hash_secret(PASSWORD),
-        pin_hash=hash_secret(PIN),
-    )
-    await events.record(contractor, AccountEventKind.SIGNED_UP, "demo data")
+    password_hash, pin_hash = await hashes.of(PASSWORD), await hashes.of(PIN)
+    async with in_transaction():
+        contractor = await Account.create(
+            kind=AccountKind.CONTRACTOR,
+            first_name="Casey",
+            last_name="Cleaner",
+            email=CONTRACTOR_EMAIL,
+            phone="+15135550199",
+            role=ContractorRole.CLEANER,
+            company="Sparkle Home Services",
+            email_verified=True,
+            status=AccountStatus.ACTIVE,
+            password_hash=password_hash,
+            pin_hash=pin_hash,
+        )
+        await events.record(contractor, AccountEventKind.SIGNED_UP, "demo data")
     return contractor
 
 
-async def _grants(
-    agent: Account,
-    contractor: Account,
-    listings: dict[str, Listing],
-    lockboxes: dict[str, Lockbox],
-) -> None:
-    """One grant open now and one for tomorrow morning; their windows follow the clock."""
+async def _security_answers(settings: Settings, contractor: Account, hashes: _Hashes) -> None:
+    """What support asks a caller who says they are the demo contractor."""
+    if await SecurityAnswer.exists(account_id=contractor.id):
+        return
+    rows = [
+        SecurityAnswer(
+            account_id=contractor.id,
+            question=question,
+            answer_hash=await hashes.of(normalize_answer(answer)),
+            answer_sealed=seal(settings.secret_key, answer),
+        )
+        for question, answer in SECURITY_ANSWERS
+    ]
+    await SecurityAnswer.bulk_create(rows)
+
+
+async def _grants(settings: Settings, agent: Account, listings: dict[str, Listing]) -> None:
+    """One grant open now, one for tomorrow, one waiting for a new contractor: each made by
+    grantAccess itself, so each has its messages, and the last its invitation mail."""
     now = clock.now().replace(microsecond=0)
     hour = timedelta(hours=1)
     tomorrow = (now + timedelta(days=1)).replace(hour=14, minute=0, second=0)
     windows = [
-        (
-            "demo-active",
-            "DEMO-1001",
-            "DEMO0001",
-            now - timedelta(hours=1),
-            now + timedelta(hours=8),
-        ),
-        ("demo-tomorrow", "DEMO-1002", "DEMO0002", tomorrow, tomorrow + 3 * hour),
+        ("demo-active", "DEMO-1001", CONTRACTOR_EMAIL, now, now + 8 * hour),
+        ("demo-tomorrow", "DEMO-1002", CONTRACTOR_EMAIL, tomorrow, tomorrow + 3 * hour),
+        ("demo-invitation", "DEMO-1001", INVITEE_EMAIL, tomorrow, tomorrow + 2 * hour),
     ]
-    for key, listing, lockbox, starts_at, ends_at in windows:
+    for key, listing, email, starts_at, ends_at in windows:
         grant = await Grant.get_or_none(granted_by=agent, idempotency_key=key)
         if grant is None:
-            await Grant.create(
-                listing=listings[listing],
-                lockbox=lockboxes[lockbox],
-                granted_by=agent,
-                grantee=contractor,
-                grantee_email=contractor.email,
+            request = GrantRequest(
+                listing_pk=listings[listing].id,
+                grantee_email=email,
                 starts_at=starts_at,
                 ends_at=ends_at,
+                confirmation=Confirmation(pin=PIN),
                 idempotency_key=key,
             )
+            try:
+                await grant_access(settings, agent, request)
+            except DomainError as error:
+                # A demo database someone has used: a changed PIN, a suspended agent.
+                log.warning("demo grant %s not made: %s", key, error.message)
         elif grant.revoked_at is None and grant.ends_at <= now:
-            # An old demo database: move the windows so the demo still shows both states.
+            # An old demo database: move the windows so the demo still shows each state.
             await Grant.filter(id=grant.id).update(starts_at=starts_at, ends_at=ends_at)
 
 
-def sign_in_details(settings: Settings, agents: list[Account], host: str, port: int) -> str:
+async def _open_lockbox(settings: Settings, contractor: Account, lockbox: Lockbox) -> None:
+    """The demo contractor presses ENT on the lockbox of the grant open now, finds it, opens it
+    and uploads its log, through ble/ and a simulated lockbox, as the app does."""
+    if await AccessEvent.exists(lockbox_id=lockbox.id):
+        return
+    phone_key = Ed25519PrivateKey.generate()
+    await Device.update_or_create(
+        account_id=contractor.id,
+        device_id=DEMO_PHONE,
+        defaults={
+            "name": "Demo phone (simulated)",
+            "public_key": b64url_encode(raw_public_key(phone_key.public_key())),
+        },
+    )
+    try:
+        bundle = await sync_credentials(settings, contractor, DEMO_PHONE)
+    except DomainError as error:  # the demo contractor suspended in the console, say
+        log.warning("the demo contractor's visit was not made: %s", error.message)
+        return
+    simulator = LockboxSimulator(
+        lockbox.serial_number,
+        lockbox.secret,
+        keyring(settings).published(),
+        clock.now,
+        time_zone=await zone_of(lockbox),
+    )
+    simulator.press_ent()
+    [found] = await scan(SimulatedAir([simulator]))
+    visit = await find_and_open(
+        found.serial,
+        [credential.token for credential in bundle.credentials],
+        phone_key,
+        lambda _: InMemoryTransport(simulator),
+        revocations=[revocations.token for revocations in bundle.revocations],
+    )
+    await report_lockbox_events(found.serial, visit.records)
+
+
+async def _console_sign_in(settings: Settings) -> ConsoleSignIn:
+    password = _staff_password(settings.secret_key)
+    staff = await Staff.get_or_none(email=STAFF_EMAIL)
+    if staff is None:
+        # As `keybin staff add` makes one, with a password every start can show again. A
+        # SYSADMIN sees every console section, the staff list included.
+        staff = await Staff.create(
+            email=STAFF_EMAIL,
+            name=STAFF_NAME,
+            role=StaffRole.SYSADMIN,
+            password_hash=await hash_secret_async(password),
+            totp_secret=pyotp.random_base32(),
+            must_change_password=True,
+        )
+    shown = password if staff.must_change_password else None
+    return ConsoleSignIn(staff.email, shown, staff.totp_secret)
+
+
+def _staff_password(secret_key: str) -> str:
+    """The demo staff member's one-time password, the same at every start until it is changed:
+    derived from SECRET_KEY, so nothing but its hash is stored."""
+    digest = hmac.new(secret_key.encode(), b"keybin demo console password", "sha256").digest()
+    return "Demo-" + base64.b32encode(digest).decode()[:10].lower() + "7"
+
+
+async def _invitation_link() -> str | None:
+    """The link in the invitation mail of the grant waiting for a new contractor."""
+    if await Invitation.exists(email=INVITEE_EMAIL, accepted_at__isnull=False):
+        return None
+    mails = await OutboxMessage.filter(
+        channel=OutboxChannel.EMAIL, recipient=INVITEE_EMAIL
+    ).order_by("-id")
+    for mail in mails:
+        if match := _INVITATION_LINK.search(str(mail.payload.get("text", ""))):
+            return match.group(0)
+    return None
+
+
+def sign_in_details(settings: Settings, demo: Demo, host: str, port: int) -> str:
     shown_host = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104
     if ":" in shown_host:
         shown_host = f"[{shown_host}]"
-    url = f"http://{shown_host}:{port}/graphql"
+    base = f"http://{shown_host}:{port}"
+    url = f"{base}/graphql"
+    agents = demo.agents
     example = {
         "query": "mutation($input: SignInInput!) { signIn(input: $input) "
         "{ token userErrors { code message } } }",
@@ -306,10 +485,20 @@ def sign_in_details(settings: Settings, agents: list[Account], host: str, port: 
         lines.append(
             f"    agent       Key ID {agent.key_id}  or  {agent.email}  ({agent.full_name})"
         )
+    answers = "; ".join(f"{question} {answer}" for question, answer in SECURITY_ANSWERS)
     lines += [
         "      (the first two share an email: one person's linked accounts;"
         " sign in by Key ID to pick one)",
-        f"    contractor  {CONTRACTOR_EMAIL}",
+        f"    contractor  {CONTRACTOR_EMAIL}  (security answers: {answers})",
+        "",
+        "  What is there to try:",
+        "    - grants with their Message Center messages: one open now, one tomorrow;",
+        f"    - an access event: the contractor opened lockbox {VISITED_LOCKBOX} (simulated)"
+        " at 412 Walnut Street;",
+        "    - listing DEMO-1005 (9 Erkenbrecher Ave) has no lockbox: assign DEMO0006 to it;",
+        *_invitation_lines(demo.invitation_link),
+        "",
+        *_console_lines(demo.console, base),
         "",
         "  Try it:",
         f"    curl -s {url} -H 'Content-Type: application/json' \\",
@@ -317,3 +506,29 @@ def sign_in_details(settings: Settings, agents: list[Account], host: str, port: 
         "",
     ]
     return "\n".join(lines)
+
+
+def _invitation_lines(link: str | None) -> list[str]:
+    if link is None:
+        return [f"    - the invitation to {INVITEE_EMAIL} was accepted."]
+    return [
+        f"    - an invitation waits for {INVITEE_EMAIL} (its mail is in the log below):",
+        f"        {link}",
+    ]
+
+
+def _console_lines(console: ConsoleSignIn, base: str) -> list[str]:
+    password = (
+        f"one-time password {console.password} (you choose your own at the first sign-in)"
+        if console.password
+        else "password: the one chosen at the first sign-in"
+    )
+    code = f"import pyotp; print(pyotp.TOTP('{console.totp_secret}').now())"
+    return [
+        f"  Support console: {base}/console/",
+        f"    staff       {console.email}  ({STAFF_NAME}, SYSADMIN)",
+        f"                {password}",
+        f"                TOTP secret {console.totp_secret}  (add to an authenticator app:",
+        f"                {console.otpauth_uri})",
+        f'                a code now: {sys.executable} -c "{code}"',
+    ]
