@@ -95,6 +95,7 @@ class Server:
         self.cwd = cwd
         self.log_path = log_dir / f"{name}-{port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.terminated = False
 
     @property
     def pid(self) -> int:
@@ -115,6 +116,7 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> None:
         cpu = self.cpu
+        self.terminated = False
 
         def place() -> None:
             # In the child before exec: every thread it ever starts stays on this CPU.
@@ -170,11 +172,25 @@ class Server:
     def rss(self) -> int:
         return rss_bytes(self.pid)
 
+    def terminate(self) -> None:
+        """Ask it to stop, once (uvicorn takes a second SIGTERM as "exit now"), without
+        waiting (see `running`)."""
+        if self.proc is not None and self.proc.poll() is None and not self.terminated:
+            self.terminated = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Stop it at once, without its shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
+        self.terminate()
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
@@ -188,4 +204,7 @@ def running(*servers: Server) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         for server in servers:
             stack.enter_context(server)
+        # All asked at once, then each waited for: a shutdown that takes a while (deliveries
+        # still waiting on a hung mail relay get a few seconds) is not paid once per server.
+        stack.callback(lambda: [server.terminate() for server in servers])
         yield
