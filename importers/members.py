@@ -196,10 +196,12 @@ async def _upsert(
         await bulk.insert(
             db,
             Account,
-            ("kind", "key_id", "association", "mls_id", *ROSTER_FIELDS),
+            # The roster's addresses are the association's own: proven.
+            ("kind", "email_verified", "key_id", "association", "mls_id", *ROSTER_FIELDS),
             [
                 (
                     AccountKind.AGENT,
+                    True,
                     key_id,
                     member.association,
                     member.mls_id,
