@@ -59,6 +59,19 @@ class Settings:
     # How long a dispatcher owns a row it is sending; after a crash mid-send the
     # row waits this long before another dispatcher takes it (longer than a send).
     outbox_claim_seconds: float = 60.0
+    # The longest one delivery may take, whatever the provider does (then it is retried).
+    outbox_deadline_seconds: float = 30.0
+    # Deliveries at once in each channel's lane.
+    outbox_email_concurrency: int = 4
+    outbox_sms_concurrency: int = 4
+    outbox_push_concurrency: int = 16
+    # Provider timeouts: a relay or gateway that accepts and never answers costs this much.
+    smtp_connect_timeout: float = 10.0  # the TCP connection and the relay's greeting
+    smtp_timeout: float = 15.0  # each SMTP command
+    sms_connect_timeout: float = 5.0
+    sms_read_timeout: float = 10.0
+    push_connect_timeout: float = 5.0  # FCM and APNs (TLS handshake included)
+    push_read_timeout: float = 10.0
     keybin_data_dir: str = ""
     # Repeated queries answered again while the SQLite database is unchanged (schema/answers.py).
     answer_cache: bool = True
@@ -144,6 +157,16 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=parse_trusted_proxies(get("TRUSTED_PROXIES", "")),
         env=get("KEYBIN_ENV", "development"),
         outbox_claim_seconds=float(get("KEYBIN_OUTBOX_CLAIM_SECONDS", "60")),
+        outbox_deadline_seconds=float(get("KEYBIN_OUTBOX_DEADLINE_SECONDS", "30")),
+        outbox_email_concurrency=int(get("KEYBIN_OUTBOX_EMAIL_CONCURRENCY", "4")),
+        outbox_sms_concurrency=int(get("KEYBIN_OUTBOX_SMS_CONCURRENCY", "4")),
+        outbox_push_concurrency=int(get("KEYBIN_OUTBOX_PUSH_CONCURRENCY", "16")),
+        smtp_connect_timeout=float(get("SMTP_CONNECT_TIMEOUT", "10")),
+        smtp_timeout=float(get("SMTP_TIMEOUT", "15")),
+        sms_connect_timeout=float(get("SMS_CONNECT_TIMEOUT", "5")),
+        sms_read_timeout=float(get("SMS_READ_TIMEOUT", "10")),
+        push_connect_timeout=float(get("PUSH_CONNECT_TIMEOUT", "5")),
+        push_read_timeout=float(get("PUSH_READ_TIMEOUT", "10")),
         keybin_data_dir=get("KEYBIN_DATA_DIR", ""),
         answer_cache=_bool(get("KEYBIN_ANSWER_CACHE", "on")),
         metrics_token=get("METRICS_TOKEN", ""),
@@ -199,6 +222,7 @@ def finalize(settings: Settings) -> Settings:
         raise ConfigurationError("SMS_BACKEND=http needs SMS_HTTP_URL")
     _check_push(settings)
     _check_app_links(settings)
+    _check_outbox(settings)
     if settings.metrics_token and len(settings.metrics_token) < 16:
         raise ConfigurationError("METRICS_TOKEN must be 16 characters or more")
     if not urlsplit(settings.database_url).scheme:
@@ -259,6 +283,33 @@ def _check_app_links(settings: Settings) -> None:
             raise ConfigurationError(
                 f"ANDROID_CERT_SHA256: {fingerprint!r} is not a SHA-256 fingerprint (AB:CD:...)"
             )
+
+
+def _check_outbox(settings: Settings) -> None:
+    """Every wait bounded, every lane able to send, and no row sent twice at once."""
+    waits = {
+        "KEYBIN_OUTBOX_DEADLINE_SECONDS": settings.outbox_deadline_seconds,
+        "SMTP_CONNECT_TIMEOUT": settings.smtp_connect_timeout,
+        "SMTP_TIMEOUT": settings.smtp_timeout,
+        "SMS_CONNECT_TIMEOUT": settings.sms_connect_timeout,
+        "SMS_READ_TIMEOUT": settings.sms_read_timeout,
+        "PUSH_CONNECT_TIMEOUT": settings.push_connect_timeout,
+        "PUSH_READ_TIMEOUT": settings.push_read_timeout,
+    }
+    lanes = {
+        "KEYBIN_OUTBOX_EMAIL_CONCURRENCY": settings.outbox_email_concurrency,
+        "KEYBIN_OUTBOX_SMS_CONCURRENCY": settings.outbox_sms_concurrency,
+        "KEYBIN_OUTBOX_PUSH_CONCURRENCY": settings.outbox_push_concurrency,
+    }
+    for name, value in {**waits, **lanes}.items():
+        if value <= 0:
+            raise ConfigurationError(f"{name} must be more than 0")
+    # A claim that ran out while its delivery still waited would let a second
+    # instance send the same row.
+    if settings.outbox_claim_seconds <= settings.outbox_deadline_seconds:
+        raise ConfigurationError(
+            "KEYBIN_OUTBOX_CLAIM_SECONDS must be longer than KEYBIN_OUTBOX_DEADLINE_SECONDS"
+        )
 
 
 def _kept_secret(data_dir: Path) -> str:

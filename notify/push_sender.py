@@ -12,10 +12,8 @@ from models.accounts import PushToken
 from models.enums import PushPlatform
 from notify.apns import ApnsClient
 from notify.fcm import FcmClient
-from notify.push import Notification, PushRejected, TokenUnregistered
+from notify.push import Notification, PushRejected
 from settings import Settings
-
-TIMEOUT = httpx.Timeout(15.0)
 
 
 def _registered(notification: Notification) -> QuerySet[PushToken]:
@@ -32,19 +30,24 @@ class PushSender:
         self._apns: ApnsClient | None = None
         self._clients: list[httpx.AsyncClient] = []
 
-    async def deliver(self, payload: dict[str, Any]) -> None:
+    async def registered(self, payload: dict[str, Any]) -> Notification:
+        """The queued push, as long as its device still holds the token it was queued for."""
         notification = Notification.from_payload(payload)
         if not await _registered(notification).exists():
             # Signed out, removed, or replaced since it was queued: that device must not see it.
             raise PushRejected("the device no longer has this push token")
-        try:
-            if notification.platform == PushPlatform.FCM:
-                await self._fcm_client().send(notification)
-            else:
-                await self._apns_client().send(notification)
-        except TokenUnregistered:
-            await _registered(notification).delete()
-            raise
+        return notification
+
+    async def send(self, notification: Notification) -> None:
+        """To FCM or APNs; raises TokenUnregistered, PushRejected or PushUnavailable."""
+        if notification.platform == PushPlatform.FCM:
+            await self._fcm_client().send(notification)
+        else:
+            await self._apns_client().send(notification)
+
+    async def forget(self, notification: Notification) -> None:
+        """The service called the token unregistered: no later push goes to it."""
+        await _registered(notification).delete()
 
     async def aclose(self) -> None:
         for client in self._clients:
@@ -71,6 +74,9 @@ class PushSender:
         return self._apns
 
     def _client(self, http2: bool, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(http2=http2, verify=verify, timeout=TIMEOUT)
+        timeout = httpx.Timeout(
+            self.settings.push_read_timeout, connect=self.settings.push_connect_timeout
+        )
+        client = httpx.AsyncClient(http2=http2, verify=verify, timeout=timeout)
         self._clients.append(client)
         return client

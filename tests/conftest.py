@@ -15,11 +15,12 @@ from starlette.applications import Starlette
 from tortoise import Tortoise
 
 import db
-from resolvers import clock
+from resolvers import clock, push
 from settings import Settings
 from tests import pg
 from tests.factories import GraphQLClient
 from tests.live import Live, serve
+from tests.push_servers import ApnsServer, FcmServer
 from tests.sms_gateway import SmsGateway
 from tests.smtp import SmtpServer
 from tests.sql_count import StatementCounter
@@ -91,6 +92,26 @@ def sms() -> Iterator[SmsGateway]:
     `settings_overrides(sms) -> {"sms_backend": "http", "sms_http_url": sms.url}`."""
     with SmsGateway() as gateway:
         yield gateway
+
+
+@pytest.fixture
+async def fcm_server(tmp_path: Path) -> AsyncIterator[FcmServer]:
+    """FCM on loopback; point settings at it with tests.push_servers.push_settings."""
+    server = FcmServer(tmp_path)
+    await server.start()
+    yield server
+    await server.stop()
+    push.configure(Settings())  # the next test's messages must not queue pushes
+
+
+@pytest.fixture
+async def apns_server(tmp_path: Path) -> AsyncIterator[ApnsServer]:
+    """APNs on loopback (HTTP/2 over TLS); see fcm_server."""
+    server = ApnsServer(tmp_path)
+    await server.start()
+    yield server
+    await server.stop()
+    push.configure(Settings())
 
 
 @pytest.fixture

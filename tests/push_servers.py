@@ -390,3 +390,18 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         )
     )
     return cert_file, key_file
+
+
+def push_settings(fcm: FcmServer, apns: ApnsServer) -> dict[str, Any]:
+    """Settings that send pushes to these two servers."""
+    return {
+        "fcm_project_id": fcm.project_id,
+        "fcm_service_account_file": str(fcm.service_account_file()),
+        "fcm_base_url": fcm.base_url,
+        "apns_key_file": str(apns.key_file()),
+        "apns_key_id": apns.key_id,
+        "apns_team_id": apns.team_id,
+        "apns_topic": apns.topic,
+        "apns_base_url": apns.base_url,
+        "apns_ca_file": str(apns.cert_file),
+    }

@@ -59,8 +59,10 @@ def _env(settings: Settings, smtp: SmtpServer | None = None) -> dict[str, str]:
         "SECRET_KEY": settings.secret_key,
         "RATE_LIMIT_PER_MINUTE": "100000",
         "RATE_LIMIT_PER_ACCOUNT_PER_MINUTE": "100000",
-        # a row claimed by a killed process is taken over after this long
+        # a row claimed by a killed process is taken over after this long; a claim
+        # outlasts the longest delivery
         "KEYBIN_OUTBOX_CLAIM_SECONDS": "3",
+        "KEYBIN_OUTBOX_DEADLINE_SECONDS": "2",
     }
     if smtp is not None:
         env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port)}
