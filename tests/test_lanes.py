@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -418,7 +419,7 @@ async def test_two_instances_running_lanes_deliver_each_row_once(
     assert await OutboxMessage.filter(status=OutboxStatus.SENT).count() == 80
 
 
-def test_a_claim_must_outlast_the_delivery_deadline(tmp_path: Any) -> None:
+def test_a_claim_must_outlast_the_delivery_deadline(tmp_path: Path) -> None:
     # given
     environ = {
         "DATABASE_URL": f"sqlite://{tmp_path}/keybin.sqlite3",
@@ -430,7 +431,7 @@ def test_a_claim_must_outlast_the_delivery_deadline(tmp_path: Any) -> None:
         from_env(environ)
 
 
-def test_lane_settings_come_from_the_environment(tmp_path: Any) -> None:
+def test_lane_settings_come_from_the_environment(tmp_path: Path) -> None:
     # given
     environ = {
         "DATABASE_URL": f"sqlite://{tmp_path}/keybin.sqlite3",
