@@ -125,17 +125,18 @@ def plain_app(body_file: Path) -> Starlette:
     )
 
 
-def websocket_floor_app(frame_file: Path) -> Starlette:
+def websocket_floor_app(frame_file: Path | None) -> Starlette:
     """The floor for fan-out: raw WebSockets, one queue per connection, one frame per event.
     A connection opened with `?group=G` also gets the events published to that group alone
-    (one grantee's connections, for the live case's bursts)."""
-    frame = frame_file.read_text()
-    queues: set[asyncio.Queue[int]] = set()
-    groups: dict[str, set[asyncio.Queue[int]]] = {}
+    (one grantee's connections, for the live case's bursts). A publish request may bring the
+    frame to send (`{"frame": ...}`: the one keybin sent in the same round)."""
+    frame = frame_file.read_text() if frame_file is not None else ""
+    queues: set[asyncio.Queue[str]] = set()
+    groups: dict[str, set[asyncio.Queue[str]]] = {}
 
     async def socket(websocket: WebSocket) -> None:
         await websocket.accept(subprotocol="graphql-transport-ws")
-        queue: asyncio.Queue[int] = asyncio.Queue(100)
+        queue: asyncio.Queue[str] = asyncio.Queue(100)
         queues.add(queue)
         group = groups.setdefault(websocket.query_params.get("group", ""), set())
         group.add(queue)
@@ -145,7 +146,7 @@ def websocket_floor_app(frame_file: Path) -> Starlette:
                 event = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({receive, event}, return_when="FIRST_COMPLETED")
                 if event in done:
-                    await websocket.send_text(frame)
+                    await websocket.send_text(event.result())
                 else:
                     event.cancel()
                 if receive in done:
@@ -162,8 +163,9 @@ def websocket_floor_app(frame_file: Path) -> Starlette:
     async def publish(request: Request) -> Response:
         group = request.query_params.get("group")
         chosen = queues if group is None else groups.get(group, set())
+        sent = (await request.json()).get("frame", frame)
         for queue in list(chosen):
-            queue.put_nowait(1)
+            queue.put_nowait(sent)
         return JSONResponse({"published": len(chosen)})
 
     async def subscribers(request: Request) -> Response:

@@ -206,5 +206,6 @@ def running(*servers: Server) -> Iterator[None]:
             stack.enter_context(server)
         # All asked at once, then each waited for: a shutdown that takes a while (deliveries
         # still waiting on a hung mail relay get a few seconds) is not paid once per server.
-        stack.callback(lambda: [server.terminate() for server in servers])
+        for server in servers:
+            stack.callback(server.terminate)
         yield

@@ -100,12 +100,15 @@ class Delivery:
     seen: set[int] = field(default_factory=set)
     wrong: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    frame: str = ""  # the first one
 
     def arrive(self, index: int, frame: str) -> None:
         at = time.perf_counter()
         if index in self.seen or self.marker not in frame:
             self.wrong += 1
             return
+        if not self.seen:
+            self.frame = frame
         self.seen.add(index)
         self.arrivals.append(at)
         if len(self.arrivals) >= self.expected:
@@ -126,6 +129,16 @@ class Delivery:
     @property
     def answer_ms(self) -> float:
         return (self.answered - self.asked) * 1000
+
+    @property
+    def since_created_ms(self) -> float | None:
+        """From the message's createdAt (set in its transaction, just before the commit, by
+        the server's clock: this machine's) to the last frame; the answer plays no part."""
+        if len(self.arrivals) < self.expected or not self.frame:
+            return None
+        created = json.loads(self.frame)["payload"]["data"]["messageAdded"]["createdAt"]
+        last = time.time() - time.perf_counter() + max(self.arrivals)
+        return (last - datetime.fromisoformat(created).timestamp()) * 1000
 
 
 class Sockets:
@@ -208,10 +221,12 @@ class Windows:
 
 @dataclass
 class Side:
-    """keybin behind one mail relay: its instances (grants go to the first) and results."""
+    """keybin behind one mail relay (its instances; grants go to the first), or the floor:
+    raw WebSockets, where a publish request stands for each grant."""
 
     name: str
     servers: list[Server]
+    floor: bool = False
     sockets: Sockets = field(default_factory=Sockets)
     singles: list[Delivery] = field(default_factory=list)
     bursts: list[Delivery] = field(default_factory=list)
@@ -220,9 +235,10 @@ class Side:
     def port(self) -> int:
         return self.servers[0].port
 
-    def url(self, index: int) -> str:
-        """Connections take the instances in turn."""
-        return f"ws://{HOST}:{self.servers[index % len(self.servers)].port}/graphql"
+    def url(self, index: int, group: int) -> str:
+        """Connections take the instances in turn; the floor's say their group."""
+        url = f"ws://{HOST}:{self.servers[index % len(self.servers)].port}/graphql"
+        return f"{url}?group={group}" if self.floor else url
 
 
 async def _grant(
@@ -315,11 +331,37 @@ async def _burst(side: Side, seeded: Seeded, windows: Windows, size: Sizes) -> N
     side.bursts.extend(deliveries.values())
 
 
+async def _publish(port: int, group: int | None, frame: str, delivery: Delivery) -> None:
+    path = "/__bench/publish" + (f"?group={group}" if group is not None else "")
+    raw = load.post_request(HOST, port, path, json.dumps({"frame": frame}).encode(), {})
+    delivery.asked = time.perf_counter()
+    response = await load.request_once(HOST, port, raw)
+    delivery.answered = time.perf_counter()
+    assert response.status == 200, response.body
+
+
+async def _floor_single(side: Side, frame: str, size: Sizes) -> None:
+    """Every connection; one delivery whatever group a frame comes to."""
+    delivery = Delivery(size.subscribers, "")
+    groups = dict.fromkeys(range(size.burst), delivery)
+    await _round(side.sockets, groups, [_publish(side.port, None, frame, delivery)])
+    side.singles.append(delivery)
+
+
+async def _floor_burst(side: Side, frame: str, size: Sizes) -> None:
+    deliveries = {g: Delivery(size.per_grantee, "") for g in range(size.burst)}
+    publish = [_publish(side.port, g, frame, d) for g, d in deliveries.items()]
+    await _round(side.sockets, deliveries, publish)
+    side.bursts.extend(deliveries.values())
+
+
 async def _measure(sides: list[Side], seeded: Seeded, size: Sizes) -> dict[str, float]:
-    """Both sides get the same requests, round by round in turn (the order swapped every
-    round), so the machine's ups and downs fall on both alike. Returns each phase's seconds."""
+    """Every side gets the same rounds, in turn (the order reversed every other round), so
+    the machine's ups and downs fall on all alike: keybin behind each relay, and the floor,
+    which sends the frame keybin sent. Returns each phase's seconds."""
     windows = Windows()
     n, per = size.subscribers, size.per_grantee
+    keybin = [side for side in sides if not side.floor]
     took: dict[str, float] = {}
     clock = time.monotonic()
 
@@ -328,28 +370,39 @@ async def _measure(sides: list[Side], seeded: Seeded, size: Sizes) -> dict[str, 
         took[name] = round(time.monotonic() - clock, 1)
         clock = time.monotonic()
 
+    def frame() -> str:
+        return next(side.sockets.sample for side in keybin if side.sockets.sample)
+
     agent = seeded.agents[0]
     await asyncio.gather(
         *(
             _invite(side.port, agent, windows.invitee(), windows.next())
-            for side in sides
+            for side in keybin
             for _ in range(size.stall)
         )
     )
     phase("invitations before the rounds")
+    entries: list[tuple[str, str | None, int]]
     for side in sides:
-        await side.sockets.open([(side.url(i), seeded.single[0], SINGLE) for i in range(n)])
+        if side.floor:  # its connections in their groups from the start
+            entries = [(side.url(0, g), None, g) for g in range(size.burst) for _ in range(per)]
+        else:
+            entries = [(side.url(i, SINGLE), seeded.single[0], SINGLE) for i in range(n)]
+        await side.sockets.open(entries)
         for server in side.servers:
             await wait_subscribed(server.port, n // len(side.servers))
     phase("single grant's connections opened")
     for r in range(size.singles):
         for side in sides if r % 2 == 0 else sides[::-1]:
-            await _single(side, seeded, windows, n)
+            if side.floor:
+                await _floor_single(side, frame(), size)
+            else:
+                await _single(side, seeded, windows, n)
     phase("single grants")
     # The single grant's connections stay open, idle, through the bursts.
-    for side in sides:
+    for side in keybin:
         entries = [
-            (side.url(i), token, g)
+            (side.url(i, g), token, g)
             for g, (token, _) in enumerate(seeded.grantees)
             for i in range(per)
         ]
@@ -359,7 +412,10 @@ async def _measure(sides: list[Side], seeded: Seeded, size: Sizes) -> dict[str, 
     phase("burst grantees' connections opened")
     for r in range(size.bursts):
         for side in sides if r % 2 == 0 else sides[::-1]:
-            await _burst(side, seeded, windows, size)
+            if side.floor:
+                await _floor_burst(side, frame(), size)
+            else:
+                await _burst(side, seeded, windows, size)
     phase("bursts")
     for side in sides:
         await side.sockets.close()
@@ -368,48 +424,11 @@ async def _measure(sides: list[Side], seeded: Seeded, size: Sizes) -> dict[str, 
 
 
 @dataclass
-class Floor:
-    singles: list[Delivery]
-    bursts: list[Delivery]
-    frame_bytes: int
-
-
-async def _floor(port: int, size: Sizes, frame_bytes: int) -> Floor:
-    """The same connections in the same groups; a publish request stands for each grant."""
-    sockets = Sockets()
-    url = f"ws://{HOST}:{port}/graphql"
-    groups = range(size.burst)
-    await sockets.open(
-        [(f"{url}?group={g}", None, g) for g in groups for _ in range(size.per_grantee)]
-    )
-    await wait_subscribed(port, size.subscribers)
-    floor = Floor([], [], frame_bytes)
-
-    async def publish(delivery: Delivery, group: int | None) -> None:
-        path = "/__bench/publish" + (f"?group={group}" if group is not None else "")
-        raw = load.post_request(HOST, port, path, b"{}", {})
-        delivery.asked = time.perf_counter()
-        response = await load.request_once(HOST, port, raw)
-        delivery.answered = time.perf_counter()
-        assert response.status == 200, response.body
-
-    for _ in range(size.singles):
-        delivery = Delivery(size.subscribers, "")
-        await _round(sockets, dict.fromkeys(groups, delivery), [publish(delivery, None)])
-        floor.singles.append(delivery)
-    for _ in range(size.bursts):
-        deliveries = {g: Delivery(size.per_grantee, "") for g in groups}
-        await _round(sockets, deliveries, [publish(d, g) for g, d in deliveries.items()])
-        floor.bursts.extend(deliveries.values())
-    await sockets.close()
-    return floor
-
-
-@dataclass
 class Measured:
     label: str
     answering: Side
     hanging: Side
+    floor: Side
     mail: dict[str, dict[str, int]]
     seconds: dict[str, float]
 
@@ -564,6 +583,15 @@ def _mail_summary(rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
     return summary
 
 
+def _floor_side(ctx: Context) -> Side:
+    port = free_port()
+    argv = bench_python("bench.serve", "websocket-floor", "--port", str(port))
+    server = Server(
+        "live-floor", argv, port, ctx.log_dir, {"PYTHONPATH": str(ROOT)}, ctx.server_cpu, cwd=ROOT
+    )
+    return Side("raw WebSockets", [server], floor=True)
+
+
 def _sqlite(ctx: Context, size: Sizes, relays: tuple[Server, Server]) -> Measured:
     begin = time.monotonic()
     url = ctx.database("live-answering")
@@ -574,13 +602,14 @@ def _sqlite(ctx: Context, size: Sizes, relays: tuple[Server, Server]) -> Measure
         Side(f"relay {name}", [keybin_server(ctx, u, f"keybin-live-{name}", env=_relay_env(r))])
         for u, r, name in zip(urls, relays, ("answering", "hanging"), strict=True)
     ]
+    sides.append(_floor_side(ctx))
     begin = time.monotonic()
     with running(*(server for side in sides for server in side.servers)):
         seconds["servers started"] = round(time.monotonic() - begin, 1)
         seconds |= run_async(_measure(sides, seeded, size))
         mail = {"answering": _mail_sqlite(urls[0]), "hanging": _mail_sqlite(urls[1])}
         _kill_hung(sides[1])
-    return Measured("SQLite", sides[0], sides[1], mail, seconds)
+    return Measured("SQLite", sides[0], sides[1], sides[2], mail, seconds)
 
 
 def _postgres(ctx: Context, size: Sizes, relays: tuple[Server, Server]) -> Measured:
@@ -600,13 +629,14 @@ def _postgres(ctx: Context, size: Sizes, relays: tuple[Server, Server]) -> Measu
             )
             for u, r, name in zip(urls, relays, ("answering", "hanging"), strict=True)
         ]
+        sides.append(_floor_side(ctx))
         begin = time.monotonic()
         with running(*(server for side in sides for server in side.servers)):
             seconds["servers started"] = round(time.monotonic() - begin, 1)
             seconds |= run_async(_measure(sides, seeded, size))
             mail = {"answering": run_async(_mail(urls[0])), "hanging": run_async(_mail(urls[1]))}
             _kill_hung(sides[1])
-    return Measured("PostgreSQL x2", sides[0], sides[1], mail, seconds)
+    return Measured("PostgreSQL x2", sides[0], sides[1], sides[2], mail, seconds)
 
 
 def _kill_hung(side: Side) -> None:
@@ -620,8 +650,12 @@ def _ms(deliveries: Sequence[Delivery]) -> list[float]:
     return [ms for d in deliveries if (ms := d.ms) is not None]
 
 
-def _pct(deliveries: Sequence[Delivery], pct: float) -> float | None:
-    values = _ms(deliveries)
+def _since_created(deliveries: Sequence[Delivery]) -> list[float]:
+    return [ms for d in deliveries if (ms := d.since_created_ms) is not None]
+
+
+def _pct(deliveries: Sequence[Delivery], pct: float, created: bool = False) -> float | None:
+    values = _since_created(deliveries) if created else _ms(deliveries)
     return stats.percentile(values, pct) if values else None
 
 
@@ -632,8 +666,8 @@ def _short(deliveries: Sequence[Delivery]) -> str:
     return ", ".join(parts + ([f"{wrong} wrong"] if wrong else []))
 
 
-def _rows(measured: Measured, floor: Floor, size: Sizes) -> list[Row]:
-    ours, hung, where = measured.answering, measured.hanging, measured.label
+def _rows(measured: Measured, size: Sizes) -> list[Row]:
+    ours, hung, floor, where = measured.answering, measured.hanging, measured.floor, measured.label
     single = f"1 grant -> {size.subscribers:,} subscribers"
     burst = f"{size.burst} grants at once -> {size.per_grantee} each"
     raw = "raw WebSockets"
@@ -667,20 +701,22 @@ def _rows(measured: Measured, floor: Floor, size: Sizes) -> list[Row]:
                 note=note,
             )
         )
+    # Timed from the message's creation: on PostgreSQL an instance may send its frames before
+    # writing the answer, and "from the answer" then reads 0 in some rounds and not others.
     for what, mine, theirs in (
         (single, hung.singles, ours.singles),
         (burst, hung.bursts, ours.bursts),
     ):
-        p99 = _pct(mine, 99), _pct(theirs, 99)
+        p99 = _pct(mine, 99, created=True), _pct(theirs, 99, created=True)
         note = f"p99 {p99[0]:.1f} vs {p99[1]:.1f} ms" if None not in p99 else ""
         note = ", ".join(n for n in (note, _short(mine)) if n)
         rows.append(
             Row(
                 NAME,
-                f"{what}, p50, mail relay hanging ({where})",
+                f"{what}, relay hanging, p50 from creation ({where})",
                 "ms",
-                _pct(mine, 50),
-                _pct(theirs, 50),
+                _pct(mine, 50, created=True),
+                _pct(theirs, 50, created=True),
                 "relay answering",
                 "at_most",
                 1.2,
@@ -690,10 +726,15 @@ def _rows(measured: Measured, floor: Floor, size: Sizes) -> list[Row]:
     return rows
 
 
+def _rounded(value: float) -> float:
+    return round(value, 2)
+
+
 def _side_details(side: Side) -> dict[str, Any]:
     def summary(deliveries: list[Delivery]) -> dict[str, Any]:
         values = _ms(deliveries)
         answers = [d.answer_ms for d in deliveries]
+        created = _since_created(deliveries)
         return {
             "grants": len(deliveries),
             "complete": len(values),
@@ -703,6 +744,8 @@ def _side_details(side: Side) -> dict[str, Any]:
             "max_ms": round(max(values), 2) if values else None,
             "all_before_the_answer": sum(d.before_answer for d in deliveries),
             "last_after_answer_ms": [round(v, 2) for v in values],
+            "since_created_p50_ms": _rounded(stats.percentile(created, 50)) if created else None,
+            "since_created_p99_ms": _rounded(stats.percentile(created, 99)) if created else None,
             # From the request to its answer: in a burst, the PIN checks queue up here.
             "answer_p50_ms": round(stats.percentile(answers, 50), 1) if answers else None,
             "answer_max_ms": round(max(answers), 1) if answers else None,
@@ -717,9 +760,16 @@ def _side_details(side: Side) -> dict[str, Any]:
 
 
 def _details(measured: Measured) -> dict[str, Any]:
+    floor = measured.floor
     return {
         "relay_answering": _side_details(measured.answering),
         "relay_hanging": _side_details(measured.hanging),
+        "raw_websockets": {
+            "frame_bytes": len(floor.sockets.sample.encode()),
+            "frame": floor.sockets.sample,
+            "single": {"p50_ms": _pct(floor.singles, 50), "p99_ms": _pct(floor.singles, 99)},
+            "burst": {"p50_ms": _pct(floor.bursts, 50), "p99_ms": _pct(floor.bursts, 99)},
+        },
         # The invitations' mail at the end: sent through the answering relay; pending and
         # tried again and again behind the hanging one.
         "mail": measured.mail,
@@ -734,36 +784,17 @@ def run(ctx: Context) -> CaseResult:
     details: dict[str, Any] = {"sizes": asdict(size)}
     with running(*relays):
         measured = _sqlite(ctx, size, relays)
-        sample = measured.answering.sockets.sample
+        rows += _rows(measured, size)
+        details["sqlite"] = _details(measured)
         try:
-            on_postgres: Measured | None = _postgres(ctx, size, relays)
+            measured = _postgres(ctx, size, relays)
         except peer.Unavailable as why:
             print(f"[{NAME}] PostgreSQL unavailable ({why}): its rows are left out", flush=True)
-            on_postgres = None
+            rows.append(unavailable(NAME, "live on PostgreSQL, two instances", str(why)))
             details["postgres_unavailable"] = str(why)
-    frame_file = ctx.workdir / "live-frame.json"
-    frame_file.write_text(sample)
-    port = free_port()
-    argv = bench_python(
-        "bench.serve", "websocket-floor", "--port", str(port), "--file", str(frame_file)
-    )
-    env = {"PYTHONPATH": str(ROOT)}
-    with Server("live-floor", argv, port, ctx.log_dir, env, ctx.server_cpu, cwd=ROOT):
-        floor = run_async(_floor(port, size, len(sample.encode())))
-    rows += _rows(measured, floor, size)
-    details["sqlite"] = _details(measured)
-    if on_postgres is not None:
-        rows += _rows(on_postgres, floor, size)
-        details["postgres"] = _details(on_postgres)
-    else:
-        rows.append(
-            unavailable(NAME, "live on PostgreSQL, two instances", details["postgres_unavailable"])
-        )
-    details["floor"] = {
-        "frame_bytes": floor.frame_bytes,
-        "single": {"p50_ms": _pct(floor.singles, 50), "p99_ms": _pct(floor.singles, 99)},
-        "burst": {"p50_ms": _pct(floor.bursts, 50), "p99_ms": _pct(floor.bursts, 99)},
-    }
+        else:
+            rows += _rows(measured, size)
+            details["postgres"] = _details(measured)
     return CaseResult(rows, details)
 
 
