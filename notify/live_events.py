@@ -50,6 +50,12 @@ class MessageTail:
         self.wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The loop and a new subscriber may both read: one at a time, so each row goes once.
+        self._reading = asyncio.Lock()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
 
     async def start(self) -> None:
         self.last_id = await self._newest()
@@ -77,6 +83,10 @@ class MessageTail:
 
     async def read_new(self) -> int:
         """Deliver the messages committed since the last read; how many there were."""
+        async with self._reading:
+            return await self._read_new()
+
+    async def _read_new(self) -> int:
         database = Tortoise.get_connection("default")
         delivered = 0
         while True:

@@ -54,6 +54,12 @@ class PubSub:
             await self._watch.stop()
             self._watch = None
 
+    async def settle(self) -> None:
+        """Hand on what was committed before now, before a new subscriber joins (SQLite: the
+        tail's next look might otherwise be after it)."""
+        if self._tail.running:
+            await self._tail.read_new()
+
     async def publish(self, account_id: int, message_id: int) -> None:
         self.deliver_local(account_id, message_id)
 
@@ -68,8 +74,10 @@ class PubSub:
 
     @asynccontextmanager
     async def subscribe(self, account_id: int, inbox: Inbox | None = None) -> AsyncIterator[Inbox]:
-        """Events for `account_id` into `inbox` (a new bounded queue by default)."""
+        """Events for `account_id` into `inbox` (a new bounded queue by default): messages
+        committed from now on, none from before."""
         queue: Inbox = inbox if inbox is not None else asyncio.Queue(QUEUE_SIZE)
+        await self.settle()
         self._queues[account_id].add(queue)
         try:
             yield queue
