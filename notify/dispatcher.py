@@ -161,11 +161,11 @@ class Dispatcher:
         self.wakeup = _EveryLane(self.lanes)
 
     def start(self) -> None:
-        outbox.bind_wakeup(self.wakeup)
+        outbox.on_wake(self.wakeup.set)
         self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
 
     async def stop(self) -> None:
-        outbox.bind_wakeup(None)
+        outbox.off_wake(self.wakeup.set)
         if self._task is not None:
             self._stopping.set()
             self.wakeup.set()  # end every lane's wait for work at once

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -11,16 +10,8 @@ from models.outbox import OutboxMessage
 from notify.mail import render_email
 from resolvers import clock
 
-# Set by the running dispatcher so a commit is delivered at once, not at the next poll.
-_wake: asyncio.Event | None = None
-
-
-def bind_wakeup(event: asyncio.Event | None) -> None:
-    global _wake
-    _wake = event
-
-
-# Others that look at what a commit wrote (the live message tail on SQLite).
+# Who looks at what a commit wrote, at once rather than at their next poll: the
+# dispatcher's lanes, and the live message tail on SQLite.
 _on_wake: list[Callable[[], None]] = []
 
 
@@ -35,8 +26,6 @@ def off_wake(callback: Callable[[], None]) -> None:
 
 def wake() -> None:
     """Call after the transaction commits: the dispatcher looks at the outbox now."""
-    if _wake is not None:
-        _wake.set()
     for callback in list(_on_wake):
         callback()
 
