@@ -5,7 +5,7 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
-from models.enums import StaffRole
+from models.enums import StaffAction, StaffRole
 
 
 class Staff(Model):
@@ -21,6 +21,9 @@ class Staff(Model):
     last_totp_step = fields.BigIntField(default=0)
     disabled = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # The company identity provider's subject for this member, bound at the first sign-in
+    # through it: later sign-ins must carry the same one, whatever the email claim says.
+    oidc_subject = fields.CharField(max_length=255, null=True, unique=True)
 
     class Meta:
         table = "staff"
@@ -42,3 +45,28 @@ class ConsoleSession(Model):
     class Meta:
         table = "console_session"
         indexes = (("staff_id",),)
+
+
+class StaffAudit(Model):
+    """One staff action in the console: who, what, which account, when and from where.
+
+    The account is a plain number, not a foreign key: the trail outlives the account, and a
+    deleted account's stripped row (its tombstone) is still found by it.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField()
+    staff: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "models.Staff", related_name="audit", null=True, on_delete=fields.SET_NULL
+    )
+    # Who acted as shown then (a failed sign-in names the address that was typed, cut short).
+    staff_label = fields.CharField(max_length=254, default="")
+    action = fields.CharEnumField(StaffAction, max_length=32)
+    account_id = fields.IntField(null=True)
+    target_staff_id = fields.IntField(null=True)
+    detail = fields.CharField(max_length=500, default="")
+    client_address = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "staff_audit"
+        indexes = (("at",), ("staff_id", "at"), ("account_id", "at"), ("action", "at"))
