@@ -10,7 +10,8 @@ from pathlib import Path
 from playwright.async_api import Browser, async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium; KEYBIN_CHROMIUM names another build of it (never a downloaded one).
+CHROMIUM = os.environ.get("KEYBIN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

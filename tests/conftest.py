@@ -18,6 +18,7 @@ import db
 from resolvers import clock, push
 from settings import Settings
 from tests import pg
+from tests.browser import CHROMIUM, chromium
 from tests.factories import GraphQLClient
 from tests.live import Live, serve
 from tests.push_servers import ApnsServer, FcmServer
@@ -174,6 +175,41 @@ async def orm(settings: Settings) -> AsyncIterator[None]:
 
 def pytest_configure(config: Any) -> None:
     os.environ.setdefault("KEYBIN_ENV", "development")
+    config.addinivalue_line("markers", "needs(tool): the test needs a program of this machine")
+
+
+# What some tests need from the machine, and the one line that says how to get it.
+MACHINE_TOOLS: dict[str, tuple[Any, str]] = {
+    "chromium": (
+        lambda: Path(CHROMIUM).is_file(),
+        f"Chromium at {CHROMIUM} (Debian: apt-get install chromium fonts-dejavu-core)",
+    ),
+    "node": (
+        lambda: bool(shutil.which("node") and shutil.which("npm")),
+        "Node.js and npm (Debian: apt-get install nodejs npm)",
+    ),
+}
+
+
+def _needs(item: pytest.Item) -> set[str]:
+    needs = {str(marker.args[0]) for marker in item.iter_markers("needs")}
+    module = getattr(item, "module", None)
+    if module is not None and chromium in vars(module).values():
+        needs.add("chromium")
+    if "js_client" in getattr(item, "fixturenames", ()):
+        needs.add("node")
+    return needs
+
+
+def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
+    """A machine without a program the chosen tests drive hears it in one line, up front,
+    rather than in a wall of tracebacks from every test that needed it."""
+    wanted = {tool for item in items for tool in _needs(item)}
+    missing = [
+        hint for tool, (present, hint) in MACHINE_TOOLS.items() if tool in wanted and not present()
+    ]
+    if missing:
+        pytest.exit("these tests need " + " and ".join(missing), returncode=4)
 
 
 @pytest.fixture
