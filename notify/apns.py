@@ -7,10 +7,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from notify import jose
 from notify.push import (
     Notification,
     PushRejected,
@@ -78,8 +78,13 @@ class ApnsClient:
     def _provider_token(self) -> str:
         now = clock.now().timestamp()
         if self._token is None or now - self._issued_at >= PROVIDER_TOKEN_LIFETIME:
-            self._token = jose.es256(
-                self._signing_key(), self.key_id, {"iss": self.team_id, "iat": int(now)}
+            # Apple wants {"alg":"ES256","kid":...} and nothing else: typ=None drops PyJWT's
+            # default "typ":"JWT". The signature is JOSE's raw r || s, as APNs checks it.
+            self._token = jwt.encode(
+                {"iss": self.team_id, "iat": int(now)},
+                self._signing_key(),
+                algorithm="ES256",
+                headers={"kid": self.key_id, "typ": None},
             )
             self._issued_at = now
         return self._token

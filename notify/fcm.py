@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from notify import jose
 from notify.push import (
     Notification,
     PushRejected,
@@ -100,8 +100,8 @@ class FcmClient:
     async def _fetch_token(self, now: int) -> tuple[str, float]:
         """The OAuth2 JWT bearer grant (RFC 7523) with the service account's own key."""
         account = self._service_account()
-        assertion = jose.rs256(
-            account.private_key,
+        # PyJWT writes the header Google expects, {"alg":"RS256","typ":"JWT"}.
+        assertion = jwt.encode(
             {
                 "iss": account.client_email,
                 "scope": SCOPE,
@@ -109,6 +109,8 @@ class FcmClient:
                 "iat": now,
                 "exp": now + ASSERTION_LIFETIME,
             },
+            account.private_key,
+            algorithm="RS256",
         )
         response = await self.http.post(
             account.token_uri, data={"grant_type": JWT_BEARER, "assertion": assertion}

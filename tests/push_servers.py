@@ -174,7 +174,7 @@ class FcmServer:
         except (ValueError, InvalidSignature):
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
         valid = (
-            header.get("alg") == "RS256"
+            header == {"alg": "RS256", "typ": "JWT"}
             and claims.get("iss") == self.client_email
             and claims.get("scope") == FCM_SCOPE
             and claims.get("aud") == self.token_uri
