@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import phonenumbers
+
 from resolvers.errors import invalid_input
 
 # What people type between digits: spaces, dots, dashes, slashes and brackets.
@@ -14,6 +16,8 @@ _NANP = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
 # E.164: a country code (no leading 0), at most 15 digits in all.
 _E164 = re.compile(r"[1-9]\d{7,14}")
 PHONE_RULE = "Enter a mobile number, e.g. (513) 555-0100 or +44 20 7946 0958."
+# Numbers typed without a country code are read as this region's, and shown without one.
+HOME_REGION = "US"
 
 
 def normalize_phone(raw: str, *field: str) -> str:
@@ -41,3 +45,19 @@ def _nanp(national: str, field: tuple[str, ...]) -> str:
     if not _NANP.fullmatch(national):
         raise invalid_input(PHONE_RULE, *field)
     return f"+1{national}"
+
+
+def display_phone(e164: str) -> str:
+    """A stored number as people read it: (513) 555-0100 at home (the whole +1 plan, which
+    dials alike from anywhere in it), +44 20 7946 0958 elsewhere; unparsable text unchanged."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    home = number.country_code == phonenumbers.country_code_for_region(HOME_REGION)
+    style = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if home
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, style)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from models import prepared
 from models.access import AccessEvent
 from models.accounts import Account, AccountEvent, Device, SecurityAnswer
-from models.enums import AccountEventKind
+from models.enums import AccountEventKind, AccountKind, StaffAction, StaffRole
 from models.grants import Grant
 from models.listings import Listing, Lockbox
-from resolvers import clock, events
+from models.staff import Staff
+from resolvers import audit, clock, events
 from resolvers.events import Actor
 from resolvers.security import unseal
 
@@ -28,6 +32,13 @@ SECTION_LIMIT = 100
 EVENTS_PAGE = 25
 # Longest prefixes worth looking up: the columns' own lengths.
 _MAX_LENGTH = {"email": 254, "phone": 20, "key_id": 9}
+# What is searched at most (the box's maxlength too): no name, email or phone is longer.
+QUERY_MAX_LENGTH = 100
+# Shorter searches look at the start of names, emails and phones only; any part of an
+# email needs this many characters (a trigram on PostgreSQL).
+EMAIL_PART_MIN_LENGTH = 3
+# What agents read out from a caller's number; each length has its index (0005_console).
+PHONE_ENDINGS = (4, 7)
 _KEY_ID_PART = re.compile(r"\d{1,9}")
 _PHONE_LIKE = re.compile(r"[\d\s+().\-/]+")
 
@@ -38,8 +49,9 @@ class SearchResult:
     more: bool  # the cap was reached: the caller should narrow the search
 
 
-def _normalize(text: str) -> str:
-    return " ".join(text.replace("\x00", "").split())[:100]
+def normalize_query(text: str) -> str:
+    """The search as it is run: one space between words, no NUL, at most QUERY_MAX_LENGTH."""
+    return " ".join(text[: QUERY_MAX_LENGTH * 2].replace("\x00", "").split())[:QUERY_MAX_LENGTH]
 
 
 def _is_phone_like(text: str) -> bool:
@@ -48,6 +60,12 @@ def _is_phone_like(text: str) -> bool:
 
 def _like_pattern(word: str) -> str:
     return "%" + re.sub(r"([\\%_])", r"\\\1", word) + "%"
+
+
+def phone_ending(column: str, digits: int) -> str:
+    """A phone's last `digits` characters, written as the expression its index is on
+    (models/migrations/0005_console.py): substr and length mean the same on both databases."""
+    return f'substr("{column}", length("{column}") - {digits - 1})'
 
 
 def _name_index_query(words: list[str], dialect: str) -> tuple[str, list[Any]]:
@@ -70,7 +88,7 @@ async def name_matches(text: str) -> list[int] | None:
     """Ids of accounts whose name holds every word, through the trigram index.
 
     None when a word is shorter than a trigram, or the text is not a name."""
-    words = _normalize(text).split()
+    words = normalize_query(text).split()
     if not words or any(len(w) < 3 for w in words) or "@" in text or _is_phone_like(text):
         return None
     connection = Tortoise.get_connection("default")
@@ -94,9 +112,10 @@ async def search_accounts(text: str, limit: int = SEARCH_LIMIT) -> SearchResult:
 
 
 def _search_condition(text: str, dialect: str) -> tuple[str, list[Any]]:
-    """Name (partial, any case), email (prefix), phone in any format (digits prefix), Key ID,
-    as one SQL condition with ? parameters; ("", []) when there is nothing to look for."""
-    text = _normalize(text)
+    """Name (partial, any case), email (any part of it), phone in any format (digits prefix,
+    or its last 4 or 7 digits), Key ID (spaces ignored), as one SQL condition with ?
+    parameters; ("", []) when there is nothing to look for."""
+    text = normalize_query(text)
     if len(text) < 2:
         return "", []
     options: list[str] = []
@@ -114,12 +133,24 @@ def _search_condition(text: str, dialect: str) -> tuple[str, list[Any]]:
     prefix("email", text.lower())
     digits = re.sub(r"\D", "", text)
     phone_like = _is_phone_like(text)
+    if len(text) >= EMAIL_PART_MIN_LENGTH and " " not in text and not phone_like:
+        # Any part of an email ("smith", "@example.com"). PostgreSQL answers it from the
+        # trigram index; SQLite scans the email index alone (covering: no account row is
+        # read). An FTS table would keep a deleted address's trigrams in its segments
+        # until a merge, and a deleted account must leave no trace.
+        options.append(
+            '"id" IN (SELECT "id" FROM "account" WHERE "email" LIKE ? ESCAPE \'\\\' LIMIT ?)'
+        )
+        params.extend([_like_pattern(text.lower()), NAME_MATCH_LIMIT])
     if phone_like and len(digits) >= 3:
         prefix("phone", "+" + digits)
         if not digits.startswith("1"):
             prefix("phone", "+1" + digits)  # a US number typed without +1
+        if len(digits) in PHONE_ENDINGS and text.lstrip()[:1] != "+":
+            options.append(f"{phone_ending('phone', len(digits))} = ?")
+            params.append(digits)
         if _KEY_ID_PART.fullmatch(digits):
-            prefix("key_id", digits)
+            prefix("key_id", digits)  # typed in groups as on the card: "123 456 789"
     if "@" not in text and not phone_like:
         words = text.split()
         if all(len(word) >= 3 for word in words):
@@ -203,16 +234,76 @@ async def lockboxes(account_id: int) -> list[Lockbox]:
 class EventPage:
     events: list[AccountEvent]
     next_before: int | None  # the `before` of the next (older) page, None on the last one
+    first: int = 0  # position of the page's first entry, counted from the newest (1-based)
+    total: int = 0
+    # Where the newer page starts: None on the newest page; 0 when that page is the newest.
+    newer_before: int | None = None
+    sysadmins: frozenset[int] = frozenset()  # staff ids among the page's actors who are sysadmins
 
 
 async def event_log(account_id: int, before: int | None = None) -> EventPage:
-    """Newest first, keyed on id so entries added while paging do not shift pages."""
+    """Newest first, keyed on id so entries added while paging do not shift pages; with the
+    page's place in the whole log (five queries, whatever its length)."""
     query = AccountEvent.filter(account_id=account_id)
-    if before is not None:
-        query = query.filter(id__lt=before)
-    rows = await query.order_by("-id").limit(EVENTS_PAGE + 1)
+    rows = (
+        await (query.filter(id__lt=before) if before else query)
+        .order_by("-id")
+        .limit(EVENTS_PAGE + 1)
+    )
     page = rows[:EVENTS_PAGE]
-    return EventPage(page, page[-1].id if len(rows) > EVENTS_PAGE else None)
+    total = await query.count()
+    newer, newer_before = 0, None
+    if before:
+        newer = await query.filter(id__gte=before).count()
+        above: list[Any] = await (
+            query.filter(id__gte=before)
+            .order_by("id")
+            .limit(EVENTS_PAGE + 1)
+            .values_list("id", flat=True)
+        )
+        newer_before = int(above[EVENTS_PAGE]) if len(above) > EVENTS_PAGE else 0
+    staff_ids = {row.staff_id for row in page if row.staff_id is not None}
+    sysadmins: list[Any] = (
+        await Staff.filter(id__in=staff_ids, role=StaffRole.SYSADMIN).values_list("id", flat=True)
+        if staff_ids
+        else []
+    )
+    return EventPage(
+        events=page,
+        next_before=page[-1].id if len(rows) > EVENTS_PAGE else None,
+        first=newer + 1 if page else 0,
+        total=total,
+        newer_before=newer_before,
+        sysadmins=frozenset(int(i) for i in sysadmins),
+    )
+
+
+async def account_time_zone(account: Account) -> str:
+    """The zone an account lives in, for reading its times: an agent's lockboxes' region (the
+    most common), a contractor's most recent grant's lockbox region, else UTC."""
+    if account.kind == AccountKind.AGENT:
+        zones: list[Any] = await (
+            Lockbox.filter(assigned_to_id=account.id, region_id__isnull=False)
+            .annotate(boxes=Count("id"))
+            .group_by("region__time_zone")
+            .order_by("-boxes")
+            .limit(1)
+            .values_list("region__time_zone", flat=True)
+        )
+    else:
+        zones = await (
+            Grant.filter(grantee_id=account.id, lockbox__region_id__isnull=False)
+            .order_by("-created_at", "-id")
+            .limit(1)
+            .values_list("lockbox__region__time_zone", flat=True)
+        )
+    zone = str(zones[0]) if zones else "UTC"
+    return zone if zone in _known_zones() else "UTC"
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 @dataclass(frozen=True)
@@ -233,8 +324,8 @@ async def reveal_security_answers(secret_key: str, account: Account, actor: Acto
         Answer(row.question, unseal(secret_key, row.answer_sealed) if row.answer_sealed else None)
         for row in rows
     ]
+    detail = f"{len(rows)} answers"
     async with in_transaction():
-        await events.record(
-            account, AccountEventKind.SECURITY_ANSWERS_VIEWED, f"{len(rows)} answers", actor
-        )
+        await events.record(account, AccountEventKind.SECURITY_ANSWERS_VIEWED, detail, actor)
+        await audit.record_by(actor, StaffAction.ANSWERS_REVEALED, account.id, detail)
     return answers
