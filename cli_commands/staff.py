@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import cli
@@ -19,12 +20,17 @@ async def _add(args: argparse.Namespace, settings: Settings) -> int:
         try:
             created = await add_staff(args.email, args.name or args.email, StaffRole(args.role))
         except DomainError as error:
-            print(f"keybin: {error.message}")
+            print(f"keybin: {error.message}", file=sys.stderr)
             return 1
-    print(f"Staff member {created.staff.email} ({created.staff.role.value}) added.")
-    print(f"One-time password (changed at first login): {created.password}")
-    print("Add this to an authenticator app (TOTP):")
-    print(created.otpauth_uri)
+    # One write, every line ended, flushed at once: log lines go to stderr meanwhile, and
+    # a terminal showing both must never run one into the otpauth:// line.
+    sys.stdout.write(
+        f"Staff member {created.staff.email} ({created.staff.role.value}) added.\n"
+        f"One-time password (changed at first login): {created.password}\n"
+        "Add this to an authenticator app (TOTP):\n"
+        f"{created.otpauth_uri}\n"
+    )
+    sys.stdout.flush()
     return 0
 
 
