@@ -96,6 +96,22 @@ class Settings:
     apple_app_ids: tuple[str, ...] = ()
     android_package: str = ""
     android_cert_sha256: tuple[str, ...] = ()
+    # Staff sign-in through the company's OpenID Connect provider (console/oidc.py); off
+    # without an issuer. The role claim, when named, decides each member's role at every
+    # sign-in: a value among the SYSADMIN values makes a SYSADMIN, else one among the SUPPORT
+    # values a SUPPORT member; without it only existing staff sign in, with their own role.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_name: str = "company sign-in"
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = ""
+    oidc_sysadmin_values: tuple[str, ...] = ("SYSADMIN",)
+    oidc_support_values: tuple[str, ...] = ("SUPPORT",)
+
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer)
 
     @property
     def production(self) -> bool:
@@ -184,6 +200,14 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         apple_app_ids=_items(get("APPLE_APP_IDS", "")),
         android_package=get("ANDROID_PACKAGE", "").strip(),
         android_cert_sha256=tuple(f.upper() for f in _items(get("ANDROID_CERT_SHA256", ""))),
+        oidc_issuer=get("OIDC_ISSUER", "").strip(),
+        oidc_client_id=get("OIDC_CLIENT_ID", "").strip(),
+        oidc_client_secret=get("OIDC_CLIENT_SECRET", ""),
+        oidc_name=get("OIDC_NAME", "").strip() or "company sign-in",
+        oidc_scopes=" ".join(get("OIDC_SCOPES", "openid email profile").split()),
+        oidc_role_claim=get("OIDC_ROLE_CLAIM", "").strip(),
+        oidc_sysadmin_values=_items(get("OIDC_SYSADMIN_VALUES", "SYSADMIN")),
+        oidc_support_values=_items(get("OIDC_SUPPORT_VALUES", "SUPPORT")),
     )
     return finalize(settings)
 
@@ -223,6 +247,7 @@ def finalize(settings: Settings) -> Settings:
     _check_push(settings)
     _check_app_links(settings)
     _check_outbox(settings)
+    _check_oidc(settings)
     if settings.metrics_token and len(settings.metrics_token) < 16:
         raise ConfigurationError("METRICS_TOKEN must be 16 characters or more")
     if not urlsplit(settings.database_url).scheme:
@@ -310,6 +335,42 @@ def _check_outbox(settings: Settings) -> None:
         raise ConfigurationError(
             "KEYBIN_OUTBOX_CLAIM_SECONDS must be longer than KEYBIN_OUTBOX_DEADLINE_SECONDS"
         )
+
+
+def _check_oidc(settings: Settings) -> None:
+    """The company sign-in is all there or not there; its issuer is where ID tokens come from,
+    so in production it must be reached over TLS (loopback aside: a provider on the host)."""
+    parts = {
+        "OIDC_ISSUER": settings.oidc_issuer,
+        "OIDC_CLIENT_ID": settings.oidc_client_id,
+        "OIDC_CLIENT_SECRET": settings.oidc_client_secret,
+    }
+    missing = [name for name, value in parts.items() if not value]
+    if not missing:
+        issuer = urlsplit(settings.oidc_issuer)
+        if issuer.scheme not in {"https", "http"} or not issuer.hostname:
+            raise ConfigurationError("OIDC_ISSUER must be an https:// URL")
+        if issuer.query or issuer.fragment:
+            raise ConfigurationError("OIDC_ISSUER takes no query or fragment")
+        if issuer.scheme == "http" and settings.production and not _loopback(issuer.hostname):
+            raise ConfigurationError("OIDC_ISSUER must be https:// in production")
+        if "openid" not in settings.oidc_scopes.split():
+            raise ConfigurationError("OIDC_SCOPES must include openid")
+        if set(settings.oidc_sysadmin_values) & set(settings.oidc_support_values):
+            raise ConfigurationError(
+                "OIDC_SYSADMIN_VALUES and OIDC_SUPPORT_VALUES must not share a value"
+            )
+    elif len(missing) < len(parts):
+        raise ConfigurationError(f"OpenID Connect is half configured: set {', '.join(missing)} too")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _kept_secret(data_dir: Path) -> str:
