@@ -78,7 +78,7 @@ async def login(request: Request) -> Response:
         str(form.get(name, ""))[:256] for name in ("email", "password", "code")
     )
     try:
-        staff = await staff_resolvers.login(email, password, code)
+        staff = await staff_resolvers.login(email, password, code, client_address(request))
     except DomainError as error:
         context = {"error": error.message, "email": email}
         return render(request, "login.html", context, status_code=401)
@@ -125,6 +125,6 @@ async def change_password(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     token = session.current_token(request)
     if token:
-        await staff_resolvers.close_session(token)
+        await staff_resolvers.sign_out(token, client_address(request))
     session.end(request)
     return redirect(request, url(request, "/login"))

@@ -10,10 +10,10 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from models.accounts import MAX_DEVICE_ID, Account, Device, PasswordReset, PushToken, Session
-from models.enums import AccountEventKind
+from models.enums import AccountEventKind, StaffAction
 from models.prepared import get_with_related
 from notify import outbox, sessions
-from resolvers import clock, events
+from resolvers import audit, clock, events
 from resolvers.errors import DomainError, invalid_input
 from resolvers.events import SELF, Actor
 from resolvers.security import (
@@ -181,9 +181,9 @@ async def remove_device(account: Account, device_pk: int, actor: Actor = SELF) -
     async with sessions.ending() as ending:
         signed_in = [s.id for s in await Session.filter(device_id=device.id).only("id")]
         await device.delete()  # sessions and push tokens go with it
-        await events.record(
-            account, AccountEventKind.DEVICE_REMOVED, f"device {device.name}", actor
-        )
+        detail = f"device {device.name}"
+        await events.record(account, AccountEventKind.DEVICE_REMOVED, detail, actor)
+        await audit.record_by(actor, StaffAction.DEVICE_REMOVED, account.id, detail)
         ending.sessions(account.id, signed_in)
 
 

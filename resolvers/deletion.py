@@ -18,12 +18,12 @@ from models.accounts import (
     Session,
     Verification,
 )
-from models.enums import AccountEventKind, AccountStatus, MessageKind
+from models.enums import AccountEventKind, AccountStatus, MessageKind, StaffAction
 from models.grants import Grant
 from models.messages import Message
 from models.outbox import OutboxMessage
 from notify import outbox, sessions
-from resolvers import clock, events
+from resolvers import audit, clock, events
 from resolvers.auth import check_password_of
 from resolvers.errors import DomainError
 from resolvers.events import SELF, Actor
@@ -73,6 +73,11 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
         # (device names, for one, are often a person's name).
         await AccountEvent.filter(account_id=account.id).update(detail="")
         await _redact_other_events([*emails, *phones])
+        # The staff audit trail keeps its lines (who looked, who changed what) but not the
+        # masked addresses or device names in them, nor searches that typed who it was.
+        await audit.forget_account(
+            account.id, emails, phones, [account.first_name, account.last_name]
+        )
         await Account.filter(id=account.id).update(
             first_name="",
             last_name="",
@@ -89,6 +94,7 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
             deleted_at=now,
         )
         await events.record(account, AccountEventKind.DELETED, "", actor)
+        await audit.record_by(actor, StaffAction.ACCOUNT_DELETED, account.id, account.kind.lower())
     outbox.wake()  # the listing agents' messages may have pushes to send
 
 

@@ -8,10 +8,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.accounts import Account, Verification
-from models.enums import AccountEventKind, AccountKind, ContractorRole
+from models.enums import AccountEventKind, AccountKind, ContractorRole, StaffAction
 from models.enums import VerificationPurpose as Purpose
 from notify import outbox
-from resolvers import clock, email_proof, events, verifications
+from resolvers import audit, clock, email_proof, events, verifications
 from resolvers.auth import check_password_of
 from resolvers.emails import check_email_free, valid_email
 from resolvers.errors import DomainError, invalid_input
@@ -139,7 +139,10 @@ async def _change_email(settings: Settings, account: Account, email: str, actor:
                     },
                     account_id=account.id,
                 )
-            await events.record(account, AccountEventKind.EMAIL_CHANGED, "", actor)
+            # Masked both ways: the log tells addresses apart without holding them.
+            detail = audit.email_change_detail(old, email)
+            await events.record(account, AccountEventKind.EMAIL_CHANGED, detail, actor)
+            await audit.record_by(actor, StaffAction.EMAIL_CHANGED, account.id, detail)
     except IntegrityError:
         # The unique index on contractor addresses: someone took it a moment ago.
         raise DomainError(

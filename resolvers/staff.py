@@ -15,10 +15,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from models.enums import StaffRole
+from models.enums import StaffAction, StaffRole
 from models.prepared import get_with_related
 from models.staff import ConsoleSession, Staff
-from resolvers import clock
+from resolvers import audit, clock
 from resolvers.errors import DomainError, invalid_input
 from resolvers.security import (
     check_password_policy,
@@ -36,6 +36,7 @@ TOTP_ISSUER = "keybin"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _CODE = re.compile(r"\d{6}")
 BAD_LOGIN = "Wrong email, password or code."
+DISABLED = "Your console access has been disabled by a system administrator."
 LOCKED = "Too many failed attempts: try again in 15 minutes."
 WRONG_CURRENT = "Your current password is wrong."
 IDLE_TIMEOUT = timedelta(minutes=30)
@@ -95,10 +96,24 @@ def _matching_step(secret: str, code: str) -> int | None:
     return None
 
 
-async def login(email: str, password: str, code: str) -> Staff:
-    """The staff member, or DomainError INVALID_CREDENTIALS / ACCOUNT_LOCKED."""
+async def login(email: str, password: str, code: str, client_address: str | None = None) -> Staff:
+    """The staff member, or DomainError INVALID_CREDENTIALS / ACCOUNT_LOCKED; either way a
+    line in the audit trail (never the password or the code that were typed)."""
     staff = await Staff.get_or_none(email=email.strip().lower()[:254])
-    if staff is None or staff.disabled:
+    try:
+        staff = await _check_login(staff, password, code)
+    except DomainError as error:
+        await _audit_failed_login(email, staff, error, client_address)
+        raise
+    await audit.record(StaffAction.SIGNED_IN, staff, client_address=client_address)
+    return staff
+
+
+async def _check_login(staff: Staff | None, password: str, code: str) -> Staff:
+    # A disabled member goes through every check: only the right password and code may learn
+    # why they cannot sign in (the reason tells that the address is a staff member's).
+    # A member with no password (added at a company sign-in) has no local login at all.
+    if staff is None or not staff.password_hash:
         await verify_secret_async(None, password)  # the same work whether or not the email is known
         raise DomainError("INVALID_CREDENTIALS", BAD_LOGIN)
     now = clock.now()
@@ -117,7 +132,34 @@ async def login(email: str, password: str, code: str) -> Staff:
         log.warning("staff %s: TOTP code replayed", staff.id)
         await _failed(staff)
     await staff.refresh_from_db()
+    if staff.disabled:
+        raise DomainError("ACCOUNT_DISABLED", DISABLED)
     return staff
+
+
+async def _audit_failed_login(
+    typed_email: str, staff: Staff | None, error: DomainError, client_address: str | None
+) -> None:
+    """Labelled with the address as typed (the trail's reader sees what was tried); a known
+    member is the line's target, so filtering by that member shows attempts on them."""
+    if error.code == "ACCOUNT_LOCKED":
+        reason = "locked"
+    elif error.code == "ACCOUNT_DISABLED":
+        reason = "disabled (right password and code)"
+    elif staff is None:
+        reason = "wrong credentials (unknown address)"
+    elif staff.disabled:
+        reason = "wrong credentials (disabled)"
+    else:
+        reason = "wrong credentials"
+    await audit.record(
+        StaffAction.SIGN_IN_FAILED,
+        None,
+        label=typed_email.strip()[:254],
+        target_staff_id=staff.id if staff is not None else None,
+        detail=reason,
+        client_address=client_address,
+    )
 
 
 async def _count_failure(staff: Staff) -> bool:
@@ -177,6 +219,19 @@ async def close_session(token: str) -> None:
     await ConsoleSession.filter(token_hash=token_digest(token)).delete()
 
 
+async def sign_out(token: str, client_address: str | None) -> None:
+    """Ends the session; a line in the audit trail when there was one to end."""
+    if not token or len(token) > 128:
+        return
+    session = await get_with_related(ConsoleSession, "staff", "token_hash", token_digest(token))
+    if session is None:
+        return
+    async with in_transaction():
+        ended = await ConsoleSession.filter(id=session.id).delete()
+        if ended:
+            await audit.record(StaffAction.SIGNED_OUT, session.staff, client_address=client_address)
+
+
 async def change_password(
     staff: Staff, current: str, new_password: str, confirmation: str, client_address: str | None
 ) -> str:
@@ -203,6 +258,7 @@ async def change_password(
             password_hash=staff.password_hash, must_change_password=False, failed_logins=0
         )
         await ConsoleSession.filter(staff_id=staff.id).delete()
+        await audit.record(StaffAction.PASSWORD_CHANGED, staff, client_address=client_address)
         return await open_session(staff, client_address)
 
 
@@ -210,7 +266,13 @@ async def list_staff() -> list[Staff]:
     return await Staff.all().order_by("name", "id")
 
 
-async def set_disabled(staff_id: int, disabled: bool, by: Staff) -> Staff:
+async def staff_member(staff_id: int) -> Staff | None:
+    return await Staff.get_or_none(id=staff_id)
+
+
+async def set_disabled(
+    staff_id: int, disabled: bool, by: Staff, client_address: str | None = None
+) -> Staff:
     if staff_id == by.id:
         raise invalid_input("You cannot disable yourself.")
     target = await Staff.get_or_none(id=staff_id)
@@ -222,5 +284,12 @@ async def set_disabled(staff_id: int, disabled: bool, by: Staff) -> Staff:
         # Both ways: disabling ends every session, and enabling starts from none, so no
         # cookie from before (nor one a racing sign-in slipped in) comes back to life.
         await ConsoleSession.filter(staff_id=target.id).delete()
+        await audit.record(
+            StaffAction.STAFF_DISABLED if disabled else StaffAction.STAFF_ENABLED,
+            by,
+            target_staff_id=target.id,
+            detail=target.name or target.email,
+            client_address=client_address,
+        )
     log.info("staff %s %s by staff %s", target.id, "disabled" if disabled else "enabled", by.id)
     return target

@@ -39,6 +39,7 @@ from tests.factories import (
     make_contractor,
     make_listing,
     make_lockbox,
+    make_staff,
 )
 from tests.rows import rows_mentioning, table_counts
 from tests.sms_gateway import SmsGateway
@@ -210,7 +211,8 @@ async def test_access_history_keeps_the_name_and_started_grants(gql: GraphQLClie
         outcome=AccessOutcome.OPENED,
         occurred_at=clock.now(),
     )
-    staff = Actor(staff_id=3, staff_name="Sam Support")
+    member = (await make_staff(name="Sam Support")).staff
+    staff = Actor(staff_id=member.id, staff_name="Sam Support")
     # when support deletes the account
     await delete_account(contractor.id, staff)
     # then
@@ -222,7 +224,7 @@ async def test_access_history_keeps_the_name_and_started_grants(gql: GraphQLClie
     assert visiting.revoked_at is not None and later.revoked_at is not None
     assert visiting.grantee_id == contractor.id  # type: ignore[attr-defined]
     deleted = await AccountEvent.get(account=contractor, kind=AccountEventKind.DELETED.value)
-    assert (deleted.staff_id, deleted.staff_name) == (3, "Sam Support")
+    assert (deleted.staff_id, deleted.staff_name) == (member.id, "Sam Support")
     with pytest.raises(DomainError) as again:
         await delete_account(contractor.id, staff)
     assert again.value.code == "NOT_FOUND"

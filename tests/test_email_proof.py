@@ -22,7 +22,7 @@ from resolvers import clock
 from resolvers.events import Actor
 from resolvers.profile import change_email_by_staff
 from settings import Settings
-from tests.factories import PASSWORD, GraphQLClient, make_contractor
+from tests.factories import PASSWORD, GraphQLClient, make_contractor, make_staff
 from tests.live import Live
 from tests.sms_gateway import SmsGateway
 from tests.smtp import SmtpServer, text_body
@@ -273,7 +273,8 @@ async def test_support_email_edit_is_unproven_until_the_link_is_followed(
     contractor = await make_contractor(email="old@example.com")
     token = await sign_in_with_key(live_gql, "old@example.com")
     # when
-    await change_email_by_staff(app_settings, contractor.id, VICTIM, Actor(staff_id=1))
+    member = (await make_staff()).staff
+    await change_email_by_staff(app_settings, contractor.id, VICTIM, Actor(staff_id=member.id))
     # then nothing attaches until the mailbox's owner confirms
     assert await grants_and_credentials(live_gql, token) == (0, 0)
     [told] = await mails_to(smtp, "old@example.com", 1)

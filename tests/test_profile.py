@@ -14,7 +14,7 @@ from resolvers.errors import DomainError
 from resolvers.events import Actor
 from resolvers.profile import change_email_by_staff
 from settings import Settings
-from tests.factories import SIGN_IN, GraphQLClient, make_agent, make_contractor
+from tests.factories import SIGN_IN, GraphQLClient, make_agent, make_contractor, make_staff
 from tests.rows import table_counts
 from tests.sms_gateway import SmsGateway
 
@@ -290,7 +290,8 @@ async def test_support_changes_an_email_with_the_same_rules(
     # given
     contractor = await make_contractor()
     agent = await make_agent()
-    staff = Actor(staff_id=7, staff_name="Sam Support")
+    member = (await make_staff(name="Sam Support")).staff
+    staff = Actor(staff_id=member.id, staff_name="Sam Support")
     # when
     await change_email_by_staff(app_settings, contractor.id, "Fixed@Example.com", staff)
     with pytest.raises(DomainError) as refused:
@@ -306,7 +307,7 @@ async def test_support_changes_an_email_with_the_same_rules(
     [entry] = await AccountEvent.filter(
         account=contractor, kind=AccountEventKind.EMAIL_CHANGED.value
     )
-    assert (entry.staff_id, entry.staff_name) == (7, "Sam Support")
+    assert (entry.staff_id, entry.staff_name) == (member.id, "Sam Support")
     assert "fixed@example.com" not in entry.detail
 
 
