@@ -54,7 +54,10 @@ class Flow:
 class IdentityProvider:
     """One per console app: it keeps the provider's discovery document and keys for an hour."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.transport = transport  # tests answer for the provider in process
         self.issuer = settings.oidc_issuer
         self.client_id = settings.oidc_client_id
         self.client_secret = settings.oidc_client_secret
@@ -128,7 +131,7 @@ class IdentityProvider:
         # client_secret_basic, each part form-encoded first (RFC 6749, 2.3.1).
         auth = httpx.BasicAuth(quote(self.client_id, safe=""), quote(self.client_secret, safe=""))
         try:
-            async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            async with httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport) as client:
                 response = await client.post(metadata["token_endpoint"], data=form, auth=auth)
         except httpx.HTTPError as error:
             raise ProviderError(f"token endpoint: {error!r}") from error
@@ -185,7 +188,7 @@ class IdentityProvider:
 
     async def _get_json(self, url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            async with httpx.AsyncClient(timeout=TIMEOUT, transport=self.transport) as client:
                 response = await client.get(url, headers=headers)
         except httpx.HTTPError as error:
             raise ProviderError(f"{url}: {error!r}") from error
