@@ -13,6 +13,8 @@ from starlette.templating import Jinja2Templates
 from console import csrf, session
 from console.htmx import is_htmx
 from models.staff import Staff
+from resolvers.phones import display_phone
+from resolvers.support import QUERY_MAX_LENGTH
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -23,7 +25,9 @@ def _shared(request: Request) -> dict[str, Any]:
         "base": str(request.scope.get("root_path", "")),
         "csrf_token": csrf.token(request),
         "staff": staff if isinstance(staff, Staff) else None,
-        "query": request.query_params.get("q", ""),
+        # Cut as the search cuts it: what the page repeats is what was searched.
+        "query": request.query_params.get("q", "")[:QUERY_MAX_LENGTH],
+        "query_max_length": QUERY_MAX_LENGTH,
     }
 
 
@@ -36,6 +40,7 @@ _env = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), trim_blocks=True
 )
 _env.filters["when"] = _localtime
+_env.filters["phone"] = lambda value: display_phone(value) if value else ""
 templates = Jinja2Templates(env=_env, context_processors=[_shared])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
@@ -18,6 +19,7 @@ from resolvers.support import (
 )
 from tests.factories import make_agent, make_contractor
 from tests.sql_count import StatementCounter
+from tests.test_console_http import HX, signed_in
 
 
 async def test_partial_name_words_any_case_through_the_index(orm: None) -> None:
@@ -199,3 +201,52 @@ async def test_a_phone_ending_is_looked_up_on_its_index(orm: None) -> None:
     # then
     assert "account_phone_last4" in plan, plan
     assert "SCAN account " not in plan.replace("SCAN account USING", ""), plan
+
+
+# The console's search page over HTTP: what was searched, what can be, phones as people read them.
+
+
+async def test_the_empty_state_says_what_was_searched_and_what_can_be(
+    http: httpx.AsyncClient,
+) -> None:
+    # given
+    await signed_in(http)
+    # when
+    page = await http.get("/console/search", params={"q": "<b>zzz</b>-nobody"})
+    # then: the search repeated, escaped, and the ways to search named
+    assert "No account matches “&lt;b&gt;zzz&lt;/b&gt;-nobody”" in page.text
+    assert "<b>zzz" not in page.text
+    assert "name, email or part of it, phone (or its last 4 or 7 digits), Key ID" in page.text
+    assert 'placeholder="Search by name, email, phone or Key ID"' in page.text
+    assert f'maxlength="{QUERY_MAX_LENGTH}"' in page.text
+    start = await http.get("/console/search", params={"q": "a"}, headers=HX)
+    assert "last 4 or 7 digits" in start.text and "Key ID" in start.text
+
+
+async def test_a_very_long_search_is_cut_on_the_page_too(http: httpx.AsyncClient) -> None:
+    # given
+    await signed_in(http)
+    # when
+    page = await http.get("/console/search", params={"q": "q" * 10_000})
+    # then
+    assert page.status_code == 200
+    assert "“" + "q" * QUERY_MAX_LENGTH + "”" in page.text
+    assert "q" * (QUERY_MAX_LENGTH + 1) not in page.text
+
+
+async def test_phones_are_shown_formatted_in_results_and_on_the_account(
+    http: httpx.AsyncClient,
+) -> None:
+    # given
+    await signed_in(http)
+    home = await make_contractor(first_name="Hope", last_name="Homer", phone="+15135550142")
+    abroad = await make_contractor(first_name="Hope", last_name="Abroad", phone="+442079460958")
+    # when
+    results = await http.get("/console/search", params={"q": "hope"}, headers=HX)
+    home_page = await http.get(f"/console/accounts/{home.id}")
+    abroad_page = await http.get(f"/console/accounts/{abroad.id}")
+    # then
+    assert "(513) 555-0142" in results.text and "+44 20 7946 0958" in results.text
+    assert "+15135550142" not in results.text and "+442079460958" not in results.text
+    assert "(513) 555-0142" in home_page.text and "+15135550142" not in home_page.text
+    assert "+44 20 7946 0958" in abroad_page.text
