@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import auth, csrf, routes
+from console import audit_pages, auth, csrf, routes
 from console.headers import SecurityHeaders
 from console.pages import render
 from console.session import SessionCookies
@@ -51,6 +51,8 @@ def console_routes() -> list[BaseRoute]:
         _post(account + "/delete", routes.delete_account),
         _get("/staff", routes.staff_list),
         _post("/staff/{staff_id:int}/{action:str}", routes.staff_set_disabled),
+        _get("/audit", audit_pages.audit_page),
+        _get("/audit.csv", audit_pages.audit_csv),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 

@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console import session
-from console.auth import actor, staff_required, url
+from console.auth import actor, client_address, staff_required, url
 from console.htmx import is_htmx, redirect, trigger
 from console.pages import render
 from models.accounts import Account
-from models.enums import AccountKind, StaffRole
-from resolvers import clock, deletion, profile, support
+from models.enums import AccountKind, StaffAction, StaffRole
+from resolvers import audit, clock, deletion, profile, support
 from resolvers import staff as staff_resolvers
 from resolvers.auth import remove_device as remove_device_of
 from resolvers.errors import DomainError
@@ -71,6 +71,7 @@ async def home(request: Request) -> Response:
 async def search(request: Request) -> Response:
     text = request.query_params.get("q", "")
     result = await support.search_accounts(text)
+    await audit.record_search(request.state.staff, text, client_address(request))
     context = {"result": result, "searched": len(text.strip()) >= 2}
     return render(request, "search.html", context, fragment="_results.html")
 
@@ -78,6 +79,13 @@ async def search(request: Request) -> Response:
 @staff_required()
 async def account_page(request: Request) -> Response:
     account = await _account(request)
+    # Only whole-page loads are views: the sections' htmx refreshes reach other routes.
+    await audit.record_look(
+        StaffAction.ACCOUNT_VIEWED,
+        request.state.staff,
+        account_id=account.id,
+        client_address=client_address(request),
+    )
     return render(request, "account.html", await account_context(account, _before(request)))
 
 
@@ -197,7 +205,7 @@ async def staff_set_disabled(request: Request) -> Response:
     disabled = action == "disable"
     try:
         target = await staff_resolvers.set_disabled(
-            request.path_params["staff_id"], disabled, request.state.staff
+            request.path_params["staff_id"], disabled, request.state.staff, client_address(request)
         )
     except DomainError as error:
         raise HTTPException(404 if error.code == "NOT_FOUND" else 422, error.message) from error
