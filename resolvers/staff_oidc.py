@@ -16,11 +16,11 @@ from models.enums import StaffAction, StaffRole
 from models.staff import Staff
 from resolvers import audit
 from resolvers.errors import DomainError
+from resolvers.staff import DISABLED
 
 log = logging.getLogger("keybin.staff")
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-DISABLED = "Your console access was disabled by a system administrator."
 NO_ROLE = (
     "Your company sign-in gives you no role in the support console: "
     "ask a system administrator for SUPPORT or SYSADMIN access."

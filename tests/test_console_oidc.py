@@ -338,7 +338,7 @@ async def test_a_disabled_member_is_told_why(console: str, browser: Browser) -> 
     await through_the_provider(page, console, "dora")
     # then the reason, and no session
     await expect(page.locator("#login-error")).to_have_text(
-        "Your console access was disabled by a system administrator."
+        "Your console access has been disabled by a system administrator."
     )
     await shot(page, "oidc-04-disabled")
     assert await ConsoleSession.all().count() == 0
