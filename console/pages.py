@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -36,11 +37,19 @@ def _localtime(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else ""
 
 
+def _zoned(value: Any, zone: str) -> str:
+    """A time to the second in the account's own zone (an account event, read with the caller)."""
+    if value is None:
+        return ""
+    return str(value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z"))
+
+
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(), trim_blocks=True
 )
 _env.filters["when"] = _localtime
 _env.filters["phone"] = lambda value: display_phone(value) if value else ""
+_env.filters["when_in"] = _zoned
 templates = Jinja2Templates(env=_env, context_processors=[_shared])
 
 

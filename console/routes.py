@@ -14,6 +14,7 @@ from console.htmx import is_htmx, redirect, trigger
 from console.pages import render
 from models.accounts import Account
 from models.enums import AccountKind, StaffAction, StaffRole
+from models.staff import Staff
 from resolvers import audit, clock, deletion, profile, support
 from resolvers import staff as staff_resolvers
 from resolvers.auth import remove_device as remove_device_of
@@ -21,6 +22,7 @@ from resolvers.errors import DomainError
 
 # The client event that makes the event-log section reload itself after a staff action.
 ACCOUNT_CHANGED = "accountChanged"
+ALREADY_REMOVED = "That device was already removed."
 
 
 async def _account(request: Request) -> Account:
@@ -30,9 +32,16 @@ async def _account(request: Request) -> Account:
     return account
 
 
-def _before(request: Request) -> int | None:
-    value = request.query_params.get("before", "")
+def _before(request: Request, name: str = "before") -> int | None:
+    value = request.query_params.get(name, "")
     return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+async def _log_context(account: Account, before: int | None) -> dict[str, Any]:
+    return {
+        "log": await support.event_log(account.id, before),
+        "time_zone": await support.account_time_zone(account),
+    }
 
 
 async def account_context(
@@ -44,7 +53,7 @@ async def account_context(
         "is_agent": account.kind == AccountKind.AGENT,
         "devices": await support.devices(account.id),
         "accesses_used": await support.accesses_used(account.id),
-        "log": await support.event_log(account.id, before),
+        **await _log_context(account, before),
         "grant_status": support.grant_status,
         "editing_email": False,
         "email_error": None,
@@ -72,13 +81,15 @@ async def search(request: Request) -> Response:
     text = request.query_params.get("q", "")
     result = await support.search_accounts(text)
     await audit.record_search(request.state.staff, text, client_address(request))
-    context = {"result": result, "searched": len(text.strip()) >= 2}
+    context = {"result": result, "searched": len(text.strip()) >= 2, "focus_search": True}
     return render(request, "search.html", context, fragment="_results.html")
 
 
 @staff_required()
 async def account_page(request: Request) -> Response:
     account = await _account(request)
+    # The event log's page is in the address (events_before), so Back and a reload keep it.
+    before = _before(request, "events_before")
     # Only whole-page loads are views: the sections' htmx refreshes reach other routes.
     await audit.record_look(
         StaffAction.ACCOUNT_VIEWED,
@@ -86,18 +97,18 @@ async def account_page(request: Request) -> Response:
         account_id=account.id,
         client_address=client_address(request),
     )
-    return render(request, "account.html", await account_context(account, _before(request)))
+    return render(request, "account.html", await account_context(account, before))
 
 
 @staff_required()
 async def event_log(request: Request) -> Response:
     account = await _account(request)
+    before = _before(request)
     if not is_htmx(request):
-        before = _before(request)
-        query = f"?before={before}" if before else ""
+        query = f"?events_before={before}" if before else ""
         return redirect(request, url(request, f"/accounts/{account.id}{query}#events"))
-    log = await support.event_log(account.id, _before(request))
-    return render(request, "_events.html", {"account": account, "log": log})
+    context = {"account": account, **await _log_context(account, before)}
+    return render(request, "_events.html", context)
 
 
 def _contractor(account: Account) -> None:
@@ -110,7 +121,8 @@ async def email_row(request: Request) -> Response:
     account = await _account(request)
     if not is_htmx(request):
         return redirect(request, url(request, f"/accounts/{account.id}"))
-    return render(request, "_email_row.html", {"account": account, "editing_email": False})
+    context = {"account": account, "editing_email": False, "announce": "Email edit cancelled."}
+    return render(request, "_email_row.html", context)
 
 
 @staff_required()
@@ -140,7 +152,8 @@ async def email_save(request: Request) -> Response:
         session.flash(request, "Email changed.")
         return redirect(request, url(request, f"/accounts/{account.id}"))
     account = await _account(request)
-    response = render(request, "_email_row.html", {"account": account, "editing_email": False})
+    context = {"account": account, "editing_email": False, "announce": "Email changed."}
+    response = render(request, "_email_row.html", context)
     return trigger(response, ACCOUNT_CHANGED)
 
 
@@ -161,13 +174,19 @@ async def remove_device(request: Request) -> Response:
     try:
         await remove_device_of(account, request.path_params["device_id"], actor(request))
     except DomainError as error:
-        raise HTTPException(404, error.message) from error
+        if error.code != "NOT_FOUND":
+            raise HTTPException(422, error.message) from error
+        # Removed meanwhile (another tab, the user, a colleague): show the list as it is now.
+        message, changed = ALREADY_REMOVED, False
+    else:
+        message, changed = "Device registration removed.", True
     if not is_htmx(request):
-        session.flash(request, "Device registration removed.")
+        session.flash(request, message)
         return redirect(request, url(request, f"/accounts/{account.id}#devices"))
     devices = await support.devices(account.id)
-    response = render(request, "_devices.html", {"account": account, "devices": devices})
-    return trigger(response, ACCOUNT_CHANGED)
+    context = {"account": account, "devices": devices, "announce": message}
+    response = render(request, "_devices.html", context)
+    return trigger(response, ACCOUNT_CHANGED) if changed else response
 
 
 @staff_required()
@@ -197,12 +216,31 @@ async def staff_list(request: Request) -> Response:
     return render(request, "staff.html", {"members": members, "now": clock.now()})
 
 
+async def _staff_member(request: Request) -> Staff:
+    target = await staff_resolvers.staff_member(request.path_params["staff_id"])
+    if target is None:
+        raise HTTPException(404, "No such staff member.")
+    return target
+
+
+async def _disable_confirmation(request: Request) -> Response:
+    """Disabling signs the member out at once: it is asked for first, with or without JS."""
+    return render(request, "staff_disable.html", {"member": await _staff_member(request)})
+
+
+@staff_required(StaffRole.SYSADMIN)
+async def staff_disable_confirm(request: Request) -> Response:
+    return await _disable_confirmation(request)
+
+
 @staff_required(StaffRole.SYSADMIN)
 async def staff_set_disabled(request: Request) -> Response:
     action = request.path_params["action"]
     if action not in {"disable", "enable"}:
         raise HTTPException(404, "No such action.")
     disabled = action == "disable"
+    if disabled and (await request.form()).get("confirm") != "yes":
+        return await _disable_confirmation(request)
     try:
         target = await staff_resolvers.set_disabled(
             request.path_params["staff_id"], disabled, request.state.staff, client_address(request)

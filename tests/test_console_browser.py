@@ -268,7 +268,9 @@ async def test_a_sysadmin_lists_and_disables_staff(server: str, browser: Browser
     await page.get_by_role("link", name="Staff").click()
     row = page.get_by_role("row").filter(has_text="Sue Support")
     await expect(row).to_contain_text("awaiting first login")
-    await row.get_by_role("button", name="Disable").click()
+    await row.get_by_role("link", name="Disable Sue Support").click()
+    await expect(page.get_by_role("heading", name="Disable Sue Support?")).to_be_visible()
+    await page.get_by_role("button", name="Disable Sue Support").click()
     # then
     await expect(page.get_by_text("Sue Support disabled.")).to_be_visible()
     await expect(row).to_contain_text("disabled")

@@ -208,7 +208,7 @@ async def test_support_cannot_manage_staff_but_a_sysadmin_can(
         listing = await admin_http.get("/console/staff")
         disabled = await admin_http.post(
             f"/console/staff/{support.staff.id}/disable",
-            data={"csrf_token": await token(admin_http)},
+            data={"csrf_token": await token(admin_http), "confirm": "yes"},
         )
         # then
         assert refused.status_code == 403
@@ -595,7 +595,7 @@ async def test_disabling_ends_every_session_and_enabling_revives_none(console_ur
             for action in ("disable", "enable"):
                 done = await admin_http.post(
                     f"/console/staff/{support.staff.id}/{action}",
-                    data={"csrf_token": await token(admin_http)},
+                    data={"csrf_token": await token(admin_http), "confirm": "yes"},
                 )
                 assert done.status_code == 303
             # then: neither the cookie nor its copy opens anything
