@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -28,6 +28,11 @@ def _get(path: str, endpoint: csrf.Endpoint) -> Route:
 def _post(path: str, endpoint: csrf.Endpoint) -> Route:
     # Every unsafe route is built here, so none can miss the CSRF check.
     return Route(path, csrf.protect(endpoint), methods=["POST"])
+
+
+async def favicon(request: Request) -> Response:
+    # Pages link the SVG; this answers browsers that ask for the old name all the same.
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
 
 def console_routes() -> list[BaseRoute]:
@@ -50,9 +55,11 @@ def console_routes() -> list[BaseRoute]:
         _get(account + "/delete", routes.delete_confirm),
         _post(account + "/delete", routes.delete_account),
         _get("/staff", routes.staff_list),
+        _get("/staff/{staff_id:int}/disable", routes.staff_disable_confirm),
         _post("/staff/{staff_id:int}/{action:str}", routes.staff_set_disabled),
         _get("/audit", audit_pages.audit_page),
         _get("/audit.csv", audit_pages.audit_csv),
+        _get("/favicon.ico", favicon),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
