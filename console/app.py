@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import audit_pages, auth, csrf, routes
+from console import audit_pages, auth, csrf, oidc, routes
 from console.headers import SecurityHeaders
 from console.pages import render
 from console.session import SessionCookies
@@ -41,6 +41,9 @@ def console_routes() -> list[BaseRoute]:
         _get("/", routes.home),
         _get("/login", auth.login_page),
         _post("/login", auth.login),
+        # The company sign-in: plain GETs (the provider redirects back); the state guards them.
+        _get("/oidc/start", oidc.start),
+        _get("/oidc/callback", oidc.callback),
         _post("/logout", auth.logout),
         _get("/password", auth.password_page),
         _post("/password", auth.change_password),
@@ -83,4 +86,5 @@ def create_console(settings: Settings) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     console.state.settings = settings
+    console.state.identity_provider = oidc.identity_provider(settings)
     return console
