@@ -86,6 +86,10 @@ async def test_the_search_box_is_focused_and_enter_opens_the_single_result(
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(f"{server}/console/accounts/{carla.id}")
     await expect(page.get_by_role("heading", name="Carla Jones")).to_be_visible()
+    # ... where the box is not focused, and "/" goes back to it.
+    await expect(page.locator("#q")).not_to_be_focused()
+    await page.keyboard.press("/")
+    await expect(page.locator("#q")).to_be_focused()
 
 
 async def test_arrows_highlight_a_result_and_enter_opens_it(server: str, browser: Browser) -> None:
