@@ -302,14 +302,19 @@ async def seed_lines() -> dict[str, Any]:
     ada = (await make_staff(name="Ada Admin", role="SYSADMIN")).staff
     sam = (await make_staff(name="Sam Support")).staff
     carla = await make_contractor()
+    office, home = "198.51.100.20", "203.0.113.45"
     clock.travel(-2 * 86400)
-    await audit.record(StaffAction.SEARCHED, sam, detail="two days ago")
+    await audit.record(StaffAction.SEARCHED, sam, detail="two days ago", client_address=home)
     clock.travel(86400)
-    await audit.record(StaffAction.ACCOUNT_VIEWED, sam, account_id=carla.id)
-    await audit.record(StaffAction.STAFF_DISABLED, ada, target_staff_id=sam.id, detail="Sam")
+    await audit.record(StaffAction.ACCOUNT_VIEWED, sam, account_id=carla.id, client_address=office)
+    await audit.record(
+        StaffAction.STAFF_DISABLED, ada, target_staff_id=sam.id, detail="Sam", client_address=office
+    )
     clock.travel(86400)
-    await audit.record(StaffAction.SEARCHED, sam, detail="today")
-    await audit.record(StaffAction.EMAIL_CHANGED, sam, account_id=carla.id, detail="changed")
+    await audit.record(StaffAction.SEARCHED, sam, detail="today", client_address=office)
+    await audit.record(
+        StaffAction.EMAIL_CHANGED, sam, account_id=carla.id, detail="changed", client_address=office
+    )
     return {"ada": ada, "sam": sam, "carla": carla}
 
 
@@ -540,6 +545,7 @@ async def test_a_sysadmin_filters_the_trail_and_downloads_it_in_the_browser(
     rows = page.locator("table.audit tbody tr")
     await expect(rows).to_have_count(2)
     await expect(rows.first).to_contain_text("today")
+    await expect(rows.first).to_contain_text("198.51.100.20")
     await expect(page.locator("#audit-count")).to_have_text("2 lines")
     await expect(page.get_by_label("Staff member")).to_have_value(str(seeded["sam"].id))
     await shot(page, "console-audit")
