@@ -9,12 +9,12 @@ the same operation name can go straight to the executor: the same graphql-core `
 with the same compiled executor that Strawberry calls, the same context and variables.
 
 What stays per request: the variables are checked for bad text (`RejectBadText` looks at
-them, not only at the document); graphql-core coerces them as always. Only clean answers
-are returned from here: an answer with any error is dropped and the request runs again
-through the whole pipeline, so errors are masked, labelled and logged exactly as before
-(queries are reads, so running one again is safe). Mutations and subscriptions are never
-admitted, and nothing is while an extension outside the known, document-level ones is
-installed. The admitted documents are a bounded LRU, like the parser cache."""
+them, not only at the document); graphql-core coerces them as always. An answer with an
+error is finished here as the pipeline finishes it (`finish_errors`: field suggestions
+removed when the schema hides them, unexpected errors logged, then masked by the installed
+`MaskErrors`), never worked out again: its resolvers run once. Mutations and subscriptions
+are never admitted, and nothing is while an extension outside the known, document-level
+ones is installed. The admitted documents are a bounded LRU, like the parser cache."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from graphql import DocumentNode, execute, get_operation_ast, parse
+from graphql import DocumentNode, GraphQLError, execute, get_operation_ast, parse
 from graphql import ExecutionResult as CoreResult
 from graphql.language import OperationType
 from strawberry.execution import optimized_is_awaitable
@@ -100,7 +100,8 @@ async def run_admitted(
     allowed_operation_types: Iterable[AllowedType] | None,
     operation_extensions: dict[str, Any] | None,
 ) -> ExecutionResult | None:
-    """The answer, or None when the whole pipeline must answer this request."""
+    """The answer, errors included, or None when the whole pipeline must answer this
+    request (bad text in the variables, queries not allowed)."""
     if allowed_operation_types is not None and AllowedType.QUERY not in allowed_operation_types:
         return None
     if variable_values and bad_text(variable_values) is not None:
@@ -119,5 +120,23 @@ async def run_admitted(
         )
     )
     if result.errors:
-        return None
+        return ExecutionResult(data=result.data, errors=finish_errors(schema, result.errors))
     return ExecutionResult(data=result.data, errors=None)
+
+
+def finish_errors(schema: Any, errors: list[GraphQLError]) -> list[GraphQLError]:
+    """What Strawberry's pipeline does with an executed operation's errors, through public
+    APIs: `_process_errors` (suggestions removed, `process_errors` logs), then each
+    `MaskErrors` extension's masking as it leaves the operation. Of the document-level
+    extensions, only MaskErrors touches errors (tests/test_admitted.py compares both)."""
+    if schema.config.disable_field_suggestions:
+        for error in errors:
+            schema.remove_field_suggestion(error)
+    schema.process_errors(errors, None)
+    for extension in schema.get_extensions():
+        if isinstance(extension, MaskErrors):
+            errors = [
+                extension.anonymise_error(error) if extension.should_mask_error(error) else error
+                for error in errors
+            ]
+    return errors

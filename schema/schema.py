@@ -23,7 +23,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from resolvers import clock
+from core import clock
 from schema import answers
 from schema.accounts import Agent, Contractor
 from schema.admitted import Admitted, admits, run_admitted
@@ -145,7 +145,8 @@ class KeybinSchema(strawberry.Schema):
             answer = await run_admitted(self, document, *request)
             if answer is not None:
                 metrics.note_operation("query")
-                return answer, True
+                label_refusals(answer.errors)
+                return answer, not answer.errors
         result = await super().execute(query, *request)
         label_refusals(result.errors)
         clean_query = False

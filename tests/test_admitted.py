@@ -1,6 +1,7 @@
 """Admitted queries (schema/admitted.py): a document that answered cleanly once runs again
-without the per-request pipeline, with the same answers; anything with an error, any
-mutation, and bad text in the variables still go through the whole pipeline."""
+without the per-request pipeline, with the same answers, errors included (finished as the
+pipeline finishes them, never worked out again); any mutation and bad text in the
+variables still go through the whole pipeline."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
+from core.ids import to_global_id
 from schema import admitted as admitted_module
+from schema import query as query_module
 from schema.admitted import Admitted, admits
-from schema.ids import to_global_id
 from schema.limits import RejectBadText
 from tests.factories import GraphQLClient, make_agent, make_listing
 
@@ -60,6 +62,20 @@ def pipeline_runs(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     return runs
 
 
+@pytest.fixture
+def node_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids `Query.node` was resolved for, in order."""
+    calls: list[str] = []
+    original = query_module.resolve_node  # type: ignore[attr-defined]
+
+    async def counted(info: Any, global_id: str) -> Any:
+        calls.append(global_id)
+        return await original(info, global_id)
+
+    monkeypatch.setattr(query_module, "resolve_node", counted)
+    return calls
+
+
 def admitted_of(app: Starlette) -> Admitted:
     found = app.state.graphql.schema.admitted
     assert found is not None
@@ -83,8 +99,11 @@ async def test_a_clean_answer_admits_the_document_and_the_next_skips_the_pipelin
     assert admitted_of(app).get(ME, None) is not None
 
 
-async def test_an_answer_with_an_error_goes_through_the_pipeline(
-    gql: GraphQLClient, pipeline_runs: list[str | None]
+async def test_an_answer_with_an_error_is_finished_without_running_again(
+    gql: GraphQLClient,
+    app: Starlette,
+    pipeline_runs: list[str | None],
+    node_calls: list[str],
 ) -> None:
     # given both documents admitted by a listing's agent
     agent = await make_agent()
@@ -92,16 +111,64 @@ async def test_an_answer_with_an_error_goes_through_the_pipeline(
     token = await gql.sign_in(agent.email or "")
     assert "errors" not in await gql.raw(LISTING, {"id": listing_id}, token)
     assert "errors" not in await gql.raw(ME, {"first": 1}, token)
+    # and how often the lookup's resolver runs for one request through the pipeline
+    admitted = admitted_of(app).documents
+    kept = dict(admitted)
+    admitted.clear()
+    node_calls.clear()
+    through_pipeline = await gql.raw(LISTING, {"id": listing_id})
+    once = len(node_calls)
+    admitted.update(kept)
     pipeline_runs.clear()
+    node_calls.clear()
     # when they are asked without a token, with a page too long, and with a null id
     anonymous = await gql.raw(LISTING, {"id": listing_id})
     too_long = await gql.raw(ME, {"first": 101}, token)
     null_id = await gql.raw(LISTING, {"id": None}, token)
-    # then the pipeline answered each, with its code
-    assert pipeline_runs == [LISTING, ME, LISTING]
+    # then none went through the pipeline again, the lookup ran as often as the pipeline
+    # alone runs it, and each answer is the pipeline's, with its code
+    assert pipeline_runs == []
+    assert len(node_calls) == once
+    assert anonymous == through_pipeline
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert too_long["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     assert null_id["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"answer_cache": False, "env": "production"}])
+async def test_an_unexpected_error_is_masked_and_logged_once_as_by_the_pipeline(
+    gql: GraphQLClient,
+    app: Starlette,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    pipeline_runs: list[str | None],
+) -> None:
+    # given the lookup admitted, then its resolver failing unexpectedly
+    agent = await make_agent()
+    listing_id = to_global_id("Listing", (await make_listing(agent)).id)
+    token = await gql.sign_in(agent.email or "")
+    assert "errors" not in await gql.raw(LISTING, {"id": listing_id}, token)
+
+    async def broken(info: Any, global_id: str) -> Any:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(query_module, "resolve_node", broken)
+    pipeline_runs.clear()
+    caplog.clear()
+    # when it is asked while admitted, then through the pipeline
+    direct = await gql.raw(LISTING, {"id": listing_id}, token)
+    direct_logs = [r for r in caplog.records if "secret detail" in r.getMessage()]
+    admitted_of(app).documents.clear()
+    caplog.clear()
+    through_pipeline = await gql.raw(LISTING, {"id": listing_id}, token)
+    pipeline_logs = [r for r in caplog.records if "secret detail" in r.getMessage()]
+    # then both answers are the same masked error, and each request logged it once
+    assert pipeline_runs == [LISTING]
+    assert direct == through_pipeline
+    assert direct["errors"][0]["message"] == "Unexpected error"
+    assert direct["errors"][0]["extensions"] == {"code": "INTERNAL"}
+    assert "secret detail" not in str(direct)
+    assert len(direct_logs) == len(pipeline_logs) == 1
 
 
 async def test_another_agents_listing_answers_the_same_either_way(
