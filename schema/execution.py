@@ -393,7 +393,9 @@ def _direct_call(definition: StrawberryField) -> Callable[[Any, dict[str, Any]],
 
 
 def _leaf_completer(leaf: GraphQLLeafType) -> Completer:
-    serialize = leaf.serialize
+    # What graphql-core's complete_leaf_value calls (`serialize` is its deprecated alias,
+    # which may differ from it when a scalar gives both).
+    serialize = leaf.coerce_output_value
     unchanged = _UNCHANGED.get(leaf.name)
 
     def leaf_value(value: Any, ex: Any, step: FieldStep) -> Any:
