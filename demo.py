@@ -23,6 +23,9 @@ from ble.inmemory import InMemoryTransport, SimulatedAir
 from ble.jwks import raw_public_key
 from ble.scan import scan
 from ble.simulator import LockboxSimulator
+from core import clock
+from core.errors import DomainError
+from core.security import hash_secret_async, normalize_answer, seal
 from importers.members import new_key_id
 from models.access import AccessEvent
 from models.accounts import Account, Device, Invitation, SecurityAnswer
@@ -40,13 +43,11 @@ from models.grants import Grant
 from models.listings import Listing, Lockbox, Region
 from models.outbox import OutboxMessage
 from models.staff import Staff
-from resolvers import clock, events
+from resolvers import events
 from resolvers.credentials import sync_credentials
-from resolvers.errors import DomainError
 from resolvers.grants import GrantRequest, grant_access
 from resolvers.lockbox_events import report_lockbox_events
 from resolvers.lockboxes import zone_of
-from resolvers.security import hash_secret_async, normalize_answer, seal
 from resolvers.signing_keys import keyring
 from resolvers.staff import TOTP_ISSUER
 from resolvers.step_up import Confirmation

@@ -14,6 +14,7 @@ from pathlib import Path
 from tortoise import Tortoise
 
 import db
+from core.security import new_token, token_digest
 from models.accounts import Account, Device, Session
 from models.enums import (
     AccountKind,
@@ -26,7 +27,6 @@ from models.enums import (
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from models.messages import Message
-from resolvers.security import new_token, token_digest
 from settings import Settings
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

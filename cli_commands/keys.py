@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from cli import register
-from resolvers import clock
+from core import clock
 from resolvers.signing_keys import KEYS_ENV, KeyRing, dumps, keyring, keys_path, rotate
 from settings import Settings
 

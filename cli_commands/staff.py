@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 import cli
+from core.errors import DomainError
 from models.enums import StaffRole
-from resolvers.errors import DomainError
 from settings import Settings
 
 

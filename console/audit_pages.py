@@ -15,8 +15,9 @@ from starlette.responses import Response, StreamingResponse
 
 from console.auth import client_address, staff_required
 from console.pages import render
+from core import clock
 from models.enums import StaffAction, StaffRole
-from resolvers import audit, clock, support
+from resolvers import audit, support
 
 FILTERS = ("staff", "account", "action", "from", "to")
 CSV_HEADER = (

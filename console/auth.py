@@ -12,10 +12,10 @@ from starlette.responses import Response
 from console import session
 from console.htmx import redirect
 from console.pages import render
+from core.errors import DomainError
 from models.enums import StaffRole
 from models.staff import ConsoleSession, Staff
 from resolvers import staff as staff_resolvers
-from resolvers.errors import DomainError
 from resolvers.events import Actor
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -12,13 +12,14 @@ from console import session
 from console.auth import actor, client_address, staff_required, url
 from console.htmx import is_htmx, redirect, trigger
 from console.pages import render
+from core import clock
+from core.errors import DomainError
 from models.accounts import Account
 from models.enums import AccountKind, StaffAction, StaffRole
 from models.staff import Staff
-from resolvers import audit, clock, deletion, profile, support
+from resolvers import audit, deletion, profile, support
 from resolvers import staff as staff_resolvers
 from resolvers.auth import remove_device as remove_device_of
-from resolvers.errors import DomainError
 
 # The client event that makes the event-log section reload itself after a staff action.
 ACCOUNT_CHANGED = "accountChanged"

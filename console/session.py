@@ -19,7 +19,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from resolvers.security import new_token
+from core.security import new_token
 from resolvers.staff import SESSION_LIFETIME
 
 COOKIE = "keybin_console"

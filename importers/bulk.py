@@ -15,7 +15,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
-from resolvers import clock
+from core import clock
 
 
 def _db_value(value: Any) -> Any:

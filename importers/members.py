@@ -12,13 +12,13 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
+from core.errors import DomainError
 from importers import bulk
 from importers.report import ImportReport, RowError
 from importers.sources import batched, json_object, optional, required, reso_values
 from models.accounts import Account, AccountEvent
 from models.enums import AccountEventKind, AccountKind, AccountStatus
 from notify import sessions
-from resolvers.errors import DomainError
 from resolvers.phones import normalize_phone
 
 # RESO's MemberStatus values (Active, Inactive) and the contract's names, in any letter

@@ -11,6 +11,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core import clock
 from notify.push import (
     Notification,
     PushRejected,
@@ -18,7 +19,6 @@ from notify.push import (
     TokenUnregistered,
     retry_after,
 )
-from resolvers import clock
 from settings import Settings
 
 # Apple refuses provider tokens older than an hour and throttles renewing more often

@@ -12,11 +12,11 @@ from typing import Protocol
 from tortoise import Tortoise
 from tortoise.exceptions import OperationalError
 
+from core import clock
 from models.accounts import Session
 from models.enums import AccountStatus
 from notify.sessions import NOT_ACTIVE, SESSION_ENDED, Ended
 from notify.tasks import stop_task
-from resolvers import clock
 
 log = logging.getLogger("keybin.sessions")
 

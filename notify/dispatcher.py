@@ -16,6 +16,7 @@ from tortoise.exceptions import OperationalError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from core import clock
 from models.enums import OutboxChannel, OutboxStatus
 from models.outbox import OutboxMessage
 from notify import mail, outbox, sms
@@ -23,7 +24,6 @@ from notify.pubsub import PubSub
 from notify.push import PushRejected, PushUnavailable, TokenUnregistered
 from notify.push_sender import PushSender
 from notify.tasks import stop_task
-from resolvers import clock
 from settings import Settings
 from web.metrics import Metrics
 

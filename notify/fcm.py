@@ -13,6 +13,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from core import clock
 from notify.push import (
     Notification,
     PushRejected,
@@ -20,7 +21,6 @@ from notify.push import (
     TokenUnregistered,
     retry_after,
 )
-from resolvers import clock
 from settings import Settings
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from core import clock
 from models.enums import OutboxChannel
 from models.outbox import OutboxMessage
 from notify.mail import render_email
-from resolvers import clock
 
 # Who looks at what a commit wrote, at once rather than at their next poll: the
 # dispatcher's lanes, and the live message tail on SQLite.

@@ -7,9 +7,9 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from core import clock
 from models.enums import OutboxChannel, PushPlatform
 from models.outbox import OutboxMessage
-from resolvers import clock
 
 
 class PushRejected(Exception):

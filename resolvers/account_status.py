@@ -3,9 +3,9 @@ its listings and lockboxes; any other status is told what to do about it."""
 
 from __future__ import annotations
 
+from core.errors import DomainError
 from models.accounts import Account
 from models.enums import AccountKind, AccountStatus
-from resolvers.errors import DomainError
 
 _IN_WORDS = {
     AccountStatus.INACTIVE: "inactive",

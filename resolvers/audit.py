@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from tortoise.expressions import Q, RawSQL
 from tortoise.queryset import QuerySet
 
+from core import clock
 from models.accounts import Account, AccountEvent
 from models.enums import AccountEventKind, StaffAction
 from models.staff import Staff, StaffAudit
-from resolvers import clock
 from resolvers.events import Actor
 
 PAGE_SIZE = 50

@@ -9,14 +9,9 @@ from datetime import timedelta
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from models.accounts import MAX_DEVICE_ID, Account, Device, PasswordReset, PushToken, Session
-from models.enums import AccountEventKind, StaffAction
-from models.prepared import get_with_related
-from notify import outbox, sessions
-from resolvers import audit, clock, events
-from resolvers.errors import DomainError, invalid_input
-from resolvers.events import SELF, Actor
-from resolvers.security import (
+from core import clock
+from core.errors import DomainError, invalid_input
+from core.security import (
     check_password_policy,
     check_pin_format,
     hash_secret_async,
@@ -24,6 +19,12 @@ from resolvers.security import (
     token_digest,
     verify_secret_async,
 )
+from models.accounts import MAX_DEVICE_ID, Account, Device, PasswordReset, PushToken, Session
+from models.enums import AccountEventKind, StaffAction
+from models.prepared import get_with_related
+from notify import outbox, sessions
+from resolvers import audit, events
+from resolvers.events import SELF, Actor
 from settings import Settings
 
 MAX_FAILED_LOGINS = 5

@@ -11,13 +11,14 @@ from tortoise.expressions import Subquery
 from tortoise.functions import Count
 
 from ble.onedaycode import one_day_code, one_day_code_window
+from core import clock
+from core.errors import invalid_input
 from models import prepared
 from models.accounts import Account
 from models.grants import OneDayCodeIssue
 from models.listings import Listing, Lockbox
-from resolvers import clock, step_up
+from resolvers import step_up
 from resolvers.account_status import require_active
-from resolvers.errors import invalid_input
 from resolvers.lockboxes import own_lockbox, require_agent, zone_of
 from resolvers.step_up import Confirmation
 

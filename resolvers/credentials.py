@@ -10,16 +10,16 @@ from ble.b64 import b64url_decode
 from ble.credential import CredentialClaims, sign_credential
 from ble.outcomes import AccessMethod
 from ble.recurrence import Recurrence
+from core import clock
+from core.errors import DomainError
+from core.ids import to_global_id
 from models.accounts import MAX_DEVICE_ID, Account, Device
 from models.enums import AccountKind
 from models.grants import Grant
 from models.listings import Lockbox
-from resolvers import clock
 from resolvers.account_status import require_active
-from resolvers.errors import DomainError
 from resolvers.revocations import IssuedRevocations, revocation_lists, revoked_lockboxes_of
 from resolvers.signing_keys import MAX_CREDENTIAL_LIFETIME, SigningKey, keyring
-from schema.ids import to_global_id
 from settings import Settings
 
 log = logging.getLogger("keybin.credentials")

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from tortoise.expressions import Q
 
+from core import clock
+from core.errors import DomainError
 from models.accounts import (
     Account,
     AccountEvent,
@@ -23,9 +25,8 @@ from models.grants import Grant
 from models.messages import Message
 from models.outbox import OutboxMessage
 from notify import outbox, sessions
-from resolvers import audit, clock, events
+from resolvers import audit, events
 from resolvers.auth import check_password_of
-from resolvers.errors import DomainError
 from resolvers.events import SELF, Actor
 from resolvers.grants import local_time
 from resolvers.listings import one_line_address

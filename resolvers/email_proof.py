@@ -10,16 +10,17 @@ from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
+from core import clock
+from core.errors import DomainError
+from core.security import new_token, token_digest
 from models.accounts import Account, EmailConfirmation, Invitation
 from models.enums import AccountEventKind, AccountKind, MessageKind
 from models.grants import Grant
 from notify import outbox
-from resolvers import clock, events
-from resolvers.errors import DomainError
+from resolvers import events
 from resolvers.events import SELF, Actor
 from resolvers.grants import tell_grantee
 from resolvers.notifications import post_message
-from resolvers.security import new_token, token_digest
 from settings import Settings
 
 CONFIRMATION_LIFETIME = timedelta(days=3)

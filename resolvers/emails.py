@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from core.errors import DomainError, invalid_input
 from models.accounts import Account
 from models.enums import AccountKind
 from resolvers.auth import normalize_email
-from resolvers.errors import DomainError, invalid_input
 
 # Deliberately plain: one @, a dotted domain, no spaces or control characters.
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f.]+")

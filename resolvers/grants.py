@@ -14,19 +14,20 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from ble.recurrence import InvalidRecurrence, Recurrence
+from core import clock
+from core.errors import DomainError, invalid_input
+from core.security import new_token, token_digest
 from models.accounts import Account, Invitation
 from models.enums import AccountEventKind, AccountKind, MessageKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from notify import outbox
-from resolvers import clock, events, step_up
+from resolvers import events, step_up
 from resolvers.account_status import require_active
 from resolvers.auth import normalize_email
-from resolvers.errors import DomainError, invalid_input
 from resolvers.listings import one_line_address, own_listing
 from resolvers.lockboxes import require_agent, zone_of
 from resolvers.notifications import post_message
-from resolvers.security import new_token, token_digest
 from resolvers.step_up import Confirmation
 from settings import Settings
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from core import clock
+from core.security import token_digest
 from models.accounts import Account, Invitation
 from models.grants import Grant
 from models.listings import Listing, Lockbox
-from resolvers import clock
 from resolvers.grants import local_time
 from resolvers.listings import one_line_address
 from resolvers.lockboxes import zone_of
-from resolvers.security import token_digest
 
 # Tokens are 43 characters; anything much longer is not one and is never looked up.
 MAX_TOKEN = 200

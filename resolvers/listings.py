@@ -8,11 +8,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from core.errors import DomainError, Forbidden, invalid_input
 from models.accounts import Account
 from models.enums import AccountKind, ListingSource, ListingStatus
 from models.listings import Listing, Lockbox
 from resolvers.account_status import require_active
-from resolvers.errors import DomainError, Forbidden, invalid_input
 
 
 def _agent_listings(agent_id: int, search: str | None) -> QuerySet[Listing]:

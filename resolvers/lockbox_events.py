@@ -16,16 +16,16 @@ from ble.outcomes import AccessOutcome as RecordOutcome
 from ble.records import AccessRecord, InvalidRecord, verify_record
 from ble.secret import InvalidSecret
 from ble.serials import normalize_serial, same_serial
+from core.errors import DomainError
+from core.ids import from_global_id
 from models.access import AccessEvent
 from models.accounts import Account
 from models.enums import AccessMethod, AccessOutcome, MessageKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from notify import outbox
-from resolvers.errors import DomainError
 from resolvers.lockboxes import MAX_SERIAL
 from resolvers.notifications import post_message
-from schema.ids import from_global_id
 
 # One upload is what a lockbox keeps between visits; far more means something is wrong.
 MAX_RECORDS = 500

@@ -7,13 +7,13 @@ from datetime import date
 from tortoise.transactions import in_transaction
 
 from ble.serials import normalize_serial
+from core import clock
+from core.errors import DomainError, Forbidden
 from models.accounts import Account
 from models.enums import AccountKind
 from models.grants import Grant
 from models.listings import Lockbox, Region
-from resolvers import clock
 from resolvers.account_status import require_active
-from resolvers.errors import DomainError, Forbidden
 from resolvers.listings import own_listing
 
 MAX_SERIAL = 32

@@ -6,10 +6,10 @@ from collections.abc import Collection
 
 from tortoise.queryset import QuerySet
 
+from core import clock
 from models import prepared
 from models.enums import MessageKind
 from models.messages import Message
-from resolvers import clock
 
 
 def _chosen(kinds: Collection[MessageKind] | None) -> list[str]:

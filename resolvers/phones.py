@@ -6,7 +6,7 @@ import re
 
 import phonenumbers
 
-from resolvers.errors import invalid_input
+from core.errors import invalid_input
 
 # What people type between digits: spaces, dots, dashes, slashes and brackets.
 _SEPARATORS = re.compile(r"[\s.\-/()]")

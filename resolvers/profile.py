@@ -7,14 +7,15 @@ import re
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core import clock
+from core.errors import DomainError, invalid_input
 from models.accounts import Account, Verification
 from models.enums import AccountEventKind, AccountKind, ContractorRole, StaffAction
 from models.enums import VerificationPurpose as Purpose
 from notify import outbox
-from resolvers import audit, clock, email_proof, events, verifications
+from resolvers import audit, email_proof, events, verifications
 from resolvers.auth import check_password_of
 from resolvers.emails import check_email_free, valid_email
-from resolvers.errors import DomainError, invalid_input
 from resolvers.events import SELF, Actor
 from resolvers.phones import normalize_phone
 from settings import Settings

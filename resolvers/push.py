@@ -5,13 +5,13 @@ from __future__ import annotations
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core.errors import DomainError, invalid_input
+from core.ids import to_global_id
 from models.accounts import MAX_DEVICE_ID, Account, Device, PushToken
 from models.enums import PushPlatform
 from models.messages import Message
 from notify import push
-from resolvers.errors import DomainError, invalid_input
 from resolvers.notifications import on_message
-from schema.ids import to_global_id
 from settings import Settings
 
 MAX_TOKEN_LENGTH = 512

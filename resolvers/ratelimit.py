@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from tortoise import connections
 
+from core import clock
+from core.errors import DomainError
 from models import prepared
-from resolvers import clock
 from resolvers.auth import normalize_email
-from resolvers.errors import DomainError
 from resolvers.phones import normalize_phone
 
 WINDOW_SECONDS = 60

@@ -10,9 +10,9 @@ from tortoise.expressions import Q
 from tortoise.functions import Count
 
 from ble.revocation import RevocationList, sign_revocations
+from core.ids import to_global_id
 from models.grants import Grant
 from resolvers.signing_keys import MAX_CREDENTIAL_LIFETIME, keyring
-from schema.ids import to_global_id
 from settings import Settings
 
 REVOCATIONS_LIFETIME = timedelta(hours=24)

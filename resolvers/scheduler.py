@@ -10,12 +10,12 @@ from datetime import timedelta
 from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
+from core import clock
 from models.enums import MessageKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from notify import outbox
 from notify.tasks import stop_task
-from resolvers import clock
 from resolvers.grants import local_time
 from resolvers.listings import one_line_address
 from resolvers.lockboxes import zone_of

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from ble.b64 import b64url_decode, b64url_encode
 from ble.jwks import jwks, okp_jwk, thumbprint
-from resolvers import clock
+from core import clock
 from settings import Settings
 
 KEYS_FILE = "keybin-signing-keys.json"

@@ -8,17 +8,9 @@ from datetime import timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from models.accounts import Account, Invitation, SecurityAnswer, Verification
-from models.enums import AccountEventKind, AccountKind, AccountStatus, ContractorRole, MessageKind
-from models.enums import VerificationPurpose as Purpose
-from notify import outbox
-from resolvers import clock, email_proof, events, verifications
-from resolvers.emails import check_email_free, valid_email
-from resolvers.errors import DomainError, invalid_input
-from resolvers.notifications import post_message
-from resolvers.phones import normalize_phone
-from resolvers.profile import clean_company, clean_name, clean_text
-from resolvers.security import (
+from core import clock
+from core.errors import DomainError, invalid_input
+from core.security import (
     check_password_policy,
     check_pin_format,
     hash_secret_async,
@@ -26,6 +18,15 @@ from resolvers.security import (
     seal,
     token_digest,
 )
+from models.accounts import Account, Invitation, SecurityAnswer, Verification
+from models.enums import AccountEventKind, AccountKind, AccountStatus, ContractorRole, MessageKind
+from models.enums import VerificationPurpose as Purpose
+from notify import outbox
+from resolvers import email_proof, events, verifications
+from resolvers.emails import check_email_free, valid_email
+from resolvers.notifications import post_message
+from resolvers.phones import normalize_phone
+from resolvers.profile import clean_company, clean_name, clean_text
 from settings import Settings
 
 # After the code is verified, the person has this long to fill in the rest.

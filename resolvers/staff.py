@@ -15,18 +15,19 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from models.enums import StaffAction, StaffRole
-from models.prepared import get_with_related
-from models.staff import ConsoleSession, Staff
-from resolvers import audit, clock
-from resolvers.errors import DomainError, invalid_input
-from resolvers.security import (
+from core import clock
+from core.errors import DomainError, invalid_input
+from core.security import (
     check_password_policy,
     hash_secret_async,
     new_token,
     token_digest,
     verify_secret_async,
 )
+from models.enums import StaffAction, StaffRole
+from models.prepared import get_with_related
+from models.staff import ConsoleSession, Staff
+from resolvers import audit
 
 log = logging.getLogger("keybin.staff")
 

@@ -12,10 +12,10 @@ from typing import Any
 import pyotp
 from tortoise.exceptions import IntegrityError
 
+from core.errors import DomainError
 from models.enums import StaffAction, StaffRole
 from models.staff import Staff
 from resolvers import audit
-from resolvers.errors import DomainError
 from resolvers.staff import DISABLED
 
 log = logging.getLogger("keybin.staff")

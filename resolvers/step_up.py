@@ -13,11 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tortoise.transactions import in_transaction
 
 from ble.b64 import b64url_decode, b64url_encode
+from core import clock
+from core.errors import DomainError, invalid_input
 from models.accounts import Account, Device, StepUpChallenge, StepUpKey
 from models.enums import AccountEventKind
-from resolvers import clock, events
+from resolvers import events
 from resolvers.auth import check_pin, register_failed_pin
-from resolvers.errors import DomainError, invalid_input
 
 CHALLENGE_LIFETIME = timedelta(minutes=2)
 NONCE_BYTES = 32

@@ -14,6 +14,8 @@ from tortoise import Tortoise
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from core import clock
+from core.security import unseal
 from models import prepared
 from models.access import AccessEvent
 from models.accounts import Account, AccountEvent, Device, SecurityAnswer
@@ -21,9 +23,8 @@ from models.enums import AccountEventKind, AccountKind, StaffAction, StaffRole
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from models.staff import Staff
-from resolvers import audit, clock, events
+from resolvers import audit, events
 from resolvers.events import Actor
-from resolvers.security import unseal
 
 SEARCH_LIMIT = 50
 # Name matches looked at per search; a broader name needs more letters.

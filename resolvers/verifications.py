@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from core import clock
+from core.errors import DomainError
+from core.security import hash_secret_async, new_code, verify_secret_async
 from models.accounts import Account, Verification
 from models.enums import VerificationPurpose
 from notify import outbox
-from resolvers import clock
-from resolvers.errors import DomainError
-from resolvers.security import hash_secret_async, new_code, verify_secret_async
 
 CODE_DIGITS = 4
 CODE_LIFETIME = timedelta(minutes=10)

@@ -10,13 +10,13 @@ from strawberry.extensions.field_extension import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 
 import schema.enums  # noqa: F401  (registers the enums used below)
+from core.ids import to_global_id
 from models.accounts import Account as AccountModel
 from models.enums import AccountKind, AccountStatus, ContractorRole, MessageKind
 from resolvers import messages as message_ops
 from resolvers import visibility
 from schema.base import Node, build_connection, check_first, decode_cursor
 from schema.context import Info
-from schema.ids import to_global_id
 from schema.messages import Message, MessageConnection, require_own
 
 if TYPE_CHECKING:

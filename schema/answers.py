@@ -41,7 +41,7 @@ from asyncpg.exceptions import UndefinedFunctionError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise import connections
 
-from resolvers import clock
+from core import clock
 from settings import Settings, sqlite_path
 from web import metrics
 

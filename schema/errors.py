@@ -7,7 +7,7 @@ from enum import Enum
 import strawberry
 from graphql import GraphQLError
 
-from resolvers.errors import DomainError
+from core.errors import DomainError
 
 
 @strawberry.enum

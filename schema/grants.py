@@ -14,13 +14,15 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
+from core import clock
+from core.ids import to_global_id
 from models.access import AccessEvent as AccessEventModel
 from models.accounts import Account as AccountModel
 from models.enums import AccessMethod, AccessOutcome
 from models.grants import Grant as GrantModel
 from resolvers import access_log as log_ops
-from resolvers import clock, visibility
 from resolvers import grants as grant_ops
+from resolvers import visibility
 from resolvers.access_log import Position
 from schema.base import (
     Connection,
@@ -33,7 +35,6 @@ from schema.base import (
 )
 from schema.context import Info
 from schema.errors import bad_argument, forbidden
-from schema.ids import to_global_id
 
 if TYPE_CHECKING:
     from schema.accounts import Account, Agent, Contractor

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
+from core.ids import to_global_id
 from models.accounts import Account as AccountModel
 from models.enums import AccountKind, ListingSource, ListingStatus
 from models.listings import Listing as ListingModel
@@ -20,7 +21,6 @@ from resolvers import visibility
 from schema.base import Connection, Node, build_connection, check_first, decode_cursor
 from schema.context import Info
 from schema.errors import forbidden
-from schema.ids import to_global_id
 
 if TYPE_CHECKING:
     from schema.accounts import Agent

@@ -32,10 +32,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 
+from core import clock
 from models import prepared
 from models.messages import Message as MessageModel
 from notify.pubsub import QUEUE_SIZE
-from resolvers import clock
 from schema.execution import subscribing
 from schema.messages import Message
 from web.metrics import observe_live_delivery

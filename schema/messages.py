@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from core.ids import to_global_id
 from models.enums import MessageKind
 from models.grants import Grant as GrantModel
 from models.messages import Message as MessageModel
@@ -15,7 +16,6 @@ from schema.base import Connection, Node
 from schema.context import Info
 from schema.enums import MessageKind as MessageKindEnum  # noqa: F401  (registers the enum)
 from schema.errors import forbidden
-from schema.ids import to_global_id
 
 if TYPE_CHECKING:
     from schema.grants import Grant

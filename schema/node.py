@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from core.ids import from_global_id
 from models.accounts import Account as AccountModel
 from models.accounts import Device as DeviceModel
 from models.messages import Message as MessageModel
 from schema.accounts import account_from_model
 from schema.base import Node
 from schema.context import Info
-from schema.ids import from_global_id
 from schema.messages import Message
 
 NodeResolver = Callable[[Info, int], Awaitable[Node | None]]
@@ -53,8 +53,8 @@ async def _device(info: Info, pk: int) -> Node | None:
     row = await DeviceModel.get_or_none(id=pk, account_id=me.id)
     if row is None:
         return None
+    from core.ids import to_global_id
     from schema.accounts import Device
-    from schema.ids import to_global_id
 
     current = info.context.auth.session.device_id if info.context.auth else None  # type: ignore[attr-defined]
     return Device(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from core.ids import to_global_id
 from models.accounts import Account as AccountModel
 from models.grants import OneDayCodeIssue as IssueModel
 from models.listings import Listing as ListingModel
@@ -18,7 +19,6 @@ from resolvers import codes as code_ops
 from schema.base import Connection, Node, build_connection, check_first, decode_cursor
 from schema.context import Info
 from schema.errors import forbidden
-from schema.ids import to_global_id
 
 if TYPE_CHECKING:
     from schema.accounts import Agent

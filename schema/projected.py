@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from resolvers import clock
+from core import clock
 
 
 class Params:
@@ -97,7 +97,7 @@ def text_or_empty(name: str) -> Leaf:
 
 
 def global_id(type_name: str) -> Leaf:
-    """schema.ids.to_global_id: base64 of "Type:pk"."""
+    """core.ids.to_global_id: base64 of "Type:pk"."""
     return Leaf(lambda t, p: _base64(f"'{type_name}:' || {t}.\"id\""))
 
 

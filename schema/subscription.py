@@ -10,12 +10,12 @@ from weakref import WeakKeyDictionary
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from core.ids import from_global_id
 from models.messages import Message as MessageModel
 from notify.pubsub import QUEUE_SIZE
 from resolvers import messages as message_ops
 from schema.context import Info
 from schema.errors import bad_argument
-from schema.ids import from_global_id
 from schema.live import direct_sink
 from schema.loaders import Loaders, by_id_loader
 from schema.messages import Message

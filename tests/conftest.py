@@ -15,7 +15,8 @@ from starlette.applications import Starlette
 from tortoise import Tortoise
 
 import db
-from resolvers import clock, push
+from core import clock
+from resolvers import push
 from settings import Settings
 from tests import pg
 from tests.browser import CHROMIUM, chromium

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+from core import security
 from models.accounts import Account
 from models.enums import AccountKind, AccountStatus, ContractorRole
 from models.listings import Listing, Lockbox, Region
-from resolvers import security
 
 _hashes: dict[str, str] = {}
 
@@ -196,8 +196,8 @@ async def make_grant(
     """A grant written straight to the database, starting `starts_in` seconds from now."""
     from datetime import timedelta
 
+    from core import clock
     from models.grants import Grant
-    from resolvers import clock
 
     starts_at = clock.now() + timedelta(seconds=starts_in)
     return await Grant.create(

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from core import clock
+from core.ids import to_global_id
 from importers.members import import_members
 from importers.report import ImportReport
 from models.accounts import Account
 from models.enums import AccountKind, AccountStatus
-from resolvers import clock
-from schema.ids import to_global_id
 from tests.factories import (
     GraphQLClient,
     make_agent,

@@ -19,13 +19,13 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
+from core import clock
+from core.ids import to_global_id
 from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message as MessageModel
-from resolvers import clock
 from schema import answers
 from schema.answers import AnswerCache, PostgresVersions, SqliteVersions, versions_for
-from schema.ids import to_global_id
 from settings import Settings, sqlite_path
 from tests.conftest import POSTGRES_URL
 from tests.factories import (

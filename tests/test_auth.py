@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from core import clock
 from models.accounts import Account, AccountEvent, PasswordReset
 from models.enums import AccountEventKind
-from resolvers import clock
 from tests.factories import SIGN_IN, GraphQLClient, make_agent
 from tests.smtp import SmtpServer, text_body
 

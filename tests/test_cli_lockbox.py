@@ -21,12 +21,12 @@ from ble.client import LockboxClient
 from ble.outcomes import AccessOutcome as BleOutcome
 from ble.socket_transport import SocketTransport, parse_address, serve_lockbox
 from ble.transport import LockboxNotFoundError
+from core import clock
 from models.access import AccessEvent
 from models.accounts import Account
 from models.enums import AccessOutcome
 from models.grants import Grant
 from models.listings import Lockbox
-from resolvers import clock
 from resolvers.signing_keys import KEYS_ENV
 from settings import Settings
 from tests.factories import PASSWORD, make_agent, make_contractor, make_listing, make_lockbox

@@ -6,10 +6,10 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ble.onedaycode import check_one_day_code, one_day_code
+from core import clock
+from core.ids import to_global_id
 from models.enums import AccessOutcome
 from models.grants import OneDayCodeIssue
-from resolvers import clock
-from schema.ids import to_global_id
 from tests.factories import (
     TEST_SECRET,
     GraphQLClient,

@@ -12,11 +12,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from core import clock
+from core.security import hash_secret, seal
 from models.accounts import Account, AccountEvent, Device, SecurityAnswer
 from models.enums import AccountEventKind, StaffAction
 from models.staff import Staff, StaffAudit
-from resolvers import audit, clock
-from resolvers.security import hash_secret, seal
+from resolvers import audit
 from settings import Settings
 from tests import test_console_browser
 from tests.browser import chromium  # noqa: F401  (marks the module as needing Chromium)

@@ -16,13 +16,13 @@ import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from core import clock
+from core.security import hash_secret, seal
 from models.access import AccessEvent
 from models.accounts import Account, AccountEvent, Device, SecurityAnswer
 from models.enums import AccessMethod, AccessOutcome
 from models.grants import Grant
 from models.staff import Staff
-from resolvers import clock
-from resolvers.security import hash_secret, seal
 from settings import Settings
 from tests.browser import ROOT, chromium, screenshots_dir
 from tests.factories import make_agent, make_contractor, make_listing, make_lockbox, make_staff

@@ -20,11 +20,11 @@ import pyotp
 import pytest
 
 from console.session import COOKIE
+from core import clock
+from core.security import hash_secret, seal
 from models.accounts import Account, AccountEvent, Device, SecurityAnswer
 from models.enums import AccountEventKind
 from models.staff import ConsoleSession, Staff
-from resolvers import clock
-from resolvers.security import hash_secret, seal
 from settings import Settings
 from tests.factories import make_agent, make_contractor, make_staff
 from tests.live import Live

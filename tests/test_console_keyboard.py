@@ -12,10 +12,11 @@ import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from core import clock
 from models.accounts import Account, AccountEvent, Device
 from models.enums import AccountEventKind
 from models.staff import Staff
-from resolvers import clock, support
+from resolvers import support
 from settings import Settings
 from tests import test_console_browser
 from tests.factories import (

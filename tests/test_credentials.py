@@ -19,11 +19,12 @@ from ble.b64 import b64url_encode
 from ble.credential import decode_credential
 from ble.jwks import okp_jwk, parse_jwks, raw_public_key
 from ble.outcomes import AccessMethod
+from core import clock
+from core.ids import to_global_id
 from models.accounts import Account
 from models.grants import Grant
 from models.listings import Lockbox
-from resolvers import clock, signing_keys
-from schema.ids import to_global_id
+from resolvers import signing_keys
 from settings import Settings
 from tests.factories import (
     GraphQLClient,

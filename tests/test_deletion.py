@@ -12,6 +12,10 @@ from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
 from ble.revocation import RevocationsVerdict, peek_revocations
+from core import clock
+from core.errors import DomainError
+from core.ids import to_global_id
+from core.security import new_token, token_digest
 from models.access import AccessEvent
 from models.accounts import Account, AccountEvent, Device, Invitation, PushToken
 from models.enums import (
@@ -24,13 +28,10 @@ from models.enums import (
 )
 from models.grants import Grant
 from notify import outbox
-from resolvers import clock, events
+from resolvers import events
 from resolvers.deletion import delete_account
-from resolvers.errors import DomainError
 from resolvers.events import Actor
 from resolvers.notifications import post_message
-from resolvers.security import new_token, token_digest
-from schema.ids import to_global_id
 from settings import Settings
 from tests.factories import (
     SIGN_IN,

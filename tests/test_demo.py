@@ -13,6 +13,8 @@ import httpx
 import pyotp
 import pytest
 
+from core import clock
+from core.ids import to_global_id
 from demo import (
     CONTRACTOR_EMAIL,
     INVITEE_EMAIL,
@@ -31,8 +33,6 @@ from models.listings import Listing, Lockbox, Region
 from models.messages import Message
 from models.outbox import OutboxMessage
 from models.staff import Staff
-from resolvers import clock
-from schema.ids import to_global_id
 from settings import Settings
 from tests.factories import GraphQLClient
 from tests.server import keybin_server

@@ -15,10 +15,10 @@ from tortoise.exceptions import IntegrityError
 
 from ble.b64 import b64url_encode
 from ble.jwks import raw_public_key
+from core import clock
 from models.accounts import Account
 from models.enums import AccountKind
 from models.grants import Grant
-from resolvers import clock
 from resolvers.events import Actor
 from resolvers.profile import change_email_by_staff
 from settings import Settings

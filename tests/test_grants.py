@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
+from core import clock
+from core.ids import to_global_id
+from core.security import token_digest
 from models.access import AccessEvent
 from models.accounts import Account, AccountEvent, Invitation
 from models.enums import AccessMethod, AccessOutcome, AccountStatus, MessageKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from models.messages import Message
-from resolvers import clock
 from resolvers.scheduler import StartingNotifier
-from resolvers.security import token_digest
-from schema.ids import to_global_id
 from tests.factories import (
     GraphQLClient,
     make_agent,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from tortoise import connections
 
+from core import clock
 from importers.listings import import_listings
 from importers.lockboxes import import_lockboxes
 from importers.members import import_members
@@ -22,7 +23,6 @@ from importers.report import ImportFileError, ImportReport
 from models.accounts import Account, AccountEvent
 from models.enums import AccountKind, AccountStatus, ListingSource, ListingStatus
 from models.listings import Listing, Lockbox, Region
-from resolvers import clock
 from tests.factories import make_agent
 
 DATA = Path(__file__).parent / "data"

@@ -14,11 +14,11 @@ from tortoise import Tortoise
 from websockets.asyncio.client import connect
 
 import db
+from core import clock
+from core.ids import from_global_id, to_global_id
 from models.enums import OutboxChannel
 from models.grants import Grant
 from models.outbox import OutboxMessage
-from resolvers import clock
-from schema.ids import from_global_id, to_global_id
 from settings import Settings
 from tests.conftest import POSTGRES_URL
 from tests.factories import (

@@ -18,9 +18,9 @@ import zxingcpp
 from PIL import Image
 from playwright.async_api import Page
 
+from core import clock
+from core.security import new_token
 from models.accounts import Invitation
-from resolvers import clock
-from resolvers.security import new_token
 from settings import ConfigurationError, from_env
 from tests.browser import chromium, screenshots_dir
 from tests.factories import GraphQLClient

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core import clock
+from core.ids import to_global_id
 from models.enums import ListingSource
 from models.grants import Grant
 from models.listings import Listing, Lockbox
-from resolvers import clock
-from schema.ids import to_global_id
 from tests.factories import (
     GraphQLClient,
     make_agent,

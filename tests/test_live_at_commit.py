@@ -11,12 +11,12 @@ import pytest
 from tortoise.transactions import in_transaction
 from websockets.asyncio.client import ClientConnection
 
+from core.ids import to_global_id
 from models.accounts import Account
 from models.enums import MessageKind, OutboxChannel
 from models.outbox import OutboxMessage
 from notify import outbox
 from resolvers.notifications import post_message
-from schema.ids import to_global_id
 from tests.factories import make_contractor
 from tests.live import Live, eventually, subscribed
 

@@ -14,13 +14,13 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 
 import schema.subscription
+from core.ids import to_global_id
 from models import prepared
 from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message
 from notify.pubsub import QUEUE_SIZE
 from schema.execution import Bail, CompiledExecutor
-from schema.ids import to_global_id
 from schema.live import DirectSink, Fanout, start_eagerly
 from tests.factories import make_contractor
 from tests.live import Live, eventually, subscribed

@@ -8,12 +8,12 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from core import clock
+from core.ids import to_global_id
 from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message
-from resolvers import clock
 from resolvers.notifications import post_message
-from schema.ids import to_global_id
 from tests.conftest import POSTGRES_URL
 from tests.factories import (
     GraphQLClient,

@@ -14,9 +14,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from core import clock
 from models.enums import OutboxChannel
 from notify import outbox
-from resolvers import clock
 from settings import ConfigurationError, Settings, from_env
 from tests.factories import SIGN_IN, make_agent, make_contractor
 from tests.live import Live, subscribed

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from core import clock
+from core.ids import to_global_id
 from models.accounts import Account
 from models.grants import OneDayCodeIssue
 from models.listings import Listing, Lockbox
-from resolvers import clock
-from schema.ids import to_global_id
 from tests.factories import (
     GraphQLClient,
     make_agent,

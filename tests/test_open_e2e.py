@@ -25,14 +25,14 @@ from ble.messages import OpenRequest, encode_request, read_outcome
 from ble.outcomes import AccessOutcome
 from ble.records import verify_record
 from ble.simulator import LockboxSimulator
+from core import clock
+from core.ids import to_global_id
 from models.access import AccessEvent
 from models.accounts import Account
 from models.enums import AccessMethod, AccountStatus
 from models.enums import AccessOutcome as StoredOutcome
 from models.grants import Grant
 from models.listings import Listing, Lockbox
-from resolvers import clock
-from schema.ids import to_global_id
 from tests.factories import (
     GraphQLClient,
     make_agent,

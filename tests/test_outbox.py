@@ -112,7 +112,7 @@ async def test_minutes_of_smtp_outage_back_off_then_deliver_once(
     settings: Settings, smtp: SmtpServer, orm: None
 ) -> None:
     # given production pacing (backoff from 2 s, doubling, capped at 5 minutes) and SMTP down
-    from resolvers import clock
+    from core import clock
 
     smtp.stop()
     real = settings.with_(

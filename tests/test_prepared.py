@@ -6,11 +6,11 @@ from typing import Any
 
 from tortoise.models import Model
 
+from core.security import token_digest
 from models import prepared
 from models.accounts import Account, Session
 from models.enums import MessageKind
 from models.messages import Message
-from resolvers.security import token_digest
 from tests.factories import GraphQLClient, make_agent, make_contractor
 
 

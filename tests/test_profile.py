@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from core import clock
+from core.errors import DomainError
 from models.accounts import Account, AccountEvent
 from models.enums import AccountEventKind
-from resolvers import clock
 from resolvers.auth import check_pin
-from resolvers.errors import DomainError
 from resolvers.events import Actor
 from resolvers.profile import change_email_by_staff
 from settings import Settings

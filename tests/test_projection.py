@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from core import clock
 from models.accounts import Account
 from models.grants import Grant
-from resolvers import clock
 from resolvers.deletion import delete_account
 from schema import projection
 from tests.conftest import POSTGRES_URL

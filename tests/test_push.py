@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
+from core import clock
+from core.ids import to_global_id
 from models.accounts import Account, Device, PushToken
 from models.enums import MessageKind, OutboxChannel, OutboxStatus, PushPlatform
 from models.grants import Grant
@@ -20,9 +22,8 @@ from models.outbox import OutboxMessage
 from notify import outbox
 from notify.dispatcher import Dispatcher
 from notify.pubsub import PubSub
-from resolvers import clock, push
+from resolvers import push
 from resolvers.notifications import post_message
-from schema.ids import to_global_id
 from settings import ConfigurationError, Settings, from_env
 from tests.factories import (
     GraphQLClient,

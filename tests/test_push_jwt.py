@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from resolvers import clock
+from core import clock
 from tests.push_servers import JWT_BEARER, ApnsServer, FcmServer
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"

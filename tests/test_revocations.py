@@ -23,12 +23,12 @@ from ble.revocation import (
     sign_revocations,
 )
 from ble.simulator import LockboxSimulator
+from core import clock
+from core.ids import to_global_id
 from models.access import AccessEvent
 from models.accounts import Account
 from models.grants import Grant
 from models.listings import Lockbox
-from resolvers import clock
-from schema.ids import to_global_id
 from tests.factories import (
     GraphQLClient,
     make_agent,

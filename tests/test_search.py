@@ -6,9 +6,9 @@ import httpx
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
+from core import clock
 from models import prepared
 from models.accounts import Account, Device, SecurityAnswer
-from resolvers import clock
 from resolvers.support import (
     QUERY_MAX_LENGTH,
     SEARCH_LIMIT,

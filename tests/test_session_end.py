@@ -20,18 +20,18 @@ from tortoise.transactions import in_transaction
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from core import clock
+from core.security import new_token, token_digest
 from models.accounts import Account, Device, PushToken, Session
 from models.enums import AccountStatus, MessageKind
 from notify import outbox
 from notify.connections import OpenConnections
 from notify.pg_pubsub import PostgresPubSub, asyncpg_dsn
 from notify.sessions import Ended, decode, encode
-from resolvers import clock
 from resolvers.auth import remove_device
 from resolvers.deletion import delete_account
 from resolvers.events import Actor
 from resolvers.notifications import post_message
-from resolvers.security import new_token, token_digest
 from settings import Settings
 from tests.conftest import POSTGRES_URL
 from tests.factories import PASSWORD, SIGN_IN, make_agent, make_contractor, make_staff

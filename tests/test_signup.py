@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from tortoise.transactions import in_transaction
 
+from core import clock
+from core.security import new_token, normalize_answer, token_digest, unseal, verify_secret
 from models.accounts import Account, AccountEvent, Invitation, SecurityAnswer, Verification
 from models.enums import AccountEventKind, AccountKind
 from models.grants import Grant
 from notify import outbox
-from resolvers import clock
-from resolvers.security import new_token, normalize_answer, token_digest, unseal, verify_secret
 from settings import Settings
 from tests.factories import GraphQLClient, make_agent, make_contractor, make_listing, make_lockbox
 from tests.rows import table_counts

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from core import clock
 from models.accounts import Verification
-from resolvers import clock
 from tests.factories import GraphQLClient
 from tests.sms_gateway import SmsGateway
 

@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ble.b64 import b64url_encode
 from ble.jwks import raw_public_key
+from core import clock
+from core.ids import to_global_id
 from models.accounts import Account, AccountEvent, StepUpChallenge, StepUpKey
 from models.grants import Grant, OneDayCodeIssue
-from resolvers import clock
-from schema.ids import to_global_id
 from tests.factories import GraphQLClient, make_agent, make_contractor, make_listing, make_lockbox
 from tests.rows import table_counts
 

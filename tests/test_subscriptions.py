@@ -13,8 +13,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from resolvers import clock
-from schema.ids import to_global_id
+from core import clock
+from core.ids import to_global_id
 from tests.factories import (
     make_agent,
     make_contractor,

@@ -14,15 +14,15 @@ import httpx
 import pytest
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutputType
 
+from core import clock
+from core.ids import to_global_id
 from models.access import AccessEvent
 from models.accounts import Account, Device
 from models.enums import AccessMethod, AccessOutcome, MessageKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox
 from models.messages import Message
-from resolvers import clock
 from resolvers.deletion import delete_account
-from schema.ids import to_global_id
 from schema.schema import build_schema
 from settings import Settings
 from tests.factories import (

@@ -148,6 +148,6 @@ def bodies(mail: Message) -> tuple[str, str]:
 
 
 def listing_id(pk: int) -> str:
-    from schema.ids import to_global_id
+    from core.ids import to_global_id
 
     return to_global_id("Listing", pk)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.errors import DomainError
 from resolvers.email_proof import confirm_email
-from resolvers.errors import DomainError
 from web.reset import HEADERS, templates
 
 MAX_TOKEN = 200

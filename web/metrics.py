@@ -21,8 +21,8 @@ from strawberry.types import ExecutionContext
 from tortoise import connections
 from tortoise.exceptions import OperationalError
 
+from core import clock
 from models.enums import OutboxChannel
-from resolvers import clock
 
 log = logging.getLogger("keybin.metrics")
 

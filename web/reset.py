@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from core.errors import DomainError
+from core.security import PASSWORD_RULE
 from resolvers.auth import reset_password
-from resolvers.errors import DomainError
-from resolvers.security import PASSWORD_RULE
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 

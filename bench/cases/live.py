@@ -491,8 +491,8 @@ def _seeded(found: dict[str, Any]) -> Seeded:
 
 
 async def _seed(database_url: str, grantees: int) -> dict[str, Any]:
+    from core.security import hash_secret
     from models.accounts import Account
-    from resolvers.security import hash_secret
 
     async with seed.orm(database_url):
         contractors = await seed.contractors("live", grantees + 1)

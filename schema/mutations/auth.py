@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from core.errors import DomainError
 from resolvers import auth
-from resolvers.errors import DomainError
 from schema.accounts import Account, account_from_model
 from schema.context import Info
 from schema.errors import UserError, user_errors

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from core.errors import DomainError
 from resolvers.credentials import sync_credentials
-from resolvers.errors import DomainError
 from resolvers.lockbox_events import report_lockbox_events
 from schema.context import Info
 from schema.credentials import CredentialBundle, LockboxCredential, LockboxRevocationList

@@ -6,13 +6,13 @@ import datetime
 
 import strawberry
 
+from core.errors import DomainError
+from core.ids import parse_pk
 from resolvers import codes as code_ops
 from resolvers import grants as grant_ops
-from resolvers.errors import DomainError
 from schema.context import Info
 from schema.errors import UserError, user_errors
 from schema.grants import WEEKDAYS, Grant, OneDayCode, Weekday
-from schema.ids import parse_pk
 from schema.listings import require_agent
 from schema.mutations.step_up import StepUpInput, confirmation
 

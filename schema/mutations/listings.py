@@ -6,14 +6,14 @@ import datetime
 
 import strawberry
 
+from core.errors import DomainError
+from core.ids import parse_pk
 from models.enums import ListingStatus
 from models.listings import Listing as ListingModel
 from resolvers import listings as listing_ops
 from resolvers import lockboxes as lockbox_ops
-from resolvers.errors import DomainError
 from schema.context import Info
 from schema.errors import UserError, user_errors
-from schema.ids import parse_pk
 from schema.listings import Listing, Lockbox, require_agent
 
 

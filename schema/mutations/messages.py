@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from core.errors import DomainError, invalid_input
+from core.ids import from_global_id
 from models.enums import PushPlatform
 from resolvers import messages as message_ops
 from resolvers import push as push_ops
-from resolvers.errors import DomainError, invalid_input
 from schema.context import Info
 from schema.errors import UserError, user_errors
-from schema.ids import from_global_id
 
 
 @strawberry.input(description="Where to push this device's notifications while the app is closed.")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from core.errors import DomainError
+from core.ids import parse_pk
 from models.enums import ContractorRole
 from resolvers import auth, deletion, email_proof, profile
-from resolvers.errors import DomainError
 from schema.accounts import Account, account_from_model
 from schema.context import Info
 from schema.errors import UserError, user_errors
-from schema.ids import parse_pk
 from schema.mutations.signup import verification_global_id, verification_pk
 
 

@@ -6,14 +6,14 @@ from typing import cast
 
 import strawberry
 
+from core.errors import DomainError
+from core.ids import from_global_id, to_global_id
 from models.enums import ContractorRole
 from resolvers import signup
-from resolvers.errors import DomainError
 from resolvers.verifications import GLOBAL_ID_TYPE
 from schema.accounts import Contractor, account_from_model
 from schema.context import Info
 from schema.errors import UserError, user_errors
-from schema.ids import from_global_id, to_global_id
 
 
 def verification_pk(global_id: str) -> str:

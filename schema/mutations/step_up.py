@@ -6,8 +6,8 @@ import datetime
 
 import strawberry
 
+from core.errors import DomainError
 from resolvers import step_up
-from resolvers.errors import DomainError
 from schema.context import Info
 from schema.errors import UserError, user_errors
 

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from resolvers.errors import DomainError
+from core.errors import DomainError
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 

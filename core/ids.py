@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from resolvers.errors import DomainError
+from core.errors import DomainError
 
 
 def to_global_id(type_name: str, pk: int | str) -> str:
