@@ -13,13 +13,6 @@ from web import logs
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int] | int]
 
-# Subcommand modules register here (see `register`), keeping this file a dispatcher.
-_registrars: list[Callable[[argparse._SubParsersAction[Any]], None]] = []
-
-
-def register(fn: Callable[[argparse._SubParsersAction[Any]], None]) -> None:
-    _registrars.append(fn)
-
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
@@ -91,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.set_defaults(func=_schema)
 
-    import cli_commands  # noqa: F401  (registers import, staff, keys, lockbox)
+    import cli_commands  # importing it registers import, staff, keys, lockbox
 
-    for registrar in _registrars:
+    for registrar in cli_commands.registrars:
         registrar(sub)
     return parser
 
@@ -112,7 +105,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    # Subcommand modules register on the `cli` module, not on `__main__`.
-    import cli
-
-    cli.main()
+    main()

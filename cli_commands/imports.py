@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cli
+import cli_commands
 from settings import Settings
 
 # Kept here, not read from importers.kinds, so `keybin --help` stays quick to start.
@@ -40,7 +40,7 @@ async def _import(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
-@cli.register
+@cli_commands.register
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     parser = sub.add_parser(
         "import",

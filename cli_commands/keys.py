@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from cli import register
+from cli_commands import register
 from core import clock
 from resolvers.signing_keys import KEYS_ENV, KeyRing, dumps, keyring, keys_path, rotate
 from settings import Settings

@@ -38,7 +38,7 @@ from ble.socket_transport import (
     serve_lockbox,
 )
 from ble.transport import LockboxNotFoundError, NoAdapterError, Transport, TransportError
-from cli import register
+from cli_commands import register
 from settings import Settings
 
 NO_ADAPTER_EXIT = 2

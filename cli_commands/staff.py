@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-import cli
+import cli_commands
 from core.errors import DomainError
 from models.enums import StaffRole
 from settings import Settings
@@ -34,7 +34,7 @@ async def _add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-@cli.register
+@cli_commands.register
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     staff = sub.add_parser("staff", help="manage support-console staff")
     actions = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
