@@ -17,7 +17,7 @@ from core.errors import DomainError
 from models.accounts import Account
 from models.enums import AccountKind, StaffAction, StaffRole
 from models.staff import Staff
-from resolvers import audit, deletion, profile, support
+from resolvers import audit, deletion, grant_status, profile, support
 from resolvers import staff as staff_resolvers
 from resolvers.auth import remove_device as remove_device_of
 
@@ -55,7 +55,7 @@ async def account_context(
         "devices": await support.devices(account.id),
         "accesses_used": await support.accesses_used(account.id),
         **await _log_context(account, before),
-        "grant_status": support.grant_status,
+        "grant_status": grant_status.status_of,
         "editing_email": False,
         "email_error": None,
         "email_value": account.email or "",

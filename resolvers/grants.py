@@ -25,6 +25,7 @@ from notify import outbox
 from resolvers import events, step_up
 from resolvers.account_status import require_active
 from resolvers.auth import normalize_email
+from resolvers.grant_status import status_filter
 from resolvers.listings import one_line_address, own_listing
 from resolvers.lockboxes import require_agent, zone_of
 from resolvers.notifications import post_message
@@ -330,21 +331,6 @@ async def revoke_access(agent: Account, grant_pk: int) -> Grant:
     outbox.wake()
     await grant.refresh_from_db()
     return grant
-
-
-def status_filter(statuses: Collection[str] | None, now: datetime) -> Q | None:
-    """The clock-derived statuses as a WHERE clause (None: every status)."""
-    if not statuses:
-        return None
-    live = Q(revoked_at__isnull=True)
-    clauses = {
-        "SCHEDULED": live & Q(starts_at__gt=now),
-        "ACTIVE": live & Q(starts_at__lte=now) & Q(ends_at__gt=now),
-        "EXPIRED": live & Q(ends_at__lte=now),
-        "REVOKED": Q(revoked_at__isnull=False),
-    }
-    chosen = [clauses[s] for s in set(statuses)]
-    return Q(*chosen, join_type="OR")
 
 
 async def grants_of_listings(

@@ -7,14 +7,12 @@ import re
 import sys
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tortoise import Tortoise
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from core import clock
 from core.security import unseal
 from models import prepared
 from models.access import AccessEvent
@@ -176,15 +174,6 @@ def _search_condition(text: str, dialect: str) -> tuple[str, list[Any]]:
 
 async def live_account(account_id: int) -> Account | None:
     return await Account.get_or_none(id=account_id, deleted_at__isnull=True)
-
-
-def grant_status(grant: Grant, now: datetime | None = None) -> str:
-    now = now or clock.now()
-    if grant.revoked_at is not None:
-        return "REVOKED"
-    if now < grant.starts_at:
-        return "SCHEDULED"
-    return "ACTIVE" if now < grant.ends_at else "EXPIRED"
 
 
 async def grants_received(account_id: int) -> list[Grant]:

@@ -14,7 +14,6 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
-from core import clock
 from core.ids import to_global_id
 from models.access import AccessEvent as AccessEventModel
 from models.accounts import Account as AccountModel
@@ -24,6 +23,7 @@ from resolvers import access_log as log_ops
 from resolvers import grants as grant_ops
 from resolvers import visibility
 from resolvers.access_log import Position
+from resolvers.grant_status import status_of
 from schema.base import (
     Connection,
     Edge,
@@ -71,16 +71,6 @@ class Recurrence:
     weekdays: list[Weekday]
     daily_start: str = strawberry.field(description="HH:MM, 24-hour clock.")
     daily_end: str
-
-
-def grant_status(row: GrantModel, now: datetime | None = None) -> GrantStatus:
-    """Derived from the clock, never stored."""
-    now = now or clock.now()
-    if row.revoked_at is not None:
-        return GrantStatus.REVOKED
-    if now < row.starts_at:
-        return GrantStatus.SCHEDULED
-    return GrantStatus.ACTIVE if now < row.ends_at else GrantStatus.EXPIRED
 
 
 @strawberry.type(
@@ -148,7 +138,7 @@ class Grant(Node):
 
     @classmethod
     def from_model(cls, row: GrantModel) -> Grant:
-        status = grant_status(row)
+        status = GrantStatus(status_of(row).value)
         recurrence = None
         if row.rec_weekdays:
             recurrence = Recurrence(

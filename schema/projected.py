@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 
 from core import clock
+from resolvers.grant_status import status_sql
 
 
 class Params:
@@ -138,13 +139,8 @@ def _now(p: Params) -> str:
 
 
 def grant_status(t: str, p: Params) -> str:
-    """schema.grants.grant_status, against the same clock."""
-    now = _now(p)
-    return (
-        f"CASE WHEN {t}.\"revoked_at\" IS NOT NULL THEN 'REVOKED' "
-        f"WHEN {now} < {t}.\"starts_at\" THEN 'SCHEDULED' "
-        f"WHEN {now} < {t}.\"ends_at\" THEN 'ACTIVE' ELSE 'EXPIRED' END"
-    )
+    """resolvers.grant_status.status_of, against the same clock."""
+    return status_sql(t, _now(p))
 
 
 def _owned_by(column_name: str) -> Callable[[str, str, Params], str]:
