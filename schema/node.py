@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from core.ids import from_global_id
-from models.accounts import Account as AccountModel
-from models.accounts import Device as DeviceModel
-from models.messages import Message as MessageModel
+from core.ids import from_global_id, to_global_id
+from resolvers import nodes
 from schema.accounts import account_from_model
 from schema.base import Node
 from schema.context import Info
@@ -40,20 +38,15 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
 
 @node_resolver("Agent", "Contractor")
 async def _account(info: Info, pk: int) -> Node | None:
-    me = info.context.require_account()
-    if pk != me.id:
-        return None
-    row = await AccountModel.get_or_none(id=pk, deleted_at__isnull=True)
+    row = await nodes.own_account(info.context.require_account(), pk)
     return account_from_model(row) if row else None
 
 
 @node_resolver("Device")
 async def _device(info: Info, pk: int) -> Node | None:
-    me = info.context.require_account()
-    row = await DeviceModel.get_or_none(id=pk, account_id=me.id)
+    row = await nodes.own_device(info.context.require_account(), pk)
     if row is None:
         return None
-    from core.ids import to_global_id
     from schema.accounts import Device
 
     current = info.context.auth.session.device_id if info.context.auth else None  # type: ignore[attr-defined]
@@ -68,27 +61,23 @@ async def _device(info: Info, pk: int) -> Node | None:
 
 @node_resolver("Message")
 async def _message(info: Info, pk: int) -> Node | None:
-    me = info.context.require_account()
-    row = await MessageModel.get_or_none(id=pk, account_id=me.id)
+    row = await nodes.own_message(info.context.require_account(), pk)
     return Message.from_model(row) if row else None
 
 
 @node_resolver("Listing")
 async def _listing(info: Info, pk: int) -> Node | None:
-    from models.listings import Listing as ListingModel
     from schema.listings import Listing
 
-    # An agent's own listings only; a grantee reaches a listing through its grant.
-    row = await ListingModel.get_or_none(id=pk, agent_id=info.context.require_account().id)
+    row = await nodes.own_listing(info.context.require_account(), pk)
     return Listing.from_model(row) if row else None
 
 
 @node_resolver("Lockbox")
 async def _lockbox(info: Info, pk: int) -> Node | None:
-    from models.listings import Lockbox as LockboxModel
     from schema.listings import Lockbox
 
-    row = await LockboxModel.get_or_none(id=pk, assigned_to_id=info.context.require_account().id)
+    row = await nodes.assigned_lockbox(info.context.require_account(), pk)
     return Lockbox.from_model(row) if row else None
 
 
