@@ -11,7 +11,7 @@ from tortoise.queryset import QuerySet
 from core.errors import DomainError, Forbidden, invalid_input
 from models.accounts import Account
 from models.enums import AccountKind, ListingSource, ListingStatus
-from models.listings import Listing, Lockbox
+from models.listings import Listing, Lockbox, Region
 from resolvers.account_status import require_active
 
 
@@ -122,3 +122,8 @@ async def own_listing(agent: Account, listing_pk: int, *field: str) -> Listing:
 def one_line_address(listing: Listing) -> str:
     parts = [listing.line1, listing.line2, listing.city, f"{listing.state} {listing.postal_code}"]
     return ", ".join(p for p in parts if p)
+
+
+async def regions() -> list[Region]:
+    """Every region a listing may be in, by code: anyone signed in may read them."""
+    return await Region.all().order_by("code")

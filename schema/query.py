@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from models.listings import Region as RegionModel
+from resolvers import listings as listing_ops
 from resolvers import lockboxes as lockbox_ops
 from schema.accounts import Account, account_from_model
 from schema.base import Node
@@ -30,7 +30,7 @@ class Query:
 
     @strawberry.field
     async def regions(self, info: Info) -> list[Region]:
-        return [Region.from_model(r) for r in await RegionModel.all().order_by("code")]
+        return [Region.from_model(r) for r in await listing_ops.regions()]
 
     @strawberry.field(
         description="For assigning: a lockbox that is unassigned or already this agent's."
