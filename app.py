@@ -30,9 +30,9 @@ from resolvers import push, signing_keys
 from resolvers.auth import Authenticated, authenticate
 from resolvers.ratelimit import RateLimiter
 from resolvers.scheduler import StartingNotifier
-from schema import answers
-from schema.answers import AnswerCache, versions_for
 from schema.context import Context
+from schema.fast import answer_cache
+from schema.fast.answer_cache import AnswerCache, versions_for
 from schema.schema import KeybinSchema, build_schema
 from schema.transport import SessionTransportHandler
 from settings import Settings, from_env
@@ -97,7 +97,7 @@ class KeybinGraphQL(GraphQL[Context, None]):
             token = bearer_token(request.headers.get("authorization"))
             auth = await authenticate(token) if token else None
             if auth is not None:
-                answers.session_expires(auth.session.expires_at)
+                answer_cache.session_expires(auth.session.expires_at)
         return Context(
             request=request,
             response=response,

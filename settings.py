@@ -73,7 +73,8 @@ class Settings:
     push_connect_timeout: float = 5.0  # FCM and APNs (TLS handshake included)
     push_read_timeout: float = 10.0
     keybin_data_dir: str = ""
-    # Repeated queries answered again while the SQLite database is unchanged (schema/answers.py).
+    # Repeated queries answered again while the SQLite database is unchanged
+    # (schema/fast/answer_cache.py).
     answer_cache: bool = True
     # The bearer token a scraper sends for /metrics; without it /metrics does not exist.
     metrics_token: str = ""

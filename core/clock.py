@@ -1,5 +1,5 @@
 """The one place keybin reads the time, so tests can move it, and so an answer can tell
-whether it depended on the time (schema/answers.py keeps only answers that did not)."""
+whether it depended on the time (schema/fast/answer_cache.py keeps only answers that did not)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ QUEUE_SIZE = 100
 
 class Inbox(Protocol):
     """Where a subscriber's events go: a queue, or a sink that sends them on the spot
-    (schema/live.py). Raises asyncio.QueueFull when the subscriber is too far behind."""
+    (schema/fast/fanout.py). Raises asyncio.QueueFull when the subscriber is too far behind."""
 
     def put_nowait(self, message_id: int) -> None: ...
 

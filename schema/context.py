@@ -14,8 +14,8 @@ from models.accounts import Account
 from notify.pubsub import PubSub
 from resolvers.auth import Authenticated
 from resolvers.ratelimit import RateLimiter
-from schema import answers
 from schema.errors import unauthenticated
+from schema.fast import answer_cache
 from schema.loaders import Loaders
 from settings import Settings
 
@@ -56,7 +56,7 @@ class Context:
     def client_address(self) -> str | None:
         """The peer, or the client a trusted proxy named: uvicorn settles it from
         X-Forwarded-For only for TRUSTED_PROXIES (`keybin serve`); nothing reads that raw."""
-        answers.depends_on_client()
+        answer_cache.depends_on_client()
         client = self.request.client
         # Cut to the event log's column: a proxy passing a long header through must not
         # turn a failed sign-in into a database error.

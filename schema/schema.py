@@ -24,10 +24,10 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from core import clock
-from schema import answers
 from schema.accounts import Agent, Contractor
-from schema.admitted import Admitted, admits, run_admitted
-from schema.execution import CompiledExecutor
+from schema.fast import answer_cache
+from schema.fast.admitted import Admitted, admits, run_admitted
+from schema.fast.plans import CompiledExecutor
 from schema.grants import AccessEvent, Grant
 from schema.limits import RejectBadText, label_refusals
 from schema.listings import Listing, Lockbox
@@ -97,14 +97,14 @@ class MaskUnexpected(MaskErrors):
 class KeybinSchema(strawberry.Schema):
     """Labels refused input INVALID_INPUT, logs only unexpected errors (access and input
     errors are answers, not incidents), and runs admitted queries directly
-    (schema/admitted.py)."""
+    (schema/fast/admitted.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.admitted = Admitted() if admits(self.get_extensions()) else None
 
     def admits_again(self, query: str, operation_name: str | None) -> bool:
-        """Whether this document has been admitted (schema/answers.py keeps only those)."""
+        """Whether this document has been admitted (the answer cache keeps only those)."""
         return self.admitted is not None and self.admitted.get(query, operation_name) is not None
 
     async def execute(  # noqa: PLR0913, PLR0917 - Strawberry's signature
@@ -126,7 +126,7 @@ class KeybinSchema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
-        pending = answers.pending()
+        pending = answer_cache.pending()
         if pending is None:
             result, _ = await self._answer(query, request)
             return result

@@ -16,7 +16,7 @@ from notify.pubsub import QUEUE_SIZE
 from resolvers import messages as message_ops
 from schema.context import Info
 from schema.errors import bad_argument
-from schema.live import direct_sink
+from schema.fast.fanout import direct_sink
 from schema.loaders import Loaders, by_id_loader
 from schema.messages import Message
 

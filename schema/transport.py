@@ -13,7 +13,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from notify.sessions import NOT_ACTIVE, SESSION_ENDED
-from schema.live import LiveTransportHandler
+from schema.fast.fanout import LiveTransportHandler
 
 log = logging.getLogger("keybin.live")
 

@@ -221,7 +221,7 @@ async def both_ways(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The answer through compiled execution (and its SQL pages), then through
     graphql-core's own executor alone: the two must be the same."""
-    from schema.execution import CompiledExecutor
+    from schema.fast.plans import CompiledExecutor
 
     compiled = await gql.raw(query, variables, token)
     with monkeypatch.context() as patch:

@@ -1,4 +1,4 @@
-"""Admitted queries (schema/admitted.py): a document that answered cleanly once runs again
+"""Admitted queries (schema/fast/admitted.py): a document that answered cleanly once runs again
 without the per-request pipeline, with the same answers, errors included (finished as the
 pipeline finishes them, never worked out again); any mutation and bad text in the
 variables still go through the whole pipeline."""
@@ -20,9 +20,9 @@ from strawberry.extensions import (
 )
 
 from core.ids import to_global_id
-from schema import admitted as admitted_module
 from schema import query as query_module
-from schema.admitted import Admitted, admits
+from schema.fast import admitted as admitted_module
+from schema.fast.admitted import Admitted, admits
 from schema.limits import RejectBadText
 from tests.factories import GraphQLClient, make_agent, make_listing
 
@@ -44,7 +44,7 @@ mutation Write { markMessagesRead(input: {ids: []}) { count userErrors { code } 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    """These tests look at admission itself: no answer is kept (schema/answers.py)."""
+    """These tests look at admission itself: no answer is kept (schema/fast/answer_cache.py)."""
     return {"answer_cache": False}
 
 

@@ -1,4 +1,4 @@
-"""Kept answers (schema/answers.py): the same query asked again with the same token is
+"""Kept answers (schema/fast/answer_cache.py): the same query asked again with the same token is
 answered from memory while the database is unchanged (SQLite's data version, PostgreSQL's
 snapshot), and never once anything it could depend on has changed: a commit from any
 connection, even one whose transaction was open when the answer was worked out, the
@@ -24,8 +24,8 @@ from core.ids import to_global_id
 from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message as MessageModel
-from schema import answers
-from schema.answers import AnswerCache, PostgresVersions, SqliteVersions, versions_for
+from schema.fast import answer_cache
+from schema.fast.answer_cache import AnswerCache, PostgresVersions, SqliteVersions, versions_for
 from settings import Settings, sqlite_path
 from tests.conftest import POSTGRES_URL
 from tests.factories import (
@@ -302,7 +302,7 @@ async def test_kept_answers_are_bounded_in_number_and_size(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, token = await signed_in_agent(gql)
-    monkeypatch.setattr(answers, "MAX_ENTRIES", 2)
+    monkeypatch.setattr(answer_cache, "MAX_ENTRIES", 2)
     # when three different queries are kept
     for n in (1, 2, 3):
         await kept_answer(http, f"query Q{n} {{ me {{ id }} }}", token)
@@ -310,7 +310,7 @@ async def test_kept_answers_are_bounded_in_number_and_size(
     assert len(kept(app).entries) == 2
     assert kept(app).bytes == sum(entry.size for entry in kept(app).entries.values())
     # and an answer over the size limit is not kept
-    monkeypatch.setattr(answers, "MAX_ANSWER", 10)
+    monkeypatch.setattr(answer_cache, "MAX_ANSWER", 10)
     await kept_answer(http, "query Q4 { me { id } }", token)
     assert len(kept(app).entries) == 2
 
@@ -319,7 +319,7 @@ async def test_a_request_too_large_to_key_on_is_answered_the_usual_way(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, token = await signed_in_agent(gql)
-    monkeypatch.setattr(answers, "MAX_REQUEST", 64)
+    monkeypatch.setattr(answer_cache, "MAX_REQUEST", 64)
     for _ in range(3):
         body = (await post(http, ME, token)).json()
         assert len(body["data"]["me"]["messages"]["edges"]) == 3
@@ -343,12 +343,12 @@ class Inner:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.calls += 1
         request = await receive()
-        pending = answers.pending()
+        pending = answer_cache.pending()
         self.watched.append(pending is not None)
         if pending is not None:
             pending.note(clean=self.keepable)
         if self.client:
-            answers.depends_on_client()
+            answer_cache.depends_on_client()
         if self.commit:  # another connection commits while this answer is worked out
             with sqlite3.connect(self.path) as other:
                 other.execute("INSERT INTO t VALUES (1)")
@@ -413,7 +413,7 @@ async def test_a_batch_with_one_operation_not_keepable_is_not_kept(
     inner, cache = standalone
 
     async def two_operations(scope: Scope, receive: Receive, send: Send) -> None:
-        pending = answers.pending()
+        pending = answer_cache.pending()
         assert pending is not None
         pending.note(clean=True)
         pending.note(clean=False)

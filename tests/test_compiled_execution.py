@@ -11,7 +11,7 @@ from graphql import GraphQLObjectType, OperationDefinitionNode, parse
 from graphql.execution.collect_fields import FieldDetails
 
 from models.accounts import Account
-from schema.execution import CompiledExecutor, Compiler
+from schema.fast.plans import CompiledExecutor, Compiler
 from schema.schema import build_schema
 from settings import Settings
 from tests.factories import (

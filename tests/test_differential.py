@@ -35,8 +35,8 @@ from core.ids import to_global_id
 from models.access import AccessEvent
 from models.enums import AccessMethod, AccessOutcome, MessageKind
 from models.messages import Message
-from schema import projection
-from schema.execution import CompiledExecutor
+from schema.fast import page_sql
+from schema.fast.plans import CompiledExecutor
 from schema.schema import export_sdl
 from tests.conftest import POSTGRES_URL
 from tests.factories import (
@@ -63,7 +63,7 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every answer at the same instant, still noted as read (schema/answers.py)."""
+    """Every answer at the same instant, still noted as read (schema/fast/answer_cache.py)."""
     real_now = clock.now
 
     def now() -> datetime:
@@ -217,15 +217,15 @@ def fast_paths_off(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> Callable[
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The pages PostgreSQL answered as one statement (schema/projection.py)."""
+    """The pages PostgreSQL answered as one statement (schema/fast/page_sql.py)."""
     ran: list[str] = []
-    original = projection._run
+    original = page_sql._run
 
     async def counted(sql: str, values: list[Any]) -> Any:
         ran.append(sql)
         return await original(sql, values)
 
-    monkeypatch.setattr(projection, "_run", counted)
+    monkeypatch.setattr(page_sql, "_run", counted)
     return ran
 
 

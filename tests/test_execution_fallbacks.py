@@ -1,4 +1,4 @@
-"""What a compiled plan leaves to graphql-core (schema/execution.py), each case played:
+"""What a compiled plan leaves to graphql-core (schema/fast/plans.py), each case played:
 introspection is never planned, and a plan that meets a null in a non-null position, a leaf
 its scalar cannot serialize, or an object of the wrong runtime type stops, so graphql-core
 answers, with its own messages, paths and nulls, exactly as without plans."""
@@ -12,7 +12,7 @@ import pytest
 from starlette.applications import Starlette
 
 from schema import query as query_module
-from schema.execution import CompiledExecutor
+from schema.fast.plans import CompiledExecutor
 from schema.listings import Lockbox, Region
 from tests.factories import (
     GraphQLClient,

@@ -1,4 +1,4 @@
-"""Subscription events sent by the fan-out's pass (schema/live.py), against a real server:
+"""Subscription events sent by the fan-out's pass (schema/fast/fanout.py), against a real server:
 the same frames as the usual path, one read per burst, the same account checks, and the
 usual path taking over when a plan bails."""
 
@@ -20,8 +20,8 @@ from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message
 from notify.pubsub import QUEUE_SIZE
-from schema.execution import Bail, CompiledExecutor
-from schema.live import DirectSink, Fanout, start_eagerly
+from schema.fast.fanout import DirectSink, Fanout, start_eagerly
+from schema.fast.plans import Bail, CompiledExecutor
 from tests.factories import make_contractor
 from tests.live import Live, eventually, subscribed
 

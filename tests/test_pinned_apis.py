@@ -1,5 +1,5 @@
 """The private or internal pieces of Strawberry and graphql-core the fast paths rely on
-(schema/execution.py, admitted.py, schema.py, projection.py, live.py) are still there and
+(schema/fast/plans.py, admitted.py, page_sql.py, fanout.py, and schema/schema.py) are still there and
 still take what they are given. An upgrade that renames one fails here, by name, instead of
 silently answering differently (a missing `_exception_handler_specs`, say, would call
 resolvers past their exception handlers)."""
@@ -22,7 +22,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.arguments import convert_arguments
 
-from schema.execution import CompiledExecutor
+from schema.fast.plans import CompiledExecutor
 from schema.schema import KeybinSchema, build_schema
 from settings import Settings
 

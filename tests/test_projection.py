@@ -1,4 +1,4 @@
-"""The agent's listings page built by PostgreSQL (schema/projection.py) answers exactly what
+"""The agent's listings page built by PostgreSQL (schema/fast/page_sql.py) answers exactly what
 the resolvers answer: the same pages run both ways compare equal, the statement is really
 the one that answered, and whatever it does not reproduce is left to the resolvers."""
 
@@ -15,7 +15,7 @@ from core import clock
 from models.accounts import Account
 from models.grants import Grant
 from resolvers.deletion import delete_account
-from schema import projection
+from schema.fast import page_sql
 from tests.conftest import POSTGRES_URL
 from tests.factories import (
     GraphQLClient,
@@ -80,13 +80,13 @@ fragment Person on Account { id firstName lastName }
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The statements the projection ran."""
     ran: list[str] = []
-    original = projection._run
+    original = page_sql._run
 
     async def counted(sql: str, values: list[Any]) -> Any:
         ran.append(sql)
         return await original(sql, values)
 
-    monkeypatch.setattr(projection, "_run", counted)
+    monkeypatch.setattr(page_sql, "_run", counted)
     yield ran
 
 
@@ -274,13 +274,13 @@ async def test_another_agents_listings_stay_forbidden(
       } } } } }
     }"""
     asked: list[int] = []
-    many, allowed = projection.ROOTS[("Agent", "listings")]
+    many, allowed = page_sql.ROOTS[("Agent", "listings")]
 
     def spied(source: Any, context: Any) -> bool:
         asked.append(source.pk)
         return allowed(source, context)
 
-    monkeypatch.setitem(projection.ROOTS, ("Agent", "listings"), (many, spied))
+    monkeypatch.setitem(page_sql.ROOTS, ("Agent", "listings"), (many, spied))
     # when
     built, resolved = await both_ways(gql, monkeypatch, query, {}, token)
     # then: the statement was compiled for that field, but never run for someone else

@@ -82,7 +82,7 @@ async def sign_in_on(live: Live, login: str, device: str, password: str = PASSWO
 
 
 async def remembered(live: Live, token: str) -> dict[str, Any]:
-    """`me`, asked until the answer is kept (schema/answers.py), so that the check after the
+    """`me`, asked until the answer is kept (schema/fast/answer_cache.py), so that the check after the
     session ends would see a stale answer if one were served. On PostgreSQL the snapshot
     moves with any commit in the cluster, so a kept answer is not certain there."""
     hits = live.app.state.answers.hits

@@ -3,7 +3,7 @@
 Events are published straight into keybin's pub/sub (app.state.pubsub, through a bench-only
 route in the server), i.e. what the message tail does for each committed message; keybin
 then reads the messages (one statement for the burst), checks each is its subscriber's and
-sends each a `next` frame (schema/live.py). Floor: raw Starlette WebSockets sending a frame
+sends each a `next` frame (schema/fast/fanout.py). Floor: raw Starlette WebSockets sending a frame
 of the same size from a queue per connection."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Case 7: live Message Center events, from a grant's answer to its last subscriber's frame.
 
 An agent's app sends grantAccess over HTTP; the grantee's message leaves when its transaction
-commits (notify/live_events.py) for its graphql-transport-ws subscribers (schema/live.py).
+commits (notify/live_events.py) for its graphql-transport-ws subscribers (schema/fast/fanout.py).
 A single grant reaches one contractor's 1,000 connections; a burst of 50 grants at once
 reaches 50 contractors with 20 connections each, among invitations to new addresses (mail).
 Each round goes in turn to two servers alike but for the mail relay: one answers, the other

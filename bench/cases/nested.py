@@ -231,7 +231,7 @@ def run(ctx: Context) -> CaseResult:
     big, small = run_async(_seed(url))
     details: dict[str, Any] = {"listings": 50, "grants_per_listing": GRANTS_PER_LISTING}
     # Execution is what is measured here, and the statements a request sends: every
-    # request works its answer out (none is kept, see schema/answers.py).
+    # request works its answer out (none is kept, see schema/fast/answer_cache.py).
     with keybin_server(ctx, url, "keybin-nested", count_sql=True, env=NOT_KEPT) as server:
 
         async def measure() -> tuple[int, int, Any, load.LoadResult]:

@@ -303,9 +303,10 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
     portfolio = seed.Portfolio(seeded["agent_id"], seeded["agent_token"], [])
     rounds = ctx.size(3, 1, 1)
     keybin = nested.keybin_server(ctx, url, "keybin-peer")
-    # The small query's answer is kept while the data is unchanged (schema/answers.py); this
-    # one works every answer out, for the row printed beside it. The nested query reads
-    # the clock (grant statuses), so its answers are never kept.
+    # The small query's answer is kept while the data is unchanged
+    # (schema/fast/answer_cache.py); this one works every answer out, for the row printed
+    # beside it. The nested query reads the clock (grant statuses), so its answers are
+    # never kept.
     worked_out = nested.keybin_server(ctx, url, "keybin-peer-not-kept", env=nested.NOT_KEPT)
     port = free_port()
     peer = Server(

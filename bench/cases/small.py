@@ -3,7 +3,7 @@
 Floor: a plain Starlette JSON endpoint answering the same bytes, under the same uvicorn
 settings on the same CPU. Reported as requests per second at a fixed number of connections,
 for keybin as it runs (the repeated answer kept while the database is unchanged,
-schema/answers.py) and, printed beside it, with every answer worked out again."""
+schema/fast/answer_cache.py) and, printed beside it, with every answer worked out again."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def run(ctx: Context) -> CaseResult:
     _, token = run_async(seed_reader(url))
     rounds = ctx.size(3, 1, 1)
     kept = keybin_server(ctx, url, "keybin-small")
-    # The same server with every answer worked out again (schema/answers.py): the cost of
+    # The same server with every answer worked out again (schema/fast/answer_cache.py): the cost of
     # the request path itself, printed beside the target row.
     worked_out = keybin_server(ctx, url, "keybin-small-not-kept", env=NOT_KEPT)
     with kept, worked_out:

@@ -1,4 +1,4 @@
-"""What the page statements (schema/projection.py) map, and how each field reads as SQL.
+"""What the page statements (schema/fast/page_sql.py) map, and how each field reads as SQL.
 
 Only fields whose resolvers read straight from columns are here; each expression
 reproduces what its resolver returns (global ids, ISO 8601 times, grant statuses from the
@@ -48,7 +48,7 @@ class Bound:
     @cached_property
     def now(self) -> datetime:
         """Read only when a parameter asks (a grant's status): an answer whose statement
-        never does has not depended on the time (schema/answers.py)."""
+        never does has not depended on the time (schema/fast/answer_cache.py)."""
         return clock.now()
 
 

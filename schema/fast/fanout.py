@@ -36,7 +36,7 @@ from core import clock
 from models import prepared
 from models.messages import Message as MessageModel
 from notify.pubsub import QUEUE_SIZE
-from schema.execution import subscribing
+from schema.fast.plans import subscribing
 from schema.messages import Message
 from web.metrics import observe_live_delivery
 

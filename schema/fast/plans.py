@@ -19,7 +19,7 @@ operation from the start, so error messages, paths and null propagation stay gra
 Queries and subscription events are reads, which is what makes the re-run safe.
 
 On PostgreSQL a field that starts one of the hot pages (an agent's listings, the Message
-Center) may be answered as a whole by one statement instead (schema/projection.py); the
+Center) may be answered as a whole by one statement instead (schema/fast/page_sql.py); the
 plan asks it first and calls the resolver when it declines."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from schema import projection
+from schema.fast import page_sql
 
 PLAN_CACHE_SIZE = 256
 
@@ -107,7 +107,7 @@ class FieldStep:
         self.direct: Callable[[Any, dict[str, Any]], Any] | None = None
         # A subscription's root field: for an event its value is the event itself.
         self.event = False
-        # The whole field as one SQL statement (schema/projection.py); None when the
+        # The whole field as one SQL statement (schema/fast/page_sql.py); None when the
         # resolvers must answer this time.
         self.sql: Callable[[Any, Any, dict[str, Any]], Awaitable[Any] | None] | None = None
 
@@ -252,7 +252,7 @@ class Compiler:
             raise NotCompilable(f"unknown field {name}")
         step.field_def = field_def
         resolve = field_def.resolve
-        step.sql = projection.compile_field(self, parent, field_def, details)
+        step.sql = page_sql.compile_field(self, parent, field_def, details)
         definition = field_def.extensions.get("strawberry-definition")
         if step.sql is not None:
             # Through the general branch, which asks the statement first.

@@ -8,7 +8,7 @@ object and a dict per row; PostgreSQL builds the same JSON from the same rows in
 statement (json_build_object/json_agg), far faster, and the response keeps it as it comes.
 
 `compile_field` turns a field of `ROOTS` and the selection below it into one statement,
-when every field selected is mapped to columns (`TYPES`, in schema/projected.py); anything
+when every field selected is mapped to columns (`TYPES`, in schema/fast/page_columns.py); anything
 else (a field with its own resolver, an interface, a directive, a permission class) leaves
 the field to its resolvers. At run
 time the statement is taken only when the rules the resolvers apply let it through (the
@@ -34,7 +34,7 @@ from graphql.language import FieldNode
 from tortoise import connections
 
 from schema.base import MAX_FIRST, decode_cursor
-from schema.projected import (
+from schema.fast.page_columns import (
     ROOTS,
     TYPES,
     Bound,
@@ -49,7 +49,7 @@ from schema.projected import (
 )
 
 if TYPE_CHECKING:
-    from schema.execution import Compiler
+    from schema.fast.plans import Compiler
 
 # json_build_object takes at most 100 arguments, a key and a value per field.
 MAX_KEYS = 50

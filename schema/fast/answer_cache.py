@@ -18,7 +18,7 @@ version is unchanged and the session it was asked with has not expired: a sign-o
 deleted account or a new message is a commit, and the next request works the answer out.
 
 Only answers that depended on nothing else are kept: a query operation (never a
-mutation) whose document has been admitted (schema/admitted.py: it answered once without
+mutation) whose document has been admitted (schema/fast/admitted.py: it answered once without
 any error), answered without any error, that never read the time (`clock.watched`: a
 grant's status, a code's expiry) nor the client's address, status 200 and no cookie. A
 query that writes (an audit entry, say) commits after the version was read, so its answer
