@@ -68,7 +68,9 @@ class Subscription:
         resume_after = _resume_point(after)
         # Resuming takes the usual path: the missed messages go first, then the live ones.
         sink = direct_sink(account.id) if resume_after is None else None
-        queue: asyncio.Queue[int] = sink.usual if sink is not None else asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[int] = (
+            sink.resolver_queue if sink is not None else asyncio.Queue(QUEUE_SIZE)
+        )
         async with info.context.pubsub.subscribe(account.id, sink or queue):
             # Subscribed before reading: a message committed meanwhile is read or heard, and
             # one both read and heard is sent once.
@@ -84,7 +86,7 @@ class Subscription:
                 if message_id in caught_up:
                     continue
                 if sink is not None:
-                    await sink.sent()
+                    await sink.flush()
                 # Re-read and re-check: the event carries only an id.
                 row = await _fetcher().load(message_id)
                 if row is None or row.account_id != account.id:  # type: ignore[attr-defined]

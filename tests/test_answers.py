@@ -232,7 +232,7 @@ async def test_an_answer_that_read_the_clock_is_not_kept(
     assert (before, after) == ("SCHEDULED", "EXPIRED")
     assert kept(app).hits == 0 and not kept(app).entries
     # and the document is known to: its next request asks the database for no version
-    assert (GRANT, None) in kept(app).dependent
+    assert (GRANT, None) in kept(app).uncacheable_documents
     versions = kept(app).versions
     assert versions is not None
     asked = []

@@ -290,7 +290,7 @@ async def test_events_keep_their_order_when_the_sink_goes_back_to_the_usual_path
     second_gate.set()
     # then the usual path gets all three, in order
     async with asyncio.timeout(2):
-        received = [await sink.usual.get() for _ in messages]
+        received = [await sink.resolver_queue.get() for _ in messages]
     assert received == [m.id for m in messages]
 
 

@@ -59,27 +59,29 @@ KEYED_HEADERS = (b"authorization", b"content-type", b"accept")
 class Pending:
     """What the request being answered depended on, noted while it runs."""
 
-    __slots__ = ("dependent", "expires_at", "kept", "spoiled")
+    __slots__ = ("answered_clean", "answered_unclean", "expires_at", "reads_time_or_client")
 
     def __init__(self) -> None:
-        self.kept = False
-        self.spoiled = False
+        self.answered_clean = False
+        self.answered_unclean = False
         # It read the time or the client's address: so will the document's next answers.
-        self.dependent = False
+        self.reads_time_or_client = False
         self.expires_at: datetime | None = None
 
     def note(self, *, clean: bool, timed: bool = False) -> None:
         """One operation's result: every one must be a clean query's answer that never read
         the time (a batch with a mutation is not kept)."""
         if timed:
-            self.dependent = True
+            self.reads_time_or_client = True
         if clean:
-            self.kept = True
+            self.answered_clean = True
         else:
-            self.spoiled = True
+            self.answered_unclean = True
 
-    def keepable(self) -> bool:
-        return self.kept and not self.spoiled and not self.dependent
+    def cacheable(self) -> bool:
+        """At least one clean query was answered, nothing else, and nothing read the time or
+        the client's address."""
+        return self.answered_clean and not self.answered_unclean and not self.reads_time_or_client
 
 
 _pending: ContextVar[Pending | None] = ContextVar("keybin_pending_answer", default=None)
@@ -101,7 +103,7 @@ def depends_on_client() -> None:
     """The answer depends on who is asking from where, beyond the request itself."""
     current = _pending.get()
     if current is not None:
-        current.dependent = True
+        current.reads_time_or_client = True
 
 
 @dataclass(slots=True)
@@ -204,7 +206,8 @@ class AnswerCache:
         self.versions = versions
         self.admitted = admitted
         self.entries: OrderedDict[Key, Entry] = OrderedDict()
-        self.dependent: OrderedDict[Document, None] = OrderedDict()
+        # Documents whose answers read the time or the client: never kept, not read ahead.
+        self.uncacheable_documents: OrderedDict[Document, None] = OrderedDict()
         self.bytes = 0
         self.hits = 0
         self.misses = 0
@@ -234,7 +237,11 @@ class AnswerCache:
                 return
             self._drop(key)
         document = _document(body)
-        if document is None or document in self.dependent or not self.admitted(*document):
+        if (
+            document is None
+            or document in self.uncacheable_documents
+            or not self.admitted(*document)
+        ):
             await self.app(scope, replay, send)
             return
         if version is None:
@@ -274,12 +281,12 @@ class AnswerCache:
             await self.app(scope, receive, capture)
         finally:
             _pending.reset(token)
-        if answer.dependent:
+        if answer.reads_time_or_client:
             # Its next answers will read the time too: no version is asked for them.
-            self.dependent[document] = None
-            if len(self.dependent) > MAX_DOCUMENTS:
-                self.dependent.popitem(last=False)
-        if start is None or not answer.keepable() or size > MAX_ANSWER or not _plain(start):
+            self.uncacheable_documents[document] = None
+            if len(self.uncacheable_documents) > MAX_DOCUMENTS:
+                self.uncacheable_documents.popitem(last=False)
+        if start is None or not answer.cacheable() or size > MAX_ANSWER or not _plain(start):
             return
         body = b"".join(chunks)
         self._keep(

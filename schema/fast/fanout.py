@@ -60,7 +60,8 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
 class DirectSink:
     """One subscription's inbox in the pub/sub. Events are answered by the fan-out's pass
-    while `direct`; after that they queue in `usual` for the resolver to yield."""
+    while `direct`; after that they queue in `resolver_queue` for the subscription's
+    resolver to yield, and graphql-core answers them."""
 
     def __init__(
         self,
@@ -74,7 +75,7 @@ class DirectSink:
         self.handler, self.operation = target
         self.run = run
         self.direct = True
-        self.usual: asyncio.Queue[int] = asyncio.Queue(QUEUE_SIZE)
+        self.resolver_queue: asyncio.Queue[int] = asyncio.Queue(QUEUE_SIZE)
         self.backlog = 0  # events accepted and not yet sent or handed on
         self.outbox: deque[dict[str, Any]] = deque()
         self.sending: asyncio.Task[None] | None = None
@@ -82,7 +83,7 @@ class DirectSink:
     def put_nowait(self, message_id: int) -> None:
         """What the pub/sub calls, as on a queue (and QueueFull the same way)."""
         if not self.direct and self.backlog == 0:
-            self.usual.put_nowait(message_id)
+            self.resolver_queue.put_nowait(message_id)
             return
         # While earlier events wait for a pass, later ones wait behind them, even once the
         # sink has gone back to the usual path: they reach the subscriber in order.
@@ -95,7 +96,7 @@ class DirectSink:
         """The fan-out's pass, for this subscriber's event: `row` is its message."""
         self.backlog -= 1
         if not self.direct:
-            self.hand_on(message_id)
+            self.fall_back(message_id)
             return
         # The same check as the usual path: an event carries only an id.
         if row is None or row.account_id != self.account_id:  # type: ignore[attr-defined]
@@ -104,17 +105,18 @@ class DirectSink:
             data = self.run(Message.from_model(row))
         except Exception:  # noqa: BLE001 - graphql-core answers it, with its own errors
             self.direct = False
-            self.hand_on(message_id)
+            self.fall_back(message_id)
             return
         self.outbox.append({"id": self.operation.id, "type": "next", "payload": {"data": data}})
         if self.sending is None:
             self.sending = start_eagerly(self._send())
 
-    def hand_on(self, message_id: int) -> None:
-        """To the usual path, for good."""
+    def fall_back(self, message_id: int) -> None:
+        """Hand this event, and every later one, to the resolver's queue (graphql-core's
+        path), for good."""
         self.direct = False
         try:
-            self.usual.put_nowait(message_id)
+            self.resolver_queue.put_nowait(message_id)
         except asyncio.QueueFull:
             log.warning("subscriber queue full for account %s, event dropped", self.account_id)
 
@@ -136,8 +138,9 @@ class DirectSink:
         finally:
             self.sending = None
 
-    async def sent(self) -> None:
-        """Until the frames already queued are on their way (the usual path then follows)."""
+    async def flush(self) -> None:
+        """Until the frames already queued are on their way, so that what the resolver then
+        yields follows them."""
         while self.sending is not None:
             await asyncio.shield(self.sending)
 
@@ -221,7 +224,7 @@ class Fanout:
             log.exception("reading %d live events failed; they go the usual way", len(batch))
             for sink, message_id in batch:
                 sink.backlog -= 1
-                sink.hand_on(message_id)
+                sink.fall_back(message_id)
             return
         rows = {row.pk: row for row in found}
         for sink, message_id in batch:
