@@ -53,6 +53,14 @@ async def since(account_id: int, after_id: int, limit: int) -> list[Message]:
     return await Message.filter(account_id=account_id, id__gt=after_id).order_by("id").limit(limit)
 
 
+def addressed_to(message: Message | None, account_id: int) -> Message | None:
+    """The message if it is still there and the account's: a live event carries only an id,
+    so what it names is checked before a subscriber is shown it."""
+    if message is None or message.account_id != account_id:  # type: ignore[attr-defined]
+        return None
+    return message
+
+
 async def count(
     account_id: int, unread_only: bool = False, kinds: Collection[MessageKind] | None = None
 ) -> int:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from weakref import WeakKeyDictionary
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
 from core.ids import from_global_id
-from models.messages import Message as MessageModel
 from notify.pubsub import QUEUE_SIZE
 from resolvers import messages as message_ops
+from resolvers import rows
 from schema.context import Info
 from schema.errors import bad_argument
 from schema.fast.fanout import direct_sink
-from schema.loaders import Loaders, by_id_loader
+from schema.loaders import Loaders
 from schema.messages import Message
+
+if TYPE_CHECKING:
+    from models.messages import Message as MessageModel
 
 # Subscribers woken by one burst of events read their messages in one query, not
 # one each: a batching, non-caching loader per event loop, shared by connections.
@@ -30,7 +33,7 @@ _fetchers: WeakKeyDictionary[asyncio.AbstractEventLoop, DataLoader[int, MessageM
 def _fetcher() -> DataLoader[int, MessageModel | None]:
     loop = asyncio.get_running_loop()
     if loop not in _fetchers:
-        _fetchers[loop] = by_id_loader(MessageModel, cache=False)
+        _fetchers[loop] = DataLoader(load_fn=rows.messages, cache=False)
     return _fetchers[loop]
 
 
@@ -88,8 +91,8 @@ class Subscription:
                 if sink is not None:
                     await sink.flush()
                 # Re-read and re-check: the event carries only an id.
-                row = await _fetcher().load(message_id)
-                if row is None or row.account_id != account.id:  # type: ignore[attr-defined]
+                row = message_ops.addressed_to(await _fetcher().load(message_id), account.id)
+                if row is None:
                     continue
                 # Loaders live per event: the connection's context outlives many events.
                 info.context.loaders = Loaders()
