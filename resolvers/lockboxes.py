@@ -12,7 +12,7 @@ from core.errors import DomainError, Forbidden
 from models.accounts import Account
 from models.enums import AccountKind
 from models.grants import Grant
-from models.listings import Lockbox, Region
+from models.listings import Listing, Lockbox, Region
 from resolvers.account_status import require_active
 from resolvers.listings import own_listing
 
@@ -128,3 +128,9 @@ async def assign_lockbox_to_listing(
         )
     await lockbox.refresh_from_db()
     return lockbox
+
+
+async def listing_of(lockbox: Lockbox) -> Listing:
+    """The listing a lockbox was just put on, read afresh: assignLockboxToListing answers
+    with the listing, not the lockbox."""
+    return await Listing.get(id=lockbox.listing_id)  # type: ignore[attr-defined]

@@ -9,7 +9,6 @@ import strawberry
 from core.errors import DomainError
 from core.ids import parse_pk
 from models.enums import ListingStatus
-from models.listings import Listing as ListingModel
 from resolvers import listings as listing_ops
 from resolvers import lockboxes as lockbox_ops
 from schema.context import Info
@@ -129,5 +128,5 @@ class ListingMutation:
             )
         except DomainError as error:
             return AssignLockboxToListingPayload(user_errors=user_errors(error))
-        listing = await ListingModel.get(id=row.listing_id)  # type: ignore[attr-defined]
+        listing = await lockbox_ops.listing_of(row)
         return AssignLockboxToListingPayload(listing=Listing.from_model(listing))
