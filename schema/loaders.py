@@ -1,8 +1,9 @@
-"""Per-request DataLoaders: one batched query per relation, never one per row."""
+"""Per-request DataLoaders: one batched query per relation, never one per row. The batch
+functions (the statements) are resolvers/'s, e.g. resolvers/rows.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -10,7 +11,11 @@ from tortoise.models import Model
 
 from models import prepared
 
+K = TypeVar("K")
+V = TypeVar("V")
 M = TypeVar("M", bound=Model)
+
+Batch = Callable[[list[K]], Awaitable[Sequence[V]]]
 
 
 def by_id_loader(model: type[M], cache: bool = True) -> DataLoader[Any, M | None]:
@@ -28,6 +33,14 @@ class Loaders:
 
     def __init__(self) -> None:
         self._loaders: dict[Hashable, DataLoader[Any, Any]] = {}
+
+    def batched(self, batch: Batch[K, V]) -> DataLoader[K, V]:
+        """The request's loader for a resolvers/ batch function, e.g. rows.accounts: one per
+        function, so every field asking through it shares the batch and its cache."""
+        key = ("batched", batch)
+        if key not in self._loaders:
+            self._loaders[key] = DataLoader(load_fn=batch)
+        return self._loaders[key]
 
     def by_id(self, model: type[M]) -> DataLoader[Any, M | None]:
         key = ("by_id", model)
