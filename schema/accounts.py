@@ -11,8 +11,8 @@ from strawberry.permission import BasePermission, PermissionExtension
 
 import schema.enums  # noqa: F401  (registers the enums used below)
 from core.ids import to_global_id
-from models.accounts import Account as AccountModel
 from models.enums import AccountKind, AccountStatus, ContractorRole, MessageKind
+from resolvers import accounts as account_ops
 from resolvers import messages as message_ops
 from resolvers import visibility
 from schema.base import Node, build_connection, check_first, decode_cursor
@@ -20,6 +20,7 @@ from schema.context import Info
 from schema.messages import Message, MessageConnection, require_own
 
 if TYPE_CHECKING:
+    from models.accounts import Account as AccountModel
     from schema.grants import GrantConnection, GrantStatus
     from schema.listings import ListingConnection, LockboxConnection
 
@@ -113,10 +114,8 @@ class Account(Node):
     @strawberry.field
     async def devices(self, info: Info) -> list[Device]:
         require_own(info, self.pk)
-        from models.accounts import Device as DeviceModel
-
         current = info.context.auth.session.device_id if info.context.auth else None  # type: ignore[attr-defined]
-        rows = await DeviceModel.filter(account_id=self.pk).order_by("registered_at", "id")
+        rows = await account_ops.devices_of(self.pk)
         return [
             Device(
                 id=strawberry.ID(to_global_id("Device", d.id)),
@@ -142,11 +141,7 @@ class Agent(Account):
         extensions=own(),
     )
     async def linked_accounts(self, info: Info) -> list[LinkedAccount]:
-        if not self.email:
-            return []
-        rows = await AccountModel.filter(
-            email=self.email, kind=AccountKind.AGENT, deleted_at__isnull=True
-        ).exclude(id=self.pk)
+        rows = await account_ops.linked_agent_accounts(self.pk, self.email)
         return [
             LinkedAccount(key_id=r.key_id or "", association=r.association, status=r.status)
             for r in rows
