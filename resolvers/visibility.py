@@ -7,6 +7,8 @@ its contact details, Key ID, status and belongings stay its own."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from models.accounts import Account
 from models.grants import Grant
 from models.listings import Listing
@@ -37,3 +39,19 @@ def grant_is_visible(grant: Grant, reader: Account | None, listing: Listing | No
         return False
     on_own_listing = listing is not None and listing.agent_id == reader.id  # type: ignore[attr-defined]
     return grant_is_between(grant, reader) or on_own_listing
+
+
+async def visible_grant(
+    grant: Grant | None,
+    reader: Account | None,
+    listing_of: Callable[[int], Awaitable[Listing | None]],
+) -> Grant | None:
+    """The grant if the reader may see it, else None: one that is not (or no longer) theirs
+    reads as a missing one. `listing_of` (the caller's DataLoader, so a page of messages
+    costs one statement) is asked only when the grant is not between the reader and another."""
+    if grant is None or reader is None:
+        return None
+    listing = None
+    if not grant_is_between(grant, reader):
+        listing = await listing_of(grant.listing_id)  # type: ignore[attr-defined]
+    return grant if grant_is_visible(grant, reader, listing) else None

@@ -9,15 +9,14 @@ import strawberry
 
 from core.ids import to_global_id
 from models.enums import MessageKind
-from models.grants import Grant as GrantModel
-from models.messages import Message as MessageModel
-from resolvers import visibility
+from resolvers import rows, visibility
 from schema.base import Connection, Node
 from schema.context import Info
 from schema.enums import MessageKind as MessageKindEnum  # noqa: F401  (registers the enum)
 from schema.errors import forbidden
 
 if TYPE_CHECKING:
+    from models.messages import Message as MessageModel
     from schema.grants import Grant
 
 
@@ -32,20 +31,17 @@ class Message(Node):
 
     @strawberry.field
     async def grant(self, info: Info) -> Annotated[Grant, strawberry.lazy("schema.grants")] | None:
-        from models.listings import Listing as ListingModel
         from schema.grants import Grant
 
         if self.grant_pk is None:
             return None
-        row = await info.context.loaders.by_id(GrantModel).load(self.grant_pk)
-        reader = info.context.account
-        if row is None or reader is None:
-            return None
+        loaders = info.context.loaders
+        row = await loaders.batched(rows.grants).load(self.grant_pk)
         # A grant that is not (or no longer) the reader's to see reads as null, here too.
-        listing = None
-        if not visibility.grant_is_between(row, reader):
-            listing = await info.context.loaders.by_id(ListingModel).load(row.listing_id)  # type: ignore[attr-defined]
-        return Grant.from_model(row) if visibility.grant_is_visible(row, reader, listing) else None
+        row = await visibility.visible_grant(
+            row, info.context.account, loaders.batched(rows.listings).load
+        )
+        return Grant.from_model(row) if row else None
 
     @classmethod
     def from_model(cls, row: MessageModel) -> Message:
@@ -69,5 +65,5 @@ def require_own(info: Info, account_pk: int) -> None:
     """An account's Message Center (and devices) are its own: reached through a grant's
     grantee or a listing's agent, they answer FORBIDDEN instead of leaking."""
     account = info.context.account
-    if account is None or account.id != account_pk:
+    if not visibility.reads_own(account_pk, account.id if account else None):
         raise forbidden()
