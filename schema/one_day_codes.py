@@ -11,16 +11,14 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from core.ids import to_global_id
-from models.accounts import Account as AccountModel
-from models.grants import OneDayCodeIssue as IssueModel
-from models.listings import Listing as ListingModel
-from models.listings import Lockbox as LockboxModel
 from resolvers import codes as code_ops
+from resolvers import rows
 from schema.base import Connection, Node, build_connection, check_first, decode_cursor
 from schema.context import Info
 from schema.errors import forbidden
 
 if TYPE_CHECKING:
+    from models.grants import OneDayCodeIssue as IssueModel
     from schema.accounts import Agent
     from schema.listings import Listing, Lockbox
 
@@ -30,7 +28,11 @@ if TYPE_CHECKING:
     "itself is derived from the lockbox and the day, and is never stored or shown again."
 )
 class OneDayCodeIssue(Node):
-    row: strawberry.Private[IssueModel]
+    # The row's keys, not the row: a Private field's type must resolve at run time, and
+    # schema/ names the table classes for type checking only.
+    agent_pk: strawberry.Private[int]
+    lockbox_pk: strawberry.Private[int]
+    listing_pk: strawberry.Private[int | None]
     issued_at: datetime
     valid_on: date = strawberry.field(
         description="The day, in the lockbox region's time zone, on which the code opens "
@@ -45,7 +47,7 @@ class OneDayCodeIssue(Node):
         from schema.accounts import Agent, account_seen_by
 
         # Non-null, like a grant's grantedBy: an agent deleted since still answers, nameless.
-        row = await info.context.loaders.by_id(AccountModel).load(self.row.agent_id)  # type: ignore[attr-defined]
+        row = await info.context.loaders.batched(rows.accounts).load(self.agent_pk)
         agent = account_seen_by(row, info)  # type: ignore[arg-type]
         assert isinstance(agent, Agent)  # noqa: S101  (only agents issue codes)
         return agent
@@ -54,7 +56,7 @@ class OneDayCodeIssue(Node):
     async def lockbox(self, info: Info) -> Annotated[Lockbox, strawberry.lazy("schema.listings")]:
         from schema.listings import Lockbox
 
-        row = await info.context.loaders.by_id(LockboxModel).load(self.row.lockbox_id)  # type: ignore[attr-defined]
+        row = await info.context.loaders.batched(rows.lockboxes).load(self.lockbox_pk)
         return Lockbox.from_model(row)  # type: ignore[arg-type]
 
     @strawberry.field(description="Null for a code issued while the lockbox was on no listing.")
@@ -63,9 +65,11 @@ class OneDayCodeIssue(Node):
     ) -> Annotated[Listing, strawberry.lazy("schema.listings")] | None:
         from schema.listings import Listing
 
-        listing_id = self.row.listing_id
+        listing_id = self.listing_pk
         row = (
-            await info.context.loaders.by_id(ListingModel).load(listing_id) if listing_id else None
+            await info.context.loaders.batched(rows.listings).load(listing_id)
+            if listing_id
+            else None
         )
         return Listing.from_model(row) if row else None
 
@@ -73,7 +77,9 @@ class OneDayCodeIssue(Node):
     def from_model(cls, row: IssueModel) -> OneDayCodeIssue:
         return cls(
             id=strawberry.ID(to_global_id("OneDayCodeIssue", row.id)),
-            row=row,
+            agent_pk=row.agent_id,  # type: ignore[attr-defined]
+            lockbox_pk=row.lockbox_id,  # type: ignore[attr-defined]
+            listing_pk=row.listing_id,
             issued_at=row.created_at,
             valid_on=row.valid_on,
             issued_to=row.issued_to,
