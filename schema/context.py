@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from models.accounts import Account
 from notify.pubsub import PubSub
 from resolvers.auth import Authenticated
 from resolvers.ratelimit import RateLimiter
@@ -18,6 +17,9 @@ from schema.errors import unauthenticated
 from schema.fast import answer_cache
 from schema.loaders import Loaders
 from settings import Settings
+
+if TYPE_CHECKING:
+    from models.accounts import Account
 
 
 @dataclass
