@@ -15,13 +15,10 @@ from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
 from core.ids import to_global_id
-from models.access import AccessEvent as AccessEventModel
-from models.accounts import Account as AccountModel
 from models.enums import AccessMethod, AccessOutcome
-from models.grants import Grant as GrantModel
 from resolvers import access_log as log_ops
 from resolvers import grants as grant_ops
-from resolvers import visibility
+from resolvers import rows, visibility
 from resolvers.access_log import Position
 from resolvers.grant_status import status_of
 from schema.base import (
@@ -37,6 +34,9 @@ from schema.context import Info
 from schema.errors import bad_argument, forbidden
 
 if TYPE_CHECKING:
+    from models.access import AccessEvent as AccessEventModel
+    from models.accounts import Account as AccountModel
+    from models.grants import Grant as GrantModel
     from schema.accounts import Account, Agent, Contractor
     from schema.listings import Listing, Lockbox
 
@@ -78,7 +78,10 @@ class Recurrence:
 )
 class Grant(Node):
     pk: strawberry.Private[int]
-    row: strawberry.Private[GrantModel]
+    listing_pk: strawberry.Private[int]
+    lockbox_pk: strawberry.Private[int]
+    granted_by_pk: strawberry.Private[int]
+    grantee_pk: strawberry.Private[int | None]
     grantee_email: str
     starts_at: datetime
     ends_at: datetime
@@ -94,18 +97,16 @@ class Grant(Node):
 
     @strawberry.field
     async def listing(self, info: Info) -> Annotated[Listing, strawberry.lazy("schema.listings")]:
-        from models.listings import Listing as ListingModel
         from schema.listings import Listing
 
-        row = await info.context.loaders.by_id(ListingModel).load(self.row.listing_id)  # type: ignore[attr-defined]
+        row = await info.context.loaders.batched(rows.listings).load(self.listing_pk)
         return Listing.from_model(row)  # type: ignore[arg-type]
 
     @strawberry.field
     async def lockbox(self, info: Info) -> Annotated[Lockbox, strawberry.lazy("schema.listings")]:
-        from models.listings import Lockbox as LockboxModel
         from schema.listings import Lockbox
 
-        row = await info.context.loaders.by_id(LockboxModel).load(self.row.lockbox_id)  # type: ignore[attr-defined]
+        row = await info.context.loaders.batched(rows.lockboxes).load(self.lockbox_pk)
         return Lockbox.from_model(row)  # type: ignore[arg-type]
 
     @strawberry.field
@@ -113,7 +114,7 @@ class Grant(Node):
         from schema.accounts import account_seen_by
 
         # Non-null in the contract: an agent deleted since still answers, by now nameless.
-        row = await info.context.loaders.by_id(AccountModel).load(self.row.granted_by_id)  # type: ignore[attr-defined]
+        row = await info.context.loaders.batched(rows.accounts).load(self.granted_by_pk)
         return account_seen_by(row, info)  # type: ignore[arg-type,return-value]
 
     @strawberry.field(description="Null until the invited person has created an account.")
@@ -122,11 +123,10 @@ class Grant(Node):
     ) -> Annotated[Contractor, strawberry.lazy("schema.accounts")] | None:
         from schema.accounts import Contractor, account_seen_by
 
-        grantee_id = self.row.grantee_id  # type: ignore[attr-defined]
-        if grantee_id is None:
+        if self.grantee_pk is None:
             return None
         row = visibility.still_exists(
-            await info.context.loaders.by_id(AccountModel).load(grantee_id)
+            await info.context.loaders.batched(rows.accounts).load(self.grantee_pk)
         )
         account = account_seen_by(row, info) if row else None
         return account if isinstance(account, Contractor) else None
@@ -149,7 +149,10 @@ class Grant(Node):
         return cls(
             id=strawberry.ID(to_global_id("Grant", row.id)),
             pk=row.id,
-            row=row,
+            listing_pk=row.listing_id,  # type: ignore[attr-defined]
+            lockbox_pk=row.lockbox_id,  # type: ignore[attr-defined]
+            granted_by_pk=row.granted_by_id,  # type: ignore[attr-defined]
+            grantee_pk=row.grantee_id,  # type: ignore[attr-defined]
             grantee_email=row.grantee_email or "",
             starts_at=row.starts_at,
             ends_at=row.ends_at,
@@ -163,7 +166,10 @@ class Grant(Node):
 
 @strawberry.type(description="One use (or refused use) of a lockbox, as the lockbox recorded it.")
 class AccessEvent(Node):
-    row: strawberry.Private[AccessEventModel]
+    lockbox_pk: strawberry.Private[int]
+    listing_pk: strawberry.Private[int | None]
+    grant_pk: strawberry.Private[int | None]
+    actor_pk: strawberry.Private[int | None]
     occurred_at: datetime
     method: AccessMethod
     outcome: AccessOutcome
@@ -173,29 +179,29 @@ class AccessEvent(Node):
 
     @strawberry.field
     async def lockbox(self, info: Info) -> Annotated[Lockbox, strawberry.lazy("schema.listings")]:
-        from models.listings import Lockbox as LockboxModel
         from schema.listings import Lockbox
 
-        row = await info.context.loaders.by_id(LockboxModel).load(self.row.lockbox_id)  # type: ignore[attr-defined]
+        row = await info.context.loaders.batched(rows.lockboxes).load(self.lockbox_pk)
         return Lockbox.from_model(row)  # type: ignore[arg-type]
 
     @strawberry.field
     async def listing(
         self, info: Info
     ) -> Annotated[Listing, strawberry.lazy("schema.listings")] | None:
-        from models.listings import Listing as ListingModel
         from schema.listings import Listing
 
-        listing_id = self.row.listing_id  # type: ignore[attr-defined]
+        listing_pk = self.listing_pk
         row = (
-            await info.context.loaders.by_id(ListingModel).load(listing_id) if listing_id else None
+            await info.context.loaders.batched(rows.listings).load(listing_pk)
+            if listing_pk
+            else None
         )
         return Listing.from_model(row) if row else None
 
     @strawberry.field
     async def grant(self, info: Info) -> Grant | None:
-        grant_id = self.row.grant_id  # type: ignore[attr-defined]
-        row = await info.context.loaders.by_id(GrantModel).load(grant_id) if grant_id else None
+        grant_pk = self.grant_pk
+        row = await info.context.loaders.batched(rows.grants).load(grant_pk) if grant_pk else None
         return Grant.from_model(row) if row else None
 
     @strawberry.field(description="Null once the account is deleted.")
@@ -204,8 +210,8 @@ class AccessEvent(Node):
     ) -> Annotated[Account, strawberry.lazy("schema.accounts")] | None:
         from schema.accounts import account_seen_by
 
-        actor_id = self.row.actor_id  # type: ignore[attr-defined]
-        row = await info.context.loaders.by_id(AccountModel).load(actor_id) if actor_id else None
+        actor_pk = self.actor_pk
+        row = await info.context.loaders.batched(rows.accounts).load(actor_pk) if actor_pk else None
         row = visibility.still_exists(row)
         return account_seen_by(row, info) if row else None
 
@@ -213,7 +219,10 @@ class AccessEvent(Node):
     def from_model(cls, row: AccessEventModel) -> AccessEvent:
         return cls(
             id=strawberry.ID(to_global_id("AccessEvent", row.id)),
-            row=row,
+            lockbox_pk=row.lockbox_id,  # type: ignore[attr-defined]
+            listing_pk=row.listing_id,  # type: ignore[attr-defined]
+            grant_pk=row.grant_id,  # type: ignore[attr-defined]
+            actor_pk=row.actor_id,  # type: ignore[attr-defined]
             occurred_at=row.occurred_at,
             method=row.method,
             outcome=row.outcome,
@@ -333,8 +342,9 @@ async def contractor_grants(
 
 
 def _only_self(info: Info, account_pk: int) -> None:
+    """A listing's history and a contractor's grants are their account's alone."""
     account = info.context.account
-    if account is None or account.id != account_pk:
+    if not visibility.reads_own(account_pk, account.id if account else None):
         raise forbidden()
 
 
