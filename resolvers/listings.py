@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
@@ -50,6 +51,13 @@ async def agent_lockboxes(agent_id: int, limit: int, after_id: int | None) -> li
 
 async def count_agent_lockboxes(agent_id: int) -> int:
     return await Lockbox.filter(assigned_to_id=agent_id).count()
+
+
+async def lockboxes_of_listings(listing_ids: Sequence[int]) -> list[Lockbox | None]:
+    """Each listing's lockbox (a listing holds at most one) in the order asked, None where
+    it has none: a DataLoader's batch, so a page of listings costs one statement."""
+    found = {row.listing_id: row for row in await Lockbox.filter(listing_id__in=listing_ids)}  # type: ignore[attr-defined]
+    return [found.get(i) for i in listing_ids]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,19 +9,21 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
+from core.errors import Forbidden
 from core.ids import to_global_id
-from models.accounts import Account as AccountModel
-from models.enums import AccountKind, ListingSource, ListingStatus
-from models.listings import Listing as ListingModel
-from models.listings import Lockbox as LockboxModel
-from models.listings import Region as RegionModel
+from models.enums import ListingSource, ListingStatus
 from resolvers import listings as listing_ops
-from resolvers import visibility
+from resolvers import lockboxes as lockbox_ops
+from resolvers import rows, visibility
 from schema.base import Connection, Node, build_connection, check_first, decode_cursor
 from schema.context import Info
 from schema.errors import forbidden
 
 if TYPE_CHECKING:
+    from models.accounts import Account as AccountModel
+    from models.listings import Listing as ListingModel
+    from models.listings import Lockbox as LockboxModel
+    from models.listings import Region as RegionModel
     from schema.accounts import Agent
     from schema.grants import AccessEventConnection, GrantConnection, GrantStatus
     from schema.one_day_codes import OneDayCodeIssueConnection
@@ -51,16 +52,12 @@ class Address:
 async def _region(info: Info, code: str | None) -> Region | None:
     if code is None:
         return None
-    row = await info.context.loaders.by_id(RegionModel).load(code)
+    row = await info.context.loaders.batched(rows.regions).load(code)
     return Region.from_model(row) if row else None
 
 
 def _lockbox_by_listing(info: Info) -> DataLoader[int, LockboxModel | None]:
-    async def load(listing_ids: list[int]) -> Sequence[LockboxModel | None]:
-        rows = {r.listing_id: r for r in await LockboxModel.filter(listing_id__in=listing_ids)}  # type: ignore[attr-defined]
-        return [rows.get(i) for i in listing_ids]
-
-    return info.context.loaders.named("lockbox_by_listing", lambda: DataLoader(load_fn=load))
+    return info.context.loaders.batched(listing_ops.lockboxes_of_listings)
 
 
 @strawberry.type
@@ -77,7 +74,7 @@ class Listing(Node):
         from schema.accounts import Agent, account_seen_by
 
         # Non-null in the contract: an agent deleted since still answers, by now nameless.
-        row = await info.context.loaders.by_id(AccountModel).load(self.agent_pk)
+        row = await info.context.loaders.batched(rows.accounts).load(self.agent_pk)
         agent = account_seen_by(row, info)  # type: ignore[arg-type]
         assert isinstance(agent, Agent)  # noqa: S101  (listings belong to agents by construction)
         return agent
@@ -172,7 +169,7 @@ class Lockbox(Node):
 
         if self.assigned_pk is None:
             return None
-        row = await info.context.loaders.by_id(AccountModel).load(self.assigned_pk)
+        row = await info.context.loaders.batched(rows.accounts).load(self.assigned_pk)
         row = visibility.still_exists(row)
         agent = account_seen_by(row, info) if row else None
         return agent if isinstance(agent, Agent) else None
@@ -181,7 +178,7 @@ class Lockbox(Node):
     async def listing(self, info: Info) -> Listing | None:
         if self.listing_pk is None:
             return None
-        row = await info.context.loaders.by_id(ListingModel).load(self.listing_pk)
+        row = await info.context.loaders.batched(rows.listings).load(self.listing_pk)
         return Listing.from_model(row) if row else None
 
     @strawberry.field
@@ -249,13 +246,15 @@ async def agent_lockboxes(
 def require_agent(info: Info) -> AccountModel:
     """Listings, lockboxes, grants and codes are agents' tools: others get FORBIDDEN."""
     account = info.context.require_account()
-    if account.kind != AccountKind.AGENT:
-        raise forbidden()
+    try:
+        lockbox_ops.require_agent(account)
+    except Forbidden:
+        raise forbidden() from None
     return account
 
 
 def _only_self(info: Info, agent_pk: int) -> None:
     """An agent's listings and lockboxes are shown to that agent only."""
     account = info.context.account
-    if account is None or account.id != agent_pk:
+    if not visibility.reads_own(agent_pk, account.id if account else None):
         raise forbidden()
