@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,9 +15,11 @@ from console.htmx import redirect
 from console.pages import render
 from core.errors import DomainError
 from models.enums import StaffRole
-from models.staff import ConsoleSession, Staff
 from resolvers import staff as staff_resolvers
 from resolvers.events import Actor
+
+if TYPE_CHECKING:
+    from models.staff import ConsoleSession, Staff
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -13,7 +13,6 @@ from starlette.templating import Jinja2Templates
 
 from console import csrf, session
 from console.htmx import is_htmx
-from models.staff import Staff
 from resolvers.phones import display_phone
 from resolvers.support import QUERY_MAX_LENGTH
 
@@ -21,11 +20,11 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _shared(request: Request) -> dict[str, Any]:
-    staff = getattr(request.state, "staff", None)
     return {
         "base": str(request.scope.get("root_path", "")),
         "csrf_token": csrf.token(request),
-        "staff": staff if isinstance(staff, Staff) else None,
+        # Set by auth.staff_required alone, to the signed-in member; pages outside it have none.
+        "staff": getattr(request.state, "staff", None),
         # Cut as the search cuts it: what the page repeats is what was searched.
         "query": request.query_params.get("q", "")[:QUERY_MAX_LENGTH],
         "query_max_length": QUERY_MAX_LENGTH,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,12 +14,14 @@ from console.htmx import is_htmx, redirect, trigger
 from console.pages import render
 from core import clock
 from core.errors import DomainError
-from models.accounts import Account
 from models.enums import AccountKind, StaffAction, StaffRole
-from models.staff import Staff
 from resolvers import audit, deletion, grant_status, profile, support
 from resolvers import staff as staff_resolvers
 from resolvers.auth import remove_device as remove_device_of
+
+if TYPE_CHECKING:
+    from models.accounts import Account
+    from models.staff import Staff
 
 # The client event that makes the event-log section reload itself after a staff action.
 ACCOUNT_CHANGED = "accountChanged"
