@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import aiosmtplib
 import httpx
+from prometheus_client import CollectorRegistry
 from tortoise.exceptions import OperationalError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
@@ -20,12 +21,12 @@ from core import clock
 from models.enums import OutboxChannel, OutboxStatus
 from models.outbox import OutboxMessage
 from notify import mail, outbox, sms
+from notify.metrics import DeliveryCounters
 from notify.pubsub import PubSub
 from notify.push import PushRejected, PushUnavailable, TokenUnregistered
 from notify.push_sender import PushSender
 from notify.tasks import stop_task
 from settings import Settings
-from web.metrics import Metrics
 
 log = logging.getLogger("keybin.outbox")
 
@@ -142,10 +143,13 @@ class _EveryLane(asyncio.Event):
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, pubsub: PubSub, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pubsub: PubSub, metrics: DeliveryCounters | None = None
+    ) -> None:
         self.settings = settings
         self.pubsub = pubsub
-        self.metrics = metrics if metrics is not None else Metrics(pubsub)
+        # Without the app's metrics (tests, tools), it counts into a registry of its own.
+        self.metrics = metrics if metrics is not None else DeliveryCounters(CollectorRegistry())
         self.name = secrets.token_hex(6)
         self._claims = itertools.count(1)
         self._stopping = asyncio.Event()

@@ -23,6 +23,7 @@ from tortoise.exceptions import OperationalError
 
 from core import clock
 from models.enums import OutboxChannel
+from notify.metrics import DeliveryCounters
 
 log = logging.getLogger("keybin.metrics")
 
@@ -119,26 +120,15 @@ def _as_datetime(value: object) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-class Metrics:
+class Metrics(DeliveryCounters):
     """One app's metrics, in a registry of its own: several apps in one test process never
-    count into each other's."""
+    count into each other's. The dispatcher counts into them as the DeliveryCounters it takes."""
 
     def __init__(self, live: LiveCounts) -> None:
         self.registry = CollectorRegistry()
         self.scrape_time = ScrapeTime(live)
         self.registry.register(self.scrape_time)
-        deliveries = Counter(
-            "keybin_outbox_deliveries",
-            "Outbox rows delivered",
-            ["channel"],
-            registry=self.registry,
-        )
-        failures = Counter(
-            "keybin_outbox_failures",
-            "Outbox deliveries that failed: to be retried (retry) or given up for good (dead)",
-            ["channel", "outcome"],
-            registry=self.registry,
-        )
+        super().__init__(self.registry)  # registered here: /metrics keeps its order
         self.live_delivery = Histogram(
             "keybin_live_delivery_seconds",
             "From a Message Center message's commit to its frame handed to a subscriber",
@@ -160,17 +150,7 @@ class Metrics:
         )
         # Children made once: every series exists (at 0) from the start, and the hot path
         # skips the label lookup.
-        self._delivered = {c.value: deliveries.labels(c.value) for c in OutboxChannel}
-        self._retried = {c.value: failures.labels(c.value, "retry") for c in OutboxChannel}
-        self._dead = {c.value: failures.labels(c.value, "dead") for c in OutboxChannel}
         self.requests = {operation: requests.labels(operation) for operation in OPERATIONS}
-
-    def delivered(self, channel: str) -> None:
-        self._delivered[channel].inc()
-
-    def failed(self, channel: str, *, dead: bool) -> None:
-        """A delivery failed: `dead` when the row is given up, else it is retried later."""
-        (self._dead if dead else self._retried)[channel].inc()
 
     def rate_limited(self, action: str) -> None:
         self.refusals.labels(action).inc()
