@@ -135,3 +135,67 @@ async def test_a_node_of_a_type_outside_the_interface_is_answered_by_graphql_cor
     assert compiled == general
     assert compiled["data"] == {"node": None}
     assert compiled["errors"][0]["path"] == ["node"], compiled
+
+
+async def test_a_plan_that_meets_an_error_runs_no_resolver_twice(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, plan_runs: list[str]
+) -> None:
+    # given an agent, a node lookup that fails, and regions beside it, each resolver counted
+    agent = await make_agent()
+    token = await gql.sign_in(agent.email or "")
+    await make_region()
+    calls: list[str] = []
+
+    async def failing_node(info: Any, global_id: str) -> Region:
+        calls.append("node")
+        raise ValueError("no such node")
+
+    read_regions = query_module.listing_ops.regions
+
+    async def counted_regions() -> Any:
+        calls.append("regions")
+        return await read_regions()
+
+    monkeypatch.setattr(query_module, "resolve_node", failing_node)
+    monkeypatch.setattr(query_module.listing_ops, "regions", counted_regions)
+    plan_runs.clear()
+    # when both are asked for in one query
+    query = 'query Both { node(id: "TGlzdGluZzox") { id } regions { code } }'
+    answer = await gql.raw(query, None, token)
+    # then the plan met the error, graphql-core answered it, and each resolver ran once
+    assert plan_runs == ["Both"]
+    assert sorted(calls) == ["node", "regions"]
+    assert answer["data"] == {"node": None, "regions": [{"code": "CIN"}]}, answer
+    assert answer["errors"][0]["path"] == ["node"], answer
+    # and the answer is what graphql-core alone gives (which also runs each one once)
+    calls.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(CompiledExecutor, "enabled", False)
+        general = await gql.raw(query, None, token)
+    assert sorted(calls) == ["node", "regions"]
+    assert answer == general
+
+
+async def test_a_plan_that_meets_a_bad_object_runs_its_resolver_once(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, plan_runs: list[str]
+) -> None:
+    # given a node lookup that comes out as a region, counted
+    agent = await make_agent()
+    token = await gql.sign_in(agent.email or "")
+    region = Region(code="CIN", name="Cincinnati", time_zone="America/New_York")
+    calls: list[str] = []
+
+    async def a_region(info: Any, global_id: str) -> Region:
+        calls.append(global_id)
+        return region
+
+    monkeypatch.setattr(query_module, "resolve_node", a_region)
+    plan_runs.clear()
+    # when it is looked up twice under two aliases
+    query = 'query Two { a: node(id: "TGlzdGluZzox") { id } b: node(id: "TGlzdGluZzoy") { id } }'
+    answer = await gql.raw(query, None, token)
+    # then the plan stopped, graphql-core answered both errors, and each lookup ran once
+    assert plan_runs == ["Two"]
+    assert sorted(calls) == ["TGlzdGluZzox", "TGlzdGluZzoy"]
+    assert answer["data"] == {"a": None, "b": None}, answer
+    assert [error["path"] for error in answer["errors"]] == [["a"], ["b"]]

@@ -28,7 +28,7 @@ import asyncio
 import contextvars
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from graphql import (
@@ -39,7 +39,9 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfo,
     GraphQLSchema,
+    MiddlewareManager,
     OperationType,
     default_field_resolver,
 )
@@ -132,12 +134,20 @@ class ObjectPlan:
             if step.typename is not None:
                 data[step.key] = step.typename
                 continue
+            resolved = True
             if step.attr is not None:
                 value = getattr(source, step.attr)
+                resolved = False
             elif step.direct is not None:
-                value = step.direct(source, ex.resolver_kwargs(step))
+                kwargs = ex.resolver_kwargs(step)
+                try:
+                    value = step.direct(source, kwargs)
+                except Exception as error:
+                    ex.resolved.append((step, source, _Raised(error)))
+                    raise
             elif step.event:
                 value = source
+                resolved = False
             else:
                 info, args = ex.prepared(step)
                 if step.sql is not None and (answer := step.sql(source, ex, args)) is not None:
@@ -146,10 +156,16 @@ class ObjectPlan:
                         waiting = []
                     waiting.append((step.key, answer))
                     continue
-                value = step.resolve(source, info, **args)
+                try:
+                    value = step.resolve(source, info, **args)
+                except Exception as error:
+                    ex.resolved.append((step, source, _Raised(error)))
+                    raise
             if is_awaitable(value):
-                completed = _resolve_then_complete(value, step, ex)
+                completed = _resolve_then_complete(value, step, ex, source)
             else:
+                if resolved:
+                    ex.resolved.append((step, source, value))
                 completed = step.complete(value, ex, step)
             if is_awaitable(completed):
                 data[step.key] = None  # holds the key's place in the selection's order
@@ -170,29 +186,92 @@ async def _fill(data: dict[str, Any], waiting: list[tuple[str, Awaitable[Any]]])
     return data
 
 
-async def _resolve_then_complete(value: Awaitable[Any], step: FieldStep, ex: Any) -> Any:
-    completed = step.complete(await value, ex, step)
+async def _resolve_then_complete(
+    value: Awaitable[Any], step: FieldStep, ex: Any, source: Any
+) -> Any:
+    try:
+        value = await value
+    except Exception as error:
+        ex.resolved.append((step, source, _Raised(error)))
+        raise
+    ex.resolved.append((step, source, value))
+    completed = step.complete(value, ex, step)
     if ex.is_awaitable(completed):
         return await completed
     return completed
 
 
 async def gather(awaitables: Sequence[Awaitable[Any]]) -> list[Any]:
-    """All of them concurrently (so DataLoader calls batch); on a failure the rest are
-    cancelled, since graphql-core is about to run the operation again."""
+    """All of them concurrently (so DataLoader calls batch). On a failure the others still
+    finish, as under graphql-core: what their resolvers returned is replayed when
+    graphql-core answers the operation, so none is cut off halfway and run again."""
     if len(awaitables) == 1:
         return [await awaitables[0]]
     tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
     try:
-        return await asyncio.gather(*tasks)
+        values = await asyncio.gather(*tasks, return_exceptions=True)
     except BaseException:
         for task in tasks:
             task.cancel()
         raise
+    for value in values:
+        if isinstance(value, BaseException):
+            raise value
+    return values
 
 
 def _identity(value: Any, ex: Any, step: FieldStep) -> Any:
     return value
+
+
+class _Raised:
+    """A resolver's outcome that was an exception (an exception can also be a value)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+# A resolver call: where the field's first node starts in the document, its parent type,
+# the source object.
+CallKey = tuple[int, int, int]
+
+
+def _at(node: FieldNode) -> int:
+    """The node's place in the document text. Plans are shared by every parse of the same
+    text (an admitted document is parsed apart from the pipeline's), so not its identity."""
+    return node.loc.start if node.loc is not None else id(node)
+
+
+def _replay(resolved: list[tuple[FieldStep, Any, Any]]) -> MiddlewareManager:
+    """graphql-core's resolvers, answered with what the plan's run already got from them.
+
+    A call is the same when its field node (by its place in the text), parent type and
+    source object are the same (the arguments come from the node and the variables, fixed
+    for the request); the
+    sources below the root are the very objects the replayed resolvers returned, so the
+    match holds all the way down. A call the plan never made (a field it did not reach, a
+    page it answered as one statement) runs as usual. An iterator is never replayed: the
+    plan has used it up."""
+    answers: dict[CallKey, tuple[Any, Any]] = {}
+    for step, source, outcome in resolved:
+        if isinstance(outcome, Iterator | AsyncIterator):
+            continue
+        answers[(_at(step.nodes[0]), id(step.parent_type), id(source))] = (source, outcome)
+
+    def replay(
+        next_: Callable[..., Any], root: Any, info: GraphQLResolveInfo[Any], **args: Any
+    ) -> Any:
+        found = answers.get((_at(info.field_nodes[0]), id(info.parent_type), id(root)))
+        if found is None or found[0] is not root:
+            return next_(root, info, **args)
+        outcome = found[1]
+        if isinstance(outcome, _Raised):
+            raise outcome.error
+        return outcome
+
+    return MiddlewareManager(replay)
 
 
 class Compiler:
@@ -489,6 +568,8 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
     enabled: ClassVar[bool] = True
     _prepared: dict[int, tuple[Any, dict[str, Any]]]
     _converted: dict[int, dict[str, Any]]
+    # Every resolver call of the plan's run: (step, source, value or _Raised).
+    resolved: list[tuple[FieldStep, Any, Any]]
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
@@ -546,6 +627,7 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
     async def _run_plan(self, plan: ObjectPlan, serially: bool | None) -> Any:
         self._prepared = {}
         self._converted = {}
+        self.resolved = []
         try:
             data = plan.run(self.root_value, self)
             if self.is_awaitable(data):
@@ -553,9 +635,12 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         except asyncio.CancelledError:
             raise
         except Exception:
-            # graphql-core answers from the start: its own errors, paths and nulls.
+            # graphql-core answers from the start: its own errors, paths and nulls. Its
+            # resolvers are answered with what they gave the plan: none runs twice.
             self._prepared = {}
             self._converted = {}
+            self.middleware_manager = _replay(self.resolved)
+            self.resolved = []
             result = super().execute_operation(serially)
             return await result if self.is_awaitable(result) else result
         return self.build_response(data)
@@ -579,6 +664,7 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
             ex.root_value = event
             ex._prepared = {}
             ex._converted = {}
+            ex.resolved = []
             data = plan.run(event, ex)
             if ex.is_awaitable(data):  # pragma: no cover - excluded by plan.synchronous
                 raise Bail
