@@ -14,9 +14,9 @@ permissions), so the answers are the same; tests/test_compiled_execution.py runs
 operation both ways and compares. Anything a plan does not reproduce exactly is left to
 graphql-core: mutations (serial, with side effects), @skip/@include and @defer, introspection,
 resolver middleware. And if a plan meets anything unusual while running (an exception, a
-null in a non-null position, an unexpected runtime type), it stops and graphql-core runs the
-operation from the start, so error messages, paths and null propagation stay graphql-core's.
-Queries and subscription events are reads, which is what makes the re-run safe.
+null in a non-null position, an unexpected runtime type), it stops and graphql-core answers
+the operation, so error messages, paths and null propagation stay graphql-core's; its
+resolvers are answered with what they already gave the plan (`_replay`), so none runs twice.
 
 On PostgreSQL a field that starts one of the hot pages (an agent's listings, the Message
 Center) may be answered as a whole by one statement instead (schema/fast/page_sql.py); the
