@@ -7,25 +7,11 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
-from tortoise.models import Model
-
-from models import prepared
 
 K = TypeVar("K")
 V = TypeVar("V")
-M = TypeVar("M", bound=Model)
 
 Batch = Callable[[list[K]], Awaitable[Sequence[V]]]
-
-
-def by_id_loader(model: type[M], cache: bool = True) -> DataLoader[Any, M | None]:
-    """Rows by primary key, a batch per tick; None for ids that are gone."""
-
-    async def load(ids: list[Any]) -> Sequence[M | None]:
-        rows = {row.pk: row for row in await prepared.by_ids(model, ids)}
-        return [rows.get(i) for i in ids]
-
-    return DataLoader(load_fn=load, cache=cache)
 
 
 class Loaders:
@@ -40,12 +26,6 @@ class Loaders:
         key = ("batched", batch)
         if key not in self._loaders:
             self._loaders[key] = DataLoader(load_fn=batch)
-        return self._loaders[key]
-
-    def by_id(self, model: type[M]) -> DataLoader[Any, M | None]:
-        key = ("by_id", model)
-        if key not in self._loaders:
-            self._loaders[key] = by_id_loader(model)
         return self._loaders[key]
 
     def named(
