@@ -24,7 +24,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -33,12 +33,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 
 from core import clock
-from models import prepared
-from models.messages import Message as MessageModel
 from notify.pubsub import QUEUE_SIZE
+from resolvers import rows
+from resolvers.messages import addressed_to
 from schema.fast.plans import subscribing
 from schema.messages import Message
 from web.metrics import observe_live_delivery
+
+if TYPE_CHECKING:
+    from models.messages import Message as MessageModel
 
 log = logging.getLogger("keybin.live")
 
@@ -99,7 +102,8 @@ class DirectSink:
             self.fall_back(message_id)
             return
         # The same check as the usual path: an event carries only an id.
-        if row is None or row.account_id != self.account_id:  # type: ignore[attr-defined]
+        row = addressed_to(row, self.account_id)
+        if row is None:
             return
         try:
             data = self.run(Message.from_model(row))
@@ -219,16 +223,17 @@ class Fanout:
 
     async def _pass(self, batch: list[tuple[DirectSink, int]]) -> None:
         try:
-            found = await prepared.by_ids(MessageModel, list({m for _, m in batch}))
+            read = await rows.messages(list({m for _, m in batch}))
         except Exception:
             log.exception("reading %d live events failed; they go the usual way", len(batch))
             for sink, message_id in batch:
                 sink.backlog -= 1
                 sink.fall_back(message_id)
             return
-        rows = {row.pk: row for row in found}
+        found = [row for row in read if row is not None]
+        by_id = {row.pk: row for row in found}
         for sink, message_id in batch:
-            sink.deliver(rows.get(message_id), message_id)
+            sink.deliver(by_id.get(message_id), message_id)
         now = clock.now()
         for row in found:
             observe_live_delivery((now - row.created_at).total_seconds())
