@@ -1,4 +1,5 @@
-"""Phone numbers in, E.164 out: US numbers in any common format, other countries as +E.164."""
+"""Phone numbers in, E.164 out (phonenumbers): US numbers in any common format, other
+countries with their country code; shown back as people write them."""
 
 from __future__ import annotations
 
@@ -8,43 +9,37 @@ import phonenumbers
 
 from core.errors import invalid_input
 
-# What people type between digits: spaces, dots, dashes, slashes and brackets.
-_SEPARATORS = re.compile(r"[\s.\-/()]")
 _ALLOWED = re.compile(r"\+?[\d\s.\-/()]+")
 # North American Numbering Plan: area code and exchange never start with 0 or 1.
 _NANP = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
-# E.164: a country code (no leading 0), at most 15 digits in all.
-_E164 = re.compile(r"[1-9]\d{7,14}")
 PHONE_RULE = "Enter a mobile number, e.g. (513) 555-0100 or +44 20 7946 0958."
 # Numbers typed without a country code are read as this region's, and shown without one.
 HOME_REGION = "US"
 
 
 def normalize_phone(raw: str, *field: str) -> str:
-    """The number as E.164 (+15135550100), or INVALID_INPUT on the given input field."""
+    """The number as E.164 (+15135550100), or INVALID_INPUT on the given input field.
+
+    phonenumbers reads it (a national number as the home region's, any country's trunk
+    prefix and layout) and judges its length for its country. Letters, extensions and
+    unbalanced brackets are refused first: a mobile number is digits."""
     text = raw.strip()
     if not text or len(text) > 32 or not _ALLOWED.fullmatch(text) or "+" in text[1:]:
         raise invalid_input(PHONE_RULE, *field)
     if text.count("(") != text.count(")"):
         raise invalid_input(PHONE_RULE, *field)
-    digits = _SEPARATORS.sub("", text)
-    if digits.startswith("+"):
-        digits = digits[1:]
-        if digits.startswith("1"):
-            return _nanp(digits[1:], field)
-        if not _E164.fullmatch(digits):
-            raise invalid_input(PHONE_RULE, *field)
-        return f"+{digits}"
-    # Without a country code the number is read as a US one (the service's home).
-    if len(digits) == 11 and digits.startswith("1"):
-        digits = digits[1:]
-    return _nanp(digits, field)
-
-
-def _nanp(national: str, field: tuple[str, ...]) -> str:
-    if not _NANP.fullmatch(national):
+    try:
+        number = phonenumbers.parse(text, HOME_REGION)
+    except phonenumbers.NumberParseException as error:
+        raise invalid_input(PHONE_RULE, *field) from error
+    if not phonenumbers.is_possible_number(number):
         raise invalid_input(PHONE_RULE, *field)
-    return f"+1{national}"
+    national = str(number.national_number)
+    # The plan's own rule, which a possible-length check does not make: in the +1 plan an
+    # area code and an exchange never start with 0 or 1.
+    if number.country_code == 1 and not _NANP.fullmatch(national):
+        raise invalid_input(PHONE_RULE, *field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def display_phone(e164: str) -> str:
