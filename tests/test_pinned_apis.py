@@ -48,12 +48,12 @@ def test_strawberry_schema_internals(schema: KeybinSchema) -> None:
     needs(isinstance(core, graphql.GraphQLSchema), "Schema._schema (admitted.py)")
     needs(
         getattr(core, "_strawberry_schema", None) is schema,
-        "GraphQLSchema._strawberry_schema (execution.py)",
+        "GraphQLSchema._strawberry_schema (schema/fast/plans.py)",
     )
     converter = schema.schema_converter
     needs(
         hasattr(converter, "_exception_handler_specs"),
-        "schema_converter._exception_handler_specs (execution.py: direct calls)",
+        "schema_converter._exception_handler_specs (schema/fast/plans.py: direct calls)",
     )
     needs(hasattr(converter, "scalar_registry"), "schema_converter.scalar_registry")
     needs(
@@ -71,7 +71,7 @@ def test_strawberry_fields_and_resolvers(schema: KeybinSchema) -> None:
     assert isinstance(region, graphql.GraphQLObjectType)
     needs(
         getattr(region.fields["code"].resolve, "_is_default", None) is True,
-        "a plain field's default resolver's _is_default (execution.py)",
+        "a plain field's default resolver's _is_default (schema/fast/plans.py)",
     )
     needs(
         "strawberry-definition" in region.fields["code"].extensions,
@@ -79,7 +79,7 @@ def test_strawberry_fields_and_resolvers(schema: KeybinSchema) -> None:
     )
     needs(
         parameters(schema.config.info_class)[:2] == ["_raw_info", "_field"],
-        "Info(_raw_info=, _field=) (execution.py)",
+        "Info(_raw_info=, _field=) (schema/fast/plans.py)",
     )
     needs(
         parameters(convert_arguments)[:5]
@@ -102,7 +102,7 @@ def test_graphql_core_executor_internals(schema: KeybinSchema) -> None:
         "operation",
         "is_awaitable",
     ):
-        needs(hasattr(executor, name), f"Executor.{name} (execution.py)")
+        needs(hasattr(executor, name), f"Executor.{name} (schema/fast/plans.py)")
     needs(parameters(executor.execute_operation) == ["serially"], "execute_operation(serially)")
     needs(parameters(executor.build_per_event_executor) == ["payload"], "build_per_event_executor")
     needs(
@@ -114,13 +114,13 @@ def test_graphql_core_executor_internals(schema: KeybinSchema) -> None:
     needs(
         parameters(collect_fields)[:5]
         == ["schema", "fragments", "variable_values", "runtime_type", "operation"],
-        "collect_fields signature (execution.py)",
+        "collect_fields signature (schema/fast/plans.py)",
     )
     needs(
         parameters(collect_subfields)[:6]
         == ["schema", "fragments", "variable_values", "operation", "return_type"]
         + ["field_details_list"],
-        "collect_subfields signature (execution.py, projection.py)",
+        "collect_subfields signature (schema/fast/plans.py, page_sql.py)",
     )
     needs(
         {"node", "defer_usage", "fragment_variable_values"} <= set(FieldDetails._fields),
@@ -135,6 +135,18 @@ def test_graphql_core_executor_internals(schema: KeybinSchema) -> None:
         {"executor_class", "is_awaitable"} <= set(parameters(graphql.execute)),
         "graphql.execute(executor_class=, is_awaitable=) (admitted.py)",
     )
+    # A plan that meets an error hands the operation to graphql-core with a middleware that
+    # answers the resolvers it already called (plans.py _replay): graphql-core must still
+    # wrap each field's resolver through the manager it holds when the field runs.
+    needs(
+        callable(getattr(graphql.MiddlewareManager, "get_field_resolver", None)),
+        "MiddlewareManager.get_field_resolver (schema/fast/plans.py replay)",
+    )
+    source = inspect.getsource(graphql.ExecutionContext.execute_field)
+    needs(
+        "middleware_manager" in source,
+        "graphql-core's execute_field reads self.middleware_manager (schema/fast/plans.py replay)",
+    )
     date_time = schema._schema.type_map["DateTime"]
     needs(hasattr(date_time, "coerce_output_value"), "GraphQLScalarType.coerce_output_value")
 
@@ -142,14 +154,14 @@ def test_graphql_core_executor_internals(schema: KeybinSchema) -> None:
 def test_strawberry_websocket_handler_internals() -> None:
     needs(
         callable(getattr(BaseGraphQLTransportWSHandler, "run_operation", None)),
-        "BaseGraphQLTransportWSHandler.run_operation (live.py)",
+        "BaseGraphQLTransportWSHandler.run_operation (schema/fast/fanout.py)",
     )
     needs(
         {"id", "completed"} <= set(getattr(Operation, "__slots__", ()))
         or "completed" in inspect.getsource(Operation),
-        "Operation.id / Operation.completed (live.py)",
+        "Operation.id / Operation.completed (schema/fast/fanout.py)",
     )
     needs(
         callable(getattr(Operation, "send_operation_message", None)),
-        "Operation.send_operation_message (live.py)",
+        "Operation.send_operation_message (schema/fast/fanout.py)",
     )
