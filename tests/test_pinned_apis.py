@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import graphql
+import graphql.execution.executor
 import pytest
 import strawberry
 from graphql.execution.collect_fields import FieldDetails, collect_fields, collect_subfields
@@ -142,9 +143,9 @@ def test_graphql_core_executor_internals(schema: KeybinSchema) -> None:
         callable(getattr(graphql.MiddlewareManager, "get_field_resolver", None)),
         "MiddlewareManager.get_field_resolver (schema/fast/plans.py replay)",
     )
-    source = inspect.getsource(graphql.ExecutionContext.execute_field)
+    source = inspect.getsource(graphql.execution.executor.Executor.execute_field)
     needs(
-        "middleware_manager" in source,
+        "self.middleware_manager.get_field_resolver" in source,
         "graphql-core's execute_field reads self.middleware_manager (schema/fast/plans.py replay)",
     )
     date_time = schema._schema.type_map["DateTime"]
