@@ -25,7 +25,7 @@ from models.grants import Grant
 from models.messages import Message
 from models.outbox import OutboxMessage
 from notify import outbox, sessions
-from resolvers import audit, events
+from resolvers import audit, events, grant_status
 from resolvers.auth import check_password_of
 from resolvers.events import SELF, Actor
 from resolvers.grants import local_time
@@ -103,9 +103,9 @@ async def _end_grants(its_grants: Q, now: datetime, name: str) -> None:
     """Every grant not yet over ends now: a visit to come is cancelled, and one under way
     ends too (revoked, so the lockbox's revocation list names it: the phone may still hold
     a credential). Each listing's agent is told, by the name the access history keeps."""
-    grants = await Grant.filter(
-        its_grants, ends_at__gt=now, revoked_at__isnull=True
-    ).select_related("listing__agent", "lockbox")
+    grants = await Grant.filter(its_grants, grant_status.not_over(now)).select_related(
+        "listing__agent", "lockbox"
+    )
     await Grant.filter(id__in=[grant.id for grant in grants]).update(revoked_at=now)
     who = name or "A contractor"
     for grant in grants:

@@ -86,6 +86,18 @@ def status_filter(statuses: Collection[str] | None, now: datetime) -> Q | None:
     return Q(*chosen, join_type="OR")
 
 
+def in_status(status: GrantStatus, now: datetime) -> Q:
+    """Grants whose status is `status` at `now`, as a WHERE clause."""
+    return _where(status, now)
+
+
+def not_over(now: datetime) -> Q:
+    """Grants still SCHEDULED or ACTIVE: someone may yet come with a key."""
+    return Q(
+        in_status(GrantStatus.SCHEDULED, now), in_status(GrantStatus.ACTIVE, now), join_type="OR"
+    )
+
+
 def status_sql(table: str, now: str) -> str:
     """The status as an SQL CASE over `table`'s columns, `now` being a parameter."""
     cases = " ".join(f"WHEN {rule.sql(table, now)} THEN '{rule.status}'" for rule in RULES)

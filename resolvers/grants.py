@@ -25,7 +25,7 @@ from notify import outbox
 from resolvers import events, step_up
 from resolvers.account_status import require_active
 from resolvers.auth import normalize_email
-from resolvers.grant_status import status_filter
+from resolvers.grant_status import GrantStatus, in_status, status_filter
 from resolvers.listings import one_line_address, own_listing
 from resolvers.lockboxes import require_agent, zone_of
 from resolvers.notifications import post_message
@@ -314,9 +314,8 @@ async def revoke_access(agent: Account, grant_pk: int) -> Grant:
     listing = await Listing.get(id=grant.listing_id)  # type: ignore[attr-defined]
     async with in_transaction():
         # Conditional: a concurrent revoke, or the start instant passing, leaves it as it is.
-        revoked = await Grant.filter(
-            id=grant.id, revoked_at__isnull=True, starts_at__gt=now
-        ).update(revoked_at=now)
+        scheduled = in_status(GrantStatus.SCHEDULED, now)
+        revoked = await Grant.filter(scheduled, id=grant.id).update(revoked_at=now)
         if not revoked:
             raise DomainError("GRANT_ALREADY_REVOKED", "This access is already revoked.", field)
         if grant.grantee_id is not None:  # type: ignore[attr-defined]

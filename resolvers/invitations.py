@@ -10,6 +10,7 @@ from core.security import token_digest
 from models.accounts import Account, Invitation
 from models.grants import Grant
 from models.listings import Listing, Lockbox
+from resolvers import grant_status
 from resolvers.grants import local_time
 from resolvers.listings import one_line_address
 from resolvers.lockboxes import zone_of
@@ -65,11 +66,10 @@ async def view_invitation(token: str) -> InvitationView:
 async def _open_grant(invitation: Invitation, agent_id: int) -> Grant | None:
     """The invitation's grant while it still waits for its contractor and can still be used."""
     waiting = Grant.filter(
+        grant_status.not_over(clock.now()),
         grantee_email=invitation.email,
         granted_by_id=agent_id,
         grantee_id__isnull=True,
-        revoked_at__isnull=True,
-        ends_at__gt=clock.now(),
     )
     if invitation.grant_id is not None:
         return await waiting.filter(id=invitation.grant_id).first()

@@ -13,6 +13,7 @@ from models.accounts import Account
 from models.enums import AccountKind
 from models.grants import Grant
 from models.listings import Listing, Lockbox, Region
+from resolvers import grant_status
 from resolvers.account_status import require_active
 from resolvers.listings import own_listing
 
@@ -74,9 +75,7 @@ async def assign_lockbox(agent: Account, serial_number: str) -> Lockbox:
 
 async def _has_live_grants(lockbox_id: int) -> bool:
     """Scheduled or active grants: someone may be on their way with a key to this lockbox."""
-    return await Grant.filter(
-        lockbox_id=lockbox_id, revoked_at__isnull=True, ends_at__gt=clock.now()
-    ).exists()
+    return await Grant.filter(grant_status.not_over(clock.now()), lockbox_id=lockbox_id).exists()
 
 
 def _in_use(*field: str) -> DomainError:

@@ -10,7 +10,7 @@ import pytest
 from tortoise import connections
 
 from models.grants import Grant
-from resolvers.grant_status import GrantStatus, status_filter, status_of, status_sql
+from resolvers.grant_status import GrantStatus, not_over, status_filter, status_of, status_sql
 from tests.conftest import POSTGRES_URL
 from tests.factories import make_agent, make_grant, make_listing, make_lockbox
 
@@ -73,6 +73,10 @@ async def test_filtering_by_status_picks_the_grants_with_that_status(
     assert both == {pk for pk, s in grants.items() if s in {"SCHEDULED", "REVOKED"}}
     # and no status chosen means no filter at all
     assert status_filter([], NOW) is None
+    # and the grants not yet over (what lockbox moves, deletions and invitations ask for)
+    # are the scheduled and the active ones
+    ahead = set(await Grant.filter(not_over(NOW)).values_list("id", flat=True))
+    assert ahead == {pk for pk, s in grants.items() if s in {"SCHEDULED", "ACTIVE"}}
 
 
 @pytest.mark.skipif(
