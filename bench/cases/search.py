@@ -147,24 +147,32 @@ def _upper(prefix: str) -> str:
 
 def floor_lookup(conn: sqlite3.Connection, text: str) -> list[int]:
     """The same matching rules as the console (name words anywhere in first or last name,
-    email prefix, phone digits prefix), answered through the trigram index."""
+    email prefix or any part of three characters or more, phone digits prefix or its last 4
+    or 7 digits), answered through the trigram index."""
     text = " ".join(text.split())
     matches: list[str] = []
     exact: list[str] = []
     params: list[Any] = []
     lowered = text.lower()
+    digits = re.sub(r"\D", "", text)
+    phone_like = re.fullmatch(r"[\d\s+().\-/]+", text) is not None
     if len(lowered) >= 3:
         matches.append(f"email : {_fts_phrase(lowered)}")
     exact.append("(email >= ? AND email < ?)")
     params += [lowered, _upper(lowered)]
-    digits = re.sub(r"\D", "", text)
-    phone_like = re.fullmatch(r"[\d\s+().\-/]+", text) is not None
+    if len(lowered) >= 3 and " " not in lowered and not phone_like:
+        exact.append("instr(email, ?) > 0")
+        params.append(lowered)
     if phone_like and len(digits) >= 3:
         prefixes = ["+" + digits] if digits.startswith("1") else ["+" + digits, "+1" + digits]
         for prefix in prefixes:
             matches.append(f"phone : {_fts_phrase(prefix)}")
             exact.append("(phone >= ? AND phone < ?)")
             params += [prefix, _upper(prefix)]
+        if len(digits) in (4, 7) and not text.startswith("+"):
+            matches.append(f"phone : {_fts_phrase(digits)}")
+            exact.append("substr(phone, -?) = ?")
+            params += [len(digits), digits]
     if "@" not in text and not phone_like:
         words = lowered.split()
         if all(len(w) >= 3 for w in words):
