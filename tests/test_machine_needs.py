@@ -52,3 +52,21 @@ def test_a_machine_with_everything_collects_the_tests() -> None:
     run = _collect("tests/test_invitation_page.py")
     # then nothing stops the run
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_postgresql_run_without_postgresql_says_what_to_install(tmp_path: Path) -> None:
+    # given a machine whose PostgreSQL server is not where the cluster script looks
+    # when tox -e postgres starts its cluster
+    run = subprocess.run(
+        ["bash", str(ROOT / "tools" / "pg_cluster.sh"), "start", str(tmp_path / "pg"), "1"],
+        env={**os.environ, "KEYBIN_PG_BIN": str(tmp_path / "none")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # then it stops with one line naming the package, and starts nothing
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "PostgreSQL server binaries not found (Debian: apt-get install postgresql)"
+    ]
+    assert not (tmp_path / "pg").exists()

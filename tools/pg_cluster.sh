@@ -5,8 +5,9 @@ set -euo pipefail
 action=${1:-start}
 dir=${2:-/tmp/keybin-pg}
 port=${3:-54329}
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-if [ -z "$bin" ]; then
+# KEYBIN_PG_BIN names another PostgreSQL's bin directory (Debian's newest by default).
+bin=${KEYBIN_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
   echo "PostgreSQL server binaries not found (Debian: apt-get install postgresql)" >&2
   exit 1
 fi
