@@ -88,6 +88,24 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(screenshots_dir() / f"{name}.png"), full_page=True)
 
 
+async def console_page(browser: Browser, server: str, role: str = "SUPPORT", **size: int) -> Page:
+    """A browser page signed in as a new staff member, past the first password, on search."""
+    created = await make_staff(name="Sam Support", role=role)
+    viewport = {"width": size.get("width", 1280), "height": size.get("height", 800)}
+    page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]
+    await page.goto(f"{server}/console/login")
+    await page.get_by_label("Email").fill(created.staff.email)
+    await page.get_by_label("Password").fill(created.password)
+    await page.get_by_label("Code").fill(pyotp.TOTP(created.staff.totp_secret).now())
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_label("Current password").fill(created.password)
+    await page.get_by_label("New password").fill(NEW_PASSWORD)
+    await page.get_by_label("Repeat it").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="Save password").click()
+    await expect(page.get_by_text("Password changed.")).to_be_visible()
+    return page
+
+
 async def make_people(secret_key: str) -> dict[str, Any]:
     agent = await make_agent(first_name="Dora", last_name="Lister", phone="+15135550199")
     listing = await make_listing(agent, line1="418 Walnut Street")

@@ -8,7 +8,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -28,31 +27,13 @@ from tests.factories import (
     make_region,
     make_staff,
 )
-from tests.test_console_browser import NEW_PASSWORD, make_people, shot
+from tests.test_console_browser import console_page, make_people, shot
 from tests.test_console_http import HX, log_in, signed_in, token, totp_now
 
 ANNOUNCE = "#announce"
 # The real server and Chromium of the console's browser tests.
 server = test_console_browser.server
 browser = test_console_browser.browser
-
-
-async def console_page(browser: Browser, server: str, role: str = "SUPPORT", **size: int) -> Page:
-    """A browser page signed in as a new staff member, past the first password, on search."""
-    created = await make_staff(name="Sam Support", role=role)
-    viewport = {"width": size.get("width", 1280), "height": size.get("height", 800)}
-    page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]
-    await page.goto(f"{server}/console/login")
-    await page.get_by_label("Email").fill(created.staff.email)
-    await page.get_by_label("Password").fill(created.password)
-    await page.get_by_label("Code").fill(pyotp.TOTP(created.staff.totp_secret).now())
-    await page.get_by_role("button", name="Sign in").click()
-    await page.get_by_label("Current password").fill(created.password)
-    await page.get_by_label("New password").fill(NEW_PASSWORD)
-    await page.get_by_label("Repeat it").fill(NEW_PASSWORD)
-    await page.get_by_role("button", name="Save password").click()
-    await expect(page.get_by_text("Password changed.")).to_be_visible()
-    return page
 
 
 async def focused(page: Page) -> dict[str, Any]:

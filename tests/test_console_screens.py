@@ -9,8 +9,8 @@ from playwright.async_api import Browser, Page, expect
 from settings import Settings
 from tests import test_console_browser
 from tests.browser import screenshots_dir
-from tests.test_console_browser import make_people
-from tests.test_console_keyboard import console_page, many_events
+from tests.test_console_browser import console_page, make_people
+from tests.test_console_keyboard import many_events
 
 pytestmark = pytest.mark.browser
 

@@ -3,14 +3,13 @@ widens a phone-sized page, and phone numbers read as people write them."""
 
 from __future__ import annotations
 
-import pyotp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from resolvers.support import QUERY_MAX_LENGTH
 from tests import test_console_browser
-from tests.factories import make_contractor, make_staff
-from tests.test_console_browser import NEW_PASSWORD, shot
+from tests.factories import make_contractor
+from tests.test_console_browser import console_page, shot
 
 pytestmark = pytest.mark.browser
 
@@ -18,22 +17,6 @@ pytestmark = pytest.mark.browser
 server = test_console_browser.server
 browser = test_console_browser.browser
 PHONE_WIDTH = 390
-
-
-async def signed_in_page(browser: Browser, server: str, width: int) -> Page:
-    created = await make_staff(name="Sam Support")
-    page = await browser.new_page(viewport={"width": width, "height": 800})
-    await page.goto(f"{server}/console/login")
-    await page.get_by_label("Email").fill(created.staff.email)
-    await page.get_by_label("Password").fill(created.password)
-    await page.get_by_label("Code").fill(pyotp.TOTP(created.staff.totp_secret).now())
-    await page.get_by_role("button", name="Sign in").click()
-    await page.get_by_label("Current password").fill(created.password)
-    await page.get_by_label("New password").fill(NEW_PASSWORD)
-    await page.get_by_label("Repeat it").fill(NEW_PASSWORD)
-    await page.get_by_role("button", name="Save password").click()
-    await expect(page.get_by_text("Password changed.")).to_be_visible()
-    return page
 
 
 async def page_width(page: Page) -> int:
@@ -45,7 +28,7 @@ async def test_a_long_search_is_said_back_cut_and_never_widens_a_phone_sized_pag
     server: str, browser: Browser
 ) -> None:
     # given a support agent on a phone-sized window
-    page = await signed_in_page(browser, server, PHONE_WIDTH)
+    page = await console_page(browser, server, width=PHONE_WIDTH)
     long_text = "x" * 10_000
     # when they paste a long unbroken string into the box (live search)
     await page.locator("#q").fill(long_text)
@@ -68,7 +51,7 @@ async def test_the_placeholder_and_start_page_name_every_way_to_search(
     server: str, browser: Browser
 ) -> None:
     # given
-    page = await signed_in_page(browser, server, 1280)
+    page = await console_page(browser, server, width=1280)
     # when
     await page.goto(f"{server}/console/")
     # then
@@ -82,7 +65,7 @@ async def test_a_caller_found_by_the_last_digits_shows_a_formatted_phone(
 ) -> None:
     # given
     caller = await make_contractor(first_name="Hank", last_name="Caller", phone="+15135550142")
-    page = await signed_in_page(browser, server, PHONE_WIDTH)
+    page = await console_page(browser, server, width=PHONE_WIDTH)
     # when the agent types the last four digits the caller reads out
     await page.locator("#q").press_sequentially("0142", delay=40)
     row = page.get_by_role("link", name="Hank Caller")
