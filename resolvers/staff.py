@@ -40,6 +40,7 @@ BAD_LOGIN = "Wrong email, password or code."
 DISABLED = "Your console access has been disabled by a system administrator."
 LOCKED = "Too many failed attempts: try again in 15 minutes."
 WRONG_CURRENT = "Your current password is wrong."
+NO_LOCAL_PASSWORD = "You sign in through your company's sign-in: there is no console password."
 IDLE_TIMEOUT = timedelta(minutes=30)
 SESSION_LIFETIME = timedelta(hours=12)  # one working day, however busy
 # last_seen_at is written at most this often: the idle timeout needs no finer grain,
@@ -241,6 +242,10 @@ async def change_password(
     the token of the changer's new one: no copy of any cookie from before survives."""
     if staff.locked_until and staff.locked_until > clock.now():
         raise DomainError("ACCOUNT_LOCKED", LOCKED)
+    if not staff.password_hash:
+        # A member made by the company's sign-in has no local password, and gets none here:
+        # break-glass accounts are made with `keybin staff add`.
+        raise invalid_input(NO_LOCAL_PASSWORD, "current")
     if not await verify_secret_async(staff.password_hash, current):
         if await _count_failure(staff):
             # Whoever is guessing at an open console is signed out, with every other session.

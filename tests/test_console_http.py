@@ -25,6 +25,7 @@ from core.security import hash_secret, seal
 from models.accounts import Account, AccountEvent, Device, SecurityAnswer
 from models.enums import AccountEventKind
 from models.staff import ConsoleSession, Staff
+from resolvers import staff as staff_resolvers
 from settings import Settings
 from tests.factories import make_agent, make_contractor, make_staff
 from tests.live import Live
@@ -761,3 +762,34 @@ async def test_the_csrf_token_belongs_to_one_session(
     assert own.status_code == 200 and "Rex" in own.text
     events = await AccountEvent.filter(account_id=contractor.id, staff_id__isnull=False)
     assert [event.staff_name for event in events] == ["Fay First"]
+
+
+async def test_a_member_without_a_console_password_gets_none_from_the_password_form(
+    http: httpx.AsyncClient,
+) -> None:
+    # given a member the company's sign-in made (no local password), signed in
+    member = await Staff.create(
+        email="provider.only@example.com",
+        name="Pat Provider",
+        role="SUPPORT",
+        password_hash="",
+        totp_secret=pyotp.random_base32(),
+        must_change_password=False,
+    )
+    http.headers["Cookie"] = f"{COOKIE}={await staff_resolvers.open_session(member, None)}"
+    home = await http.get("/console/")
+    # then the top bar offers no password to change
+    assert home.status_code == 200 and "Pat Provider" in home.text
+    assert 'href="/console/password"' not in home.text
+    # and posting the form anyway sets none, says why, and counts no failure
+    form = {
+        "current": "",
+        "password": NEW_PASSWORD,
+        "confirmation": NEW_PASSWORD,
+        "csrf_token": csrf_of(home.text),
+    }
+    response = await http.post("/console/password", data=form)
+    assert response.status_code == 422
+    assert "no console password" in response.text
+    await member.refresh_from_db()
+    assert member.password_hash == "" and member.failed_logins == 0
