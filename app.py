@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     graphql = KeybinGraphQL(settings, pubsub)
     graphql.limiter.on_refusal = metrics.rate_limited
     kept_answers = AnswerCache(graphql, versions_for(settings), graphql.admits_again)
+    metrics.count_answers(kept_answers)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -114,6 +114,8 @@ async def test_the_metrics_page_wants_the_token(live: Live) -> None:
         "keybin_live_delivery_seconds",
         "keybin_graphql_request_seconds",
         "keybin_rate_limit_refusals",
+        "keybin_kept_answer_hits",
+        "keybin_kept_answer_misses",
     } <= names
 
 
@@ -162,6 +164,32 @@ async def test_a_kept_answer_is_timed_as_a_query(live: Live) -> None:
     assert live.app.state.answers.hits == hits + 1
     found = await samples(_base(live))
     assert value(found, "keybin_graphql_request_seconds_count", operation="query") == 3
+
+
+@WITH_TOKEN
+async def test_kept_answers_hits_and_misses_are_counted(live: Live) -> None:
+    # given an agent whose query has been asked once (admitted: neither a hit nor a miss)
+    agent = await make_agent()
+    token = await live.sign_in(agent.email or "")
+    base = _base(live)
+    await live.post(ME, {}, token)
+    before = await samples(base)
+    # when it comes again (worked out and kept), again (answered from memory), then once
+    # more after a commit elsewhere (worked out again)
+    await live.post(ME, {}, token)
+    await live.post(ME, {}, token)
+    await make_contractor()
+    await live.post(ME, {}, token)
+    # then one hit and two misses were counted, as the cache itself counted them
+    after = await samples(base)
+    hits = value(after, "keybin_kept_answer_hits_total") - value(
+        before, "keybin_kept_answer_hits_total"
+    )
+    misses = value(after, "keybin_kept_answer_misses_total") - value(
+        before, "keybin_kept_answer_misses_total"
+    )
+    assert (hits, misses) == (1, 2)
+    assert value(after, "keybin_kept_answer_hits_total") == live.app.state.answers.hits
 
 
 @WITH_TOKEN

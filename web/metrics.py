@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -51,6 +51,15 @@ class LiveCounts(Protocol):
     def subscriber_count(self) -> int: ...
 
 
+class AnswerCounts(Protocol):
+    """What the kept answers (schema/fast/answer_cache.py) count as they go: queries answered
+    from memory, and queries that could have been but were worked out (the first asked with
+    a token, or anything committed since)."""
+
+    hits: int
+    misses: int
+
+
 class Backlog:
     """The outbox's pending rows of one channel, as read at a scrape."""
 
@@ -63,11 +72,13 @@ class Backlog:
 
 class ScrapeTime:
     """Values read when scraped rather than counted as they happen: the outbox backlog (read
-    by `Metrics.exposition` just before) and the pub/sub's live subscriptions."""
+    by `Metrics.exposition` just before), the pub/sub's live subscriptions, and the kept
+    answers' counts (plain integers on the request path, not a Prometheus counter's lock)."""
 
     def __init__(self, live: LiveCounts) -> None:
         self.live = live
         self.backlog: dict[str, Backlog] | None = None
+        self.answers: AnswerCounts | None = None
 
     def collect(self) -> Iterator[Metric]:
         if self.backlog is not None:
@@ -83,6 +94,19 @@ class ScrapeTime:
                 "keybin_live_connections",
                 "Signed-in WebSocket connections open on this instance",
                 value=len(connections),
+            )
+        if self.answers is not None:
+            yield CounterMetricFamily(
+                "keybin_kept_answer_hits",
+                "Queries answered with the answer kept from the same request (nothing committed "
+                "since)",
+                value=self.answers.hits,
+            )
+            yield CounterMetricFamily(
+                "keybin_kept_answer_misses",
+                "Queries whose answer could be kept but was worked out (first asked with its "
+                "token, or something committed since)",
+                value=self.answers.misses,
             )
 
 
@@ -154,6 +178,10 @@ class Metrics(DeliveryCounters):
 
     def rate_limited(self, action: str) -> None:
         self.refusals.labels(action).inc()
+
+    def count_answers(self, answers: AnswerCounts) -> None:
+        """Serve the kept answers' hits and misses (their own counts, read at each scrape)."""
+        self.scrape_time.answers = answers
 
     def observe_live_delivery(self, seconds: float) -> None:
         self.live_delivery.observe(seconds)
