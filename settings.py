@@ -109,6 +109,30 @@ class Settings:
     oidc_role_claim: str = ""
     oidc_sysadmin_values: tuple[str, ...] = ("SYSADMIN",)
     oidc_support_values: tuple[str, ...] = ("SUPPORT",)
+    # Billing of agents' key subscriptions through Stripe (resolvers/billing.py); off unless
+    # both Stripe secrets and a price are set. The secret key is the API key (sk_...), the
+    # webhook secret the signing secret of the /webhooks/stripe endpoint (whsec_...).
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    # Where the Stripe library sends its API calls: Stripe itself, or a loopback server in tests.
+    stripe_api_base: str = "https://api.stripe.com"
+    # The monthly price in cents per association (the roster's OriginatingSystemName); "*"
+    # prices every association not named. An agent whose association has none is not billed.
+    billing_prices: tuple[tuple[str, int], ...] = ()
+    billing_currency: str = "usd"
+    # Days an unpaid bill may stay past its due date before the account is PAST_DUE.
+    billing_grace_days: int = 7
+    # Days before the due date a bill is issued and its reminder sent.
+    billing_reminder_days: int = 5
+
+    @property
+    def billing_configured(self) -> bool:
+        return bool(self.stripe_secret_key and self.stripe_webhook_secret and self.billing_prices)
+
+    def monthly_price(self, association: str) -> int | None:
+        """The association's monthly price in cents, else the "*" price, else None."""
+        prices = dict(self.billing_prices)
+        return prices.get(association, prices.get("*"))
 
     @property
     def oidc_configured(self) -> bool:
@@ -209,6 +233,13 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         oidc_role_claim=get("OIDC_ROLE_CLAIM", "").strip(),
         oidc_sysadmin_values=_items(get("OIDC_SYSADMIN_VALUES", "SYSADMIN")),
         oidc_support_values=_items(get("OIDC_SUPPORT_VALUES", "SUPPORT")),
+        stripe_secret_key=get("STRIPE_SECRET_KEY", "").strip(),
+        stripe_webhook_secret=get("STRIPE_WEBHOOK_SECRET", "").strip(),
+        stripe_api_base=get("STRIPE_API_BASE", "https://api.stripe.com").strip().rstrip("/"),
+        billing_prices=parse_prices(get("BILLING_PRICES", "")),
+        billing_currency=get("BILLING_CURRENCY", "usd").strip().lower(),
+        billing_grace_days=int(get("BILLING_GRACE_DAYS", "7")),
+        billing_reminder_days=int(get("BILLING_REMINDER_DAYS", "5")),
     )
     return finalize(settings)
 
@@ -216,6 +247,24 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
 def _items(value: str) -> tuple[str, ...]:
     """A comma-separated list, blanks dropped."""
     return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def parse_prices(value: str) -> tuple[tuple[str, int], ...]:
+    """`Association=cents` pairs separated by semicolons ("*=2500;Dayton REALTORS=2200"):
+    association names hold commas and spaces, never a semicolon or an equals sign."""
+    prices: dict[str, int] = {}
+    for item in (part.strip() for part in value.split(";")):
+        if not item:
+            continue
+        association, equals, amount = (piece.strip() for piece in item.rpartition("="))
+        if not equals or not association or not amount.isdigit() or int(amount) <= 0:
+            raise ConfigurationError(
+                f"BILLING_PRICES: {item!r} is not Association=cents (a whole number above 0)"
+            )
+        if association in prices:
+            raise ConfigurationError(f"BILLING_PRICES: {association!r} is priced twice")
+        prices[association] = int(amount)
+    return tuple(prices.items())
 
 
 def parse_trusted_proxies(value: str) -> tuple[str, ...]:
@@ -249,6 +298,7 @@ def finalize(settings: Settings) -> Settings:
     _check_app_links(settings)
     _check_outbox(settings)
     _check_oidc(settings)
+    _check_billing(settings)
     if settings.metrics_token and len(settings.metrics_token) < 16:
         raise ConfigurationError("METRICS_TOKEN must be 16 characters or more")
     if not urlsplit(settings.database_url).scheme:
@@ -363,6 +413,34 @@ def _check_oidc(settings: Settings) -> None:
             )
     elif len(missing) < len(parts):
         raise ConfigurationError(f"OpenID Connect is half configured: set {', '.join(missing)} too")
+
+
+_CURRENCY = re.compile(r"[a-z]{3}")
+
+
+def _check_billing(settings: Settings) -> None:
+    """Billing is all there or not there: half of Stripe's secrets would take money and never
+    hear about it, or hear about payments it cannot take."""
+    parts = {
+        "STRIPE_SECRET_KEY": settings.stripe_secret_key,
+        "STRIPE_WEBHOOK_SECRET": settings.stripe_webhook_secret,
+        "BILLING_PRICES": settings.billing_prices,
+    }
+    missing = [name for name, value in parts.items() if not value]
+    if 0 < len(missing) < len(parts):
+        raise ConfigurationError(f"billing is half configured: set {', '.join(missing)} too")
+    if not _CURRENCY.fullmatch(settings.billing_currency):
+        raise ConfigurationError("BILLING_CURRENCY must be a three-letter ISO code (usd)")
+    if settings.billing_grace_days < 0 or settings.billing_reminder_days < 0:
+        raise ConfigurationError("BILLING_GRACE_DAYS and BILLING_REMINDER_DAYS must be 0 or more")
+    if settings.billing_reminder_days > 25:
+        raise ConfigurationError("BILLING_REMINDER_DAYS must be 25 or less (bills are monthly)")
+    base = urlsplit(settings.stripe_api_base)
+    if base.scheme not in {"https", "http"} or not base.hostname:
+        raise ConfigurationError("STRIPE_API_BASE must be an https:// URL")
+    if base.scheme == "http" and not _loopback(base.hostname):
+        # Only a test server on this host is spoken to in clear: the API key rides in it.
+        raise ConfigurationError("STRIPE_API_BASE must be https:// unless it is on loopback")
 
 
 def _loopback(host: str) -> bool:

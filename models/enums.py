@@ -104,6 +104,14 @@ class AccountEventKind(StrEnum):
     PROFILE_UPDATED = "PROFILE_UPDATED"
     SECURITY_ANSWERS_VIEWED = "SECURITY_ANSWERS_VIEWED"
     DELETED = "DELETED"
+    PAYMENT_LINK_SENT = "PAYMENT_LINK_SENT"
+    PAYMENT_RECEIVED = "PAYMENT_RECEIVED"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    PAYMENT_REFUNDED = "PAYMENT_REFUNDED"
+    AUTOPAY_STARTED = "AUTOPAY_STARTED"
+    AUTOPAY_ENDED = "AUTOPAY_ENDED"
+    MADE_PAST_DUE = "MADE_PAST_DUE"
+    MADE_ACTIVE = "MADE_ACTIVE"
 
 
 class StaffAction(StrEnum):
@@ -122,3 +130,24 @@ class StaffAction(StrEnum):
     STAFF_DISABLED = "STAFF_DISABLED"
     STAFF_ENABLED = "STAFF_ENABLED"
     AUDIT_EXPORTED = "AUDIT_EXPORTED"
+    PAYMENT_LINK_SENT = "PAYMENT_LINK_SENT"
+
+
+class BillingState(StrEnum):
+    """Whether an agent is billed: ON, OFF (keybin has no Stripe configuration) or NOT_BILLED
+    (no price for the agent's association)."""
+
+    ON = "ON"
+    OFF = "OFF"
+    NOT_BILLED = "NOT_BILLED"
+
+
+class PaymentKind(StrEnum):
+    PAYMENT = "PAYMENT"
+    REFUND = "REFUND"
+    FAILED = "FAILED"
+
+
+class PaymentMethod(StrEnum):
+    CHECKOUT = "CHECKOUT"  # a Checkout page, from the app or a link support sent
+    AUTOPAY = "AUTOPAY"  # the monthly Stripe subscription
