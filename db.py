@@ -12,6 +12,7 @@ from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as migrate_api
 
+from core import sqlite
 from settings import Settings
 
 log = logging.getLogger("keybin.db")
@@ -63,6 +64,8 @@ def connection_config(settings: Settings) -> str | dict[str, Any]:
 
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
+    if settings.is_sqlite:
+        _check_sqlite_library()
     return {
         "connections": {"default": connection_config(settings)},
         "apps": {
@@ -75,6 +78,16 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def _check_sqlite_library() -> None:
+    """Load Tortoise's SQLite client now, so it binds the SQLite library core.sqlite put in
+    place, and fail here, not with a damaged file, if anything bound the interpreter's."""
+    import aiosqlite.core
+    import tortoise.backends.sqlite.client
+    import tortoise.backends.sqlite.executor
+
+    sqlite.check(aiosqlite.core, tortoise.backends.sqlite.client, tortoise.backends.sqlite.executor)
 
 
 async def migrate(settings: Settings) -> None:

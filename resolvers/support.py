@@ -83,6 +83,20 @@ def _name_index_query(words: list[str], dialect: str) -> tuple[str, list[Any]]:
     )
 
 
+def _email_index_query(part: str, dialect: str) -> tuple[str, list[Any]]:
+    """SELECT of the ids (at most NAME_MATCH_LIMIT) whose email holds `part`: FTS5 trigrams
+    on SQLite (a quoted phrase is a substring there), pg_trgm behind LIKE on PostgreSQL."""
+    if dialect == "sqlite":
+        return (
+            "SELECT rowid AS id FROM account_email_fts WHERE account_email_fts MATCH ? LIMIT ?",
+            ['"' + part.replace('"', '""') + '"', NAME_MATCH_LIMIT],
+        )
+    return (
+        'SELECT "id" FROM "account" WHERE "email" LIKE ? ESCAPE \'\\\' LIMIT ?',
+        [_like_pattern(part), NAME_MATCH_LIMIT],
+    )
+
+
 async def name_matches(text: str) -> list[int] | None:
     """Ids of accounts whose name holds every word, through the trigram index.
 
@@ -133,14 +147,11 @@ def _search_condition(text: str, dialect: str) -> tuple[str, list[Any]]:
     digits = re.sub(r"\D", "", text)
     phone_like = _is_phone_like(text)
     if len(text) >= EMAIL_PART_MIN_LENGTH and " " not in text and not phone_like:
-        # Any part of an email ("smith", "@example.com"). PostgreSQL answers it from the
-        # trigram index; SQLite scans the email index alone (covering: no account row is
-        # read). An FTS table would keep a deleted address's trigrams in its segments
-        # until a merge, and a deleted account must leave no trace.
-        options.append(
-            '"id" IN (SELECT "id" FROM "account" WHERE "email" LIKE ? ESCAPE \'\\\' LIMIT ?)'
-        )
-        params.extend([_like_pattern(text.lower()), NAME_MATCH_LIMIT])
+        # Any part of an email ("smith", "@example.com"), from a trigram index on both
+        # databases (models/migrations/0007_email_search.py, 0005_console.py).
+        sql, email_params = _email_index_query(text.lower(), dialect)
+        options.append(f'"id" IN ({sql})')
+        params.extend(email_params)
     if phone_like and len(digits) >= 3:
         prefix("phone", "+" + digits)
         if not digits.startswith("1"):

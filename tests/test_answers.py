@@ -7,7 +7,6 @@ accounts' requests are never answered from memory. Runs on both databases."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from core import clock
 from core.ids import to_global_id
+from core.sqlite import driver as sqlite3
 from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message as MessageModel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
@@ -102,6 +103,50 @@ async def test_an_email_by_its_domain_or_any_part(orm: None) -> None:
     assert await found("ACME-realty.com") == {jane.id}
     assert await found("other.net") == {gold.id}
     assert await found("sm") == set()  # two letters: the start of a name or email only
+
+
+# Trigrams of an address and a name no other test account shares (rare letters).
+RARE_EMAIL = "qjzxv.wkpy@vvqx.io"
+RARE_TRIGRAMS = (b"qjz", b"jzx", b"zxv", b"wkp", b"vvq", b"vqx", b"xqv", b"jkw")
+
+
+async def index_bytes(table: str) -> bytes:
+    statement = f"SELECT block FROM {table}_data"  # noqa: S608 (the tests' own names)
+    rows = await prepared.fetch(Tortoise.get_connection("default"), statement, [])
+    return b"".join(bytes(row[0]) for row in rows if isinstance(row[0], bytes))
+
+
+async def test_a_wiped_address_and_name_leave_no_trigram_in_the_indexes(orm: None) -> None:
+    if Tortoise.get_connection("default").capabilities.dialect != "sqlite":
+        pytest.skip("FTS5 segments are SQLite's (PostgreSQL's GIN entries go with VACUUM)")
+    # given an account in both indexes, and beside them an FTS5 table without secure-delete
+    # fed the same way, to show the check sees trigrams that stay behind
+    connection = Tortoise.get_connection("default")
+    await connection.execute_script(
+        "CREATE VIRTUAL TABLE plain_fts USING fts5(email, tokenize='trigram')"
+    )
+    for n in range(20):
+        await make_contractor(email=f"someone{n}@example.com")
+    rare = await make_contractor(email=RARE_EMAIL, first_name="Xqvz", last_name="Jkwq")
+    await connection.execute_query(
+        "INSERT INTO plain_fts(rowid, email) VALUES (?, ?)", [rare.id, RARE_EMAIL]
+    )
+    assert await found("zxv.wkp") == {rare.id}
+    stored = await index_bytes("account_email_fts")
+    # (a term that shares its first letters with the one before is stored without them)
+    seen = [g for g in RARE_TRIGRAMS if g in stored]
+    assert len(seen) >= 3, seen
+    # when the account is wiped, as deletion does, and the control row deleted
+    await Account.filter(id=rare.id).update(email=None, first_name="", last_name="")
+    await connection.execute_query("DELETE FROM plain_fts WHERE rowid = ?", [rare.id])
+    # then
+    assert await found("zxv.wkp") == set()
+    kept = await index_bytes("plain_fts")
+    assert [g for g in seen if g in kept], "the control keeps them"
+    for table in ("account_email_fts", "account_name_fts"):
+        stored = await index_bytes(table)
+        left = [g for g in seen if g in stored]
+        assert left == [], (table, left)
 
 
 async def test_a_key_id_typed_with_spaces(orm: None) -> None:

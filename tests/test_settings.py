@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from tortoise import Tortoise
 
 import db
 from cli import proxy_options
+from core.sqlite import driver as sqlite3
 from settings import ConfigurationError, from_env
 from tests.conftest import POSTGRES_URL
 

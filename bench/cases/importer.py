@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import resource
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench.report import Row
 from bench.servers import pin
+from core.sqlite import driver as sqlite3
 
 if TYPE_CHECKING:
     from bench.context import CaseResult, Context

@@ -552,7 +552,7 @@ def _copy_sqlite(url: str, name: str) -> str:
 
 
 def _mail_sqlite(url: str) -> dict[str, int]:
-    import sqlite3
+    from core.sqlite import driver as sqlite3
 
     with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite://"))) as conn:
         rows = conn.execute(

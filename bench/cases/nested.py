@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from bench import load, seed, stats
 from bench.context import ROOT, CaseResult, Context, run_async
 from bench.report import Row
 from bench.servers import HOST, Server, bench_python, free_port, on_cpu
+from core.sqlite import driver as sqlite3
 
 NAME = "nested"
 NOT_KEPT = {"KEYBIN_ANSWER_CACHE": "off"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any
 from bench import seed, stats
 from bench.context import CaseResult, Context, run_async
 from bench.report import Row
+from core.sqlite import driver as sqlite3
 
 NAME = "search"
 LIMIT = 50  # the console's page; both sides fetch one more to know there is more

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from contextvars import ContextVar
@@ -42,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise import connections
 
 from core import clock
+from core.sqlite import driver as sqlite3
 from settings import Settings, sqlite_path
 from web import metrics
 
