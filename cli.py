@@ -98,9 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigurationError as error:
         sys.exit(f"keybin: {error}")
     logs.configure(production=settings.production)  # JSON lines in production
-    result = args.func(args, settings)
-    if asyncio.iscoroutine(result):
-        result = asyncio.run(result)
+    try:  # what a command finds wrong with its configuration (a trusted document, say)
+        result = args.func(args, settings)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+    except ConfigurationError as error:
+        sys.exit(f"keybin: {error}")
     sys.exit(int(result or 0))
 
 

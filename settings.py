@@ -78,6 +78,14 @@ class Settings:
     answer_cache: bool = True
     # The bearer token a scraper sends for /metrics; without it /metrics does not exist.
     metrics_token: str = ""
+    # Persisted documents (schema/persisted/). A manifest of trusted documents (id -> text,
+    # as graphql-codegen, Relay or Apollo write it): checked and planned at start-up, and in
+    # production the only documents answered. Apollo's automatic persisted queries: texts
+    # registered by their SHA-256, kept per process in an LRU bounded by count and bytes.
+    trusted_documents: str = ""
+    apq: bool = True
+    apq_max_documents: int = 1000
+    apq_max_bytes: int = 4 * 1024 * 1024
     # Push to closed apps: Firebase Cloud Messaging (HTTP v1) and Apple's APNs.
     fcm_project_id: str = ""
     fcm_service_account_file: str = ""
@@ -211,6 +219,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         keybin_data_dir=get("KEYBIN_DATA_DIR", ""),
         answer_cache=_bool(get("KEYBIN_ANSWER_CACHE", "on")),
         metrics_token=get("METRICS_TOKEN", ""),
+        trusted_documents=get("TRUSTED_DOCUMENTS", "").strip(),
+        apq=_bool(get("KEYBIN_APQ", "on")),
+        apq_max_documents=int(get("KEYBIN_APQ_MAX_DOCUMENTS", "1000")),
+        apq_max_bytes=int(get("KEYBIN_APQ_MAX_BYTES", str(4 * 1024 * 1024))),
         fcm_project_id=get("FCM_PROJECT_ID", ""),
         fcm_service_account_file=get("FCM_SERVICE_ACCOUNT_FILE", ""),
         fcm_base_url=get("FCM_BASE_URL", "https://fcm.googleapis.com").rstrip("/"),
@@ -299,6 +311,10 @@ def finalize(settings: Settings) -> Settings:
     _check_outbox(settings)
     _check_oidc(settings)
     _check_billing(settings)
+    if settings.apq_max_documents <= 0 or settings.apq_max_bytes <= 0:
+        raise ConfigurationError(
+            "KEYBIN_APQ_MAX_DOCUMENTS and KEYBIN_APQ_MAX_BYTES must be more than 0"
+        )
     if settings.metrics_token and len(settings.metrics_token) < 16:
         raise ConfigurationError("METRICS_TOKEN must be 16 characters or more")
     if not urlsplit(settings.database_url).scheme:

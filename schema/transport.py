@@ -7,13 +7,16 @@ import contextlib
 import logging
 from typing import Any
 
+from graphql import GraphQLError
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     Message,
+    SubscribeMessage,
 )
 
 from notify.sessions import NOT_ACTIVE, SESSION_ENDED
 from schema.fast.fanout import LiveTransportHandler
+from schema.persisted import ws as persisted
 
 log = logging.getLogger("keybin.live")
 
@@ -37,6 +40,19 @@ class SessionTransportHandler(LiveTransportHandler):
         if self.connection_acknowledged and auth is not None and self._closing is None:
             self.account_id, self.session_id = auth.account.id, auth.session.id
             connections.add(self, since)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        documents = getattr(self.view, "persisted", None)
+        # Unacknowledged, or an id already running: Strawberry closes the connection.
+        acknowledged = self.connection_acknowledged and message.get("id") not in self.operations
+        if documents is not None and acknowledged:
+            found = persisted.with_document(documents, message)
+            if isinstance(found, GraphQLError):
+                error = {"id": message["id"], "type": "error", "payload": [found.formatted]}
+                await self.send_message(error)  # type: ignore[arg-type]
+                return
+            message = found
+        await super().handle_subscribe(message)
 
     def close_for(self, code: int) -> None:
         if self._closing is None:

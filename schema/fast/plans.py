@@ -29,9 +29,11 @@ import contextvars
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from graphql import (
+    DocumentNode,
     GraphQLAbstractType,
     GraphQLField,
     GraphQLLeafType,
@@ -719,3 +721,27 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
             )
             found = self._prepared[id(step)] = (info, args)
         return found
+
+
+def plan_ahead(schema: GraphQLSchema, document: DocumentNode, operation_name: str | None) -> bool:
+    """Builds and keeps the plan of one of a document's operations before any request asks
+    for it (trusted documents, at start-up: schema/persisted/). Whether it has one. The
+    operation's variables are left out: a plan never reads them (the directives that would
+    are never planned), and a required one would otherwise stop the executor being built."""
+    definitions = tuple(
+        replace(definition, variable_definitions=())
+        if isinstance(definition, OperationDefinitionNode)
+        else definition
+        for definition in document.definitions
+    )
+    # In a context of its own: building a subscription's executor marks the current task
+    # as about to subscribe (`subscribing()`).
+    executor = contextvars.copy_context().run(
+        CompiledExecutor.build,
+        schema,
+        DocumentNode(definitions=definitions, loc=document.loc),
+        operation_name=operation_name,
+    )
+    if not isinstance(executor, CompiledExecutor) or not executor._compiles(False):
+        return False
+    return executor._plan() is not None
