@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -17,7 +18,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from tortoise import Tortoise
 
 import db
@@ -33,6 +36,8 @@ from resolvers.scheduler import StartingNotifier
 from schema.context import Context
 from schema.fast import answer_cache
 from schema.fast.answer_cache import AnswerCache, versions_for
+from schema.persisted.documents import PersistedDocuments
+from schema.persisted.http import with_document
 from schema.schema import KeybinSchema, build_schema
 from schema.transport import SessionTransportHandler
 from settings import Settings, from_env
@@ -74,8 +79,9 @@ class KeybinGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = SessionTransportHandler
 
     def __init__(self, settings: Settings, pubsub: PubSub) -> None:
+        schema = build_schema(settings)
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide="graphiql" if not settings.production else None,
             allow_queries_via_get=False,  # a GET must never change anything (CSRF)
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -83,6 +89,8 @@ class KeybinGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.pubsub = pubsub
+        # Read and checked here: a trusted document that cannot be served stops start-up.
+        self.persisted = PersistedDocuments.from_settings(schema, settings)
         self.limiter = RateLimiter(
             settings.secret_key,
             settings.rate_limit_per_minute,
@@ -105,6 +113,23 @@ class KeybinGraphQL(GraphQL[Context, None]):
             pubsub=self.pubsub,
             auth=auth,
             limiter=self.limiter,
+        )
+
+    async def execute_single(  # noqa: PLR0913, PLR0917 - Strawberry's signature
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """A document asked for by id runs its text (schema/persisted/)."""
+        found = await with_document(self.persisted, request_adapter, request_data)
+        if isinstance(found, ExecutionResult):
+            return found
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, found
         )
 
     def admits_again(self, query: str, operation_name: str | None) -> bool:
@@ -168,6 +193,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await Tortoise.init(config=db.tortoise_config(settings), _enable_global_fallback=True)
+        graphql.persisted.plan()  # after the database: a plan may depend on its dialect
         await pubsub.start()
         bind_live_delivery(metrics)
         dispatcher.start()
