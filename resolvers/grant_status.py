@@ -7,7 +7,7 @@ tests/test_grant_status.py holds the database's answer against `status_of`."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -47,10 +47,11 @@ class Rule:
             lookup = {f"{self.column}__gt" if holds else f"{self.column}__lte": now}
         return Q(**lookup)
 
-    def sql(self, table: str, now: str) -> str:
+    def sql(self, table: str, now: str, comparable: Callable[[str], str]) -> str:
+        column = f'{table}."{self.column}"'
         if self.holds_when == "set":
-            return f'{table}."{self.column}" IS NOT NULL'
-        return f'{now} < {table}."{self.column}"'
+            return f"{column} IS NOT NULL"
+        return f"{now} < {comparable(column)}"
 
 
 # In order: a revoked grant is REVOKED whatever its times say.
@@ -98,7 +99,10 @@ def not_over(now: datetime) -> Q:
     )
 
 
-def status_sql(table: str, now: str) -> str:
-    """The status as an SQL CASE over `table`'s columns, `now` being a parameter."""
-    cases = " ".join(f"WHEN {rule.sql(table, now)} THEN '{rule.status}'" for rule in RULES)
+def status_sql(table: str, now: str, comparable: Callable[[str], str] = str) -> str:
+    """The status as an SQL CASE over `table`'s columns, `now` being a parameter;
+    `comparable` turns a time column into what compares with `now` (SQLite: text in UTC)."""
+    cases = " ".join(
+        f"WHEN {rule.sql(table, now, comparable)} THEN '{rule.status}'" for rule in RULES
+    )
     return f"CASE {cases} ELSE '{OTHERWISE}' END"

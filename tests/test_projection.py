@@ -1,12 +1,13 @@
-"""The agent's listings page built by PostgreSQL (schema/fast/page_sql.py) answers exactly what
-the resolvers answer: the same pages run both ways compare equal, the statement is really
-the one that answered, and whatever it does not reproduce is left to the resolvers."""
+"""The agent's listings page built by the database (schema/fast/page_sql.py) answers exactly
+what the resolvers answer, on SQLite and on PostgreSQL: the same pages run both ways compare
+equal, the statement is really the one that answered, and whatever it does not reproduce is
+left to the resolvers."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -16,7 +17,6 @@ from models.accounts import Account
 from models.grants import Grant
 from resolvers.deletion import delete_account
 from schema.fast import page_sql
-from tests.conftest import POSTGRES_URL
 from tests.factories import (
     GraphQLClient,
     both_ways,
@@ -25,10 +25,6 @@ from tests.factories import (
     make_grant,
     make_listing,
     make_lockbox,
-)
-
-pytestmark = pytest.mark.skipif(
-    not POSTGRES_URL, reason="PostgreSQL builds these pages: runs in the `postgres` tox env"
 )
 
 PAGE = """
@@ -178,6 +174,39 @@ async def test_every_row_and_status_both_ways(
     # per listing: nobody yet, an agent and a contractor deleted since have no grantee
     assert grantees.count(None) == len(grantees) // 2
     assert all(p["firstName"] for p in grantees if p)
+
+
+async def test_times_given_in_other_offsets_both_ways(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given: grants whose times were given (and stored, on SQLite) in other UTC offsets,
+    # so that comparing them as written with now would get their status wrong
+    agent = await make_agent()
+    listing = await make_listing(agent)
+    lockbox = await make_lockbox(agent, listing)
+    now = clock.now()
+    east, west = timezone(timedelta(hours=9)), timezone(timedelta(hours=-5))
+    windows = [
+        (now + timedelta(minutes=30), now + timedelta(hours=2), west),  # scheduled
+        (now - timedelta(hours=2), now - timedelta(minutes=30), east),  # expired
+        (now - timedelta(minutes=30), now + timedelta(minutes=30), west),  # active
+    ]
+    for starts_at, ends_at, zone in windows:
+        grant = await make_grant(agent, listing, lockbox)
+        grant.starts_at = starts_at.astimezone(zone)
+        grant.ends_at = ends_at.replace(microsecond=123456).astimezone(zone)
+        await grant.save()
+    token = await gql.sign_in(agent.email or "")
+    # when
+    built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 5, "grants": 5}, token)
+    # then: the statement answered, as the resolvers do, in UTC and by the real instant
+    assert len(statements) == 1
+    assert built == resolved and "errors" not in built, built
+    (edge,) = built["data"]["me"]["homes"]["edges"]
+    grants = [g["node"] for g in reversed(edge["node"]["grants"]["edges"])]
+    assert [g["status"] for g in grants] == ["SCHEDULED", "EXPIRED", "ACTIVE"]
+    assert all(g["endsAt"].endswith(".123456+00:00") for g in grants)
+    assert edge["node"]["lockbox"]["bleCapable"] is True
 
 
 @pytest.mark.parametrize(("first", "grants"), [(2, 2), (0, 1), (None, None), (100, 0)])

@@ -2,7 +2,8 @@
 
 Only fields whose resolvers read straight from columns are here; each expression
 reproduces what its resolver returns (global ids, ISO 8601 times, grant statuses from the
-clock), and tests/test_projection.py compares the two on PostgreSQL."""
+clock), in either dialect (page_dialects.py), and tests/test_projection.py compares the
+two on both databases."""
 
 from __future__ import annotations
 
@@ -14,19 +15,23 @@ from typing import Any
 
 from core import clock
 from resolvers.grant_status import status_sql
+from schema.fast.page_dialects import Dialect
 
 
 class Params:
-    """The statement's parameters: how to read each value at run time, in $n order."""
+    """The statement's parameters: how to read each value at run time, in order, and the
+    dialect the statement is written in."""
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
         self.readers: list[Callable[[Bound], Any]] = []
         self._numbers: dict[tuple[Any, ...], str] = {}
 
     def add(self, key: tuple[Any, ...], reader: Callable[[Bound], Any], cast: str) -> str:
         if key not in self._numbers:
-            self.readers.append(reader)
-            self._numbers[key] = f"${len(self.readers)}::{cast}"
+            bind = self.dialect.bind
+            self.readers.append(lambda bound: bind(reader(bound), cast))
+            self._numbers[key] = self.dialect.param(len(self.readers), cast)
         return self._numbers[key]
 
 
@@ -92,6 +97,10 @@ def column(name: str) -> Leaf:
     return Leaf(lambda t, p: f'{t}."{name}"')
 
 
+def boolean(name: str) -> Leaf:
+    return Leaf(lambda t, p: p.dialect.boolean(f'{t}."{name}"'))
+
+
 def text_or_empty(name: str) -> Leaf:
     """The resolvers' `value or ""`."""
     return Leaf(lambda t, p: f"COALESCE({t}.\"{name}\", '')")
@@ -99,39 +108,17 @@ def text_or_empty(name: str) -> Leaf:
 
 def global_id(type_name: str) -> Leaf:
     """core.ids.to_global_id: base64 of "Type:pk"."""
-    return Leaf(lambda t, p: _base64(f"'{type_name}:' || {t}.\"id\""))
+    return Leaf(lambda t, p: p.dialect.global_id(type_name, f'{t}."id"'))
 
 
 def timestamp(name: str) -> Leaf:
     """datetime.isoformat() of a UTC time: microseconds only when there are any."""
-
-    def render(t: str, p: Params) -> str:
-        value = f'{t}."{name}"'
-        utc = f"({value} AT TIME ZONE 'UTC')"
-        return (
-            f"CASE WHEN {value} IS NULL THEN NULL ELSE "
-            f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-            f"CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 THEN '' "
-            f"ELSE to_char({utc}, '.US') END || '+00:00' END"
-        )
-
-    return Leaf(render)
+    return Leaf(lambda t, p: p.dialect.timestamp(f'{t}."{name}"'))
 
 
 def day(name: str) -> Leaf:
     """date.isoformat()."""
-    return Leaf(lambda t, p: f"to_char({t}.\"{name}\", 'YYYY-MM-DD')")
-
-
-def _base64(text_sql: str) -> str:
-    # Short values only (ids, cursors): PostgreSQL breaks base64 lines at 76 characters.
-    return f"encode(convert_to({text_sql}, 'UTF8'), 'base64')"
-
-
-def cursor(id_sql: str) -> str:
-    """schema.base.encode_cursor: URL-safe base64 of "k:pk"."""
-    encoded = _base64(f"'k:' || {id_sql}")
-    return f"translate({encoded}, '+/', '-_')"
+    return Leaf(lambda t, p: p.dialect.day(f'{t}."{name}"'))
 
 
 def _now(p: Params) -> str:
@@ -140,7 +127,7 @@ def _now(p: Params) -> str:
 
 def grant_status(t: str, p: Params) -> str:
     """resolvers.grant_status.status_of, against the same clock."""
-    return status_sql(t, _now(p))
+    return status_sql(t, _now(p), p.dialect.comparable_time)
 
 
 def _owned_by(column_name: str) -> Callable[[str, str, Params], str]:
@@ -182,7 +169,7 @@ TYPES: dict[str, dict[str, Mapping]] = {
         "id": global_id("Lockbox"),
         "serialNumber": column("serial_number"),
         "model": column("model"),
-        "bleCapable": column("ble"),
+        "bleCapable": boolean("ble"),
         "onListingSince": day("on_listing_since"),
         "lastAccessAt": timestamp("last_access_at"),
     },
@@ -192,7 +179,7 @@ TYPES: dict[str, dict[str, Mapping]] = {
         "startsAt": timestamp("starts_at"),
         "endsAt": timestamp("ends_at"),
         "status": Leaf(grant_status),
-        "revocable": Leaf(lambda t, p: f"({grant_status(t, p)}) = 'SCHEDULED'"),
+        "revocable": Leaf(lambda t, p: p.dialect.boolean(f"({grant_status(t, p)}) = 'SCHEDULED'")),
         "createdAt": timestamp("created_at"),
         "revokedAt": timestamp("revoked_at"),
         # Grant.grantee: a contractor's account (any that is not an agent's), while it exists.

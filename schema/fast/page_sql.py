@@ -1,11 +1,12 @@
-"""Hot pages answered by PostgreSQL as one JSON document: an agent's listings page and the
-Message Center.
+"""Hot pages answered by the database as one JSON document: an agent's listings page and
+the Message Center.
 
 The listings page (listings -> lockbox -> grants -> grantee) is what agents' apps open
 with, the Message Center what every app opens with, and both are mostly rows copied into
 JSON. Fetched row by row and completed in Python they cost a model instance, a Strawberry
-object and a dict per row; PostgreSQL builds the same JSON from the same rows in one
-statement (json_build_object/json_agg), far faster, and the response keeps it as it comes.
+object and a dict per row; the database builds the same JSON from the same rows in one
+statement (PostgreSQL's json_build_object/json_agg, SQLite's json_object/json_group_array;
+page_dialects.py), far faster.
 
 `compile_field` turns a field of `ROOTS` and the selection below it into one statement,
 when every field selected is mapped to columns (`TYPES`, in schema/fast/page_columns.py); anything
@@ -15,10 +16,7 @@ time the statement is taken only when the rules the resolvers apply let it throu
 account's own rows; `first` in range; a valid cursor; no search, status or unread filter);
 otherwise the resolvers answer, with their errors. The statement reproduces what the
 resolvers return (global ids, keyset cursors, ISO 8601 times, grant statuses from the
-clock); tests/test_projection.py runs pages both ways and compares them.
-
-PostgreSQL only: SQLite has no base64 and formats times differently, and its answers are
-already within the benchmark's target."""
+clock); tests/test_projection.py runs pages both ways and compares them."""
 
 from __future__ import annotations
 
@@ -45,13 +43,14 @@ from schema.fast.page_columns import (
     Page,
     Params,
     ToOne,
-    cursor,
 )
+from schema.fast.page_dialects import DIALECTS, Dialect
 
 if TYPE_CHECKING:
     from schema.fast.plans import Compiler
 
-# json_build_object takes at most 100 arguments, a key and a value per field.
+# json_build_object takes at most 100 arguments (SQLite's json_object 127), a key and a
+# value per field.
 MAX_KEYS = 50
 
 
@@ -72,7 +71,7 @@ class Statement:
     def answer(self, source: Any, ex: Any, args: dict[str, Any]) -> Awaitable[Any] | None:
         """The field's completed value, or None when the resolvers must answer (`ex` is the
         request's CompiledExecutor, `args` the field's own arguments)."""
-        if _dialect() != "postgres" or not self.allowed(source, ex.context_value):
+        if not self.allowed(source, ex.context_value):
             return None
         pages = []
         for index, (page_field, node, filters) in enumerate(self.pages):
@@ -90,9 +89,13 @@ class Statement:
 @dataclass
 class Builder:
     compiler: Compiler
-    params: Params = field(default_factory=Params)
+    params: Params
     pages: list[tuple[GraphQLField, FieldNode, tuple[str, ...]]] = field(default_factory=list)
     aliases: int = 0
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.params.dialect
 
     def alias(self) -> str:
         self.aliases += 1
@@ -129,7 +132,7 @@ class Builder:
             pairs.append(f"'{key}', {value}")
         if len(pairs) > MAX_KEYS:
             raise Unmapped
-        return f"json_build_object({', '.join(pairs)})"
+        return self.dialect.json_object(pairs)
 
     def value(
         self, mapping: Mapping, field_def: GraphQLField, details: list[FieldDetails], row: str
@@ -146,8 +149,9 @@ class Builder:
             inner = self.alias()
             body = self.object_json(target, details, inner)
             where = mapping.on(row, inner)
-            return f'(SELECT {body} FROM "{mapping.table}" {inner} WHERE {where})'  # noqa: S608
-        return self.connection(mapping, field_def, target, details, row)
+            one = f'SELECT {body} FROM "{mapping.table}" {inner} WHERE {where}'  # noqa: S608
+            return self.dialect.nested(one)
+        return self.dialect.nested(self.connection(mapping, field_def, target, details, row))
 
     def connection(
         self,
@@ -163,7 +167,7 @@ class Builder:
         fetched = self.params.add(("fetch", index), lambda b: b.pages[index].limit + 1, "int")
         before = self.params.add(("before", index), lambda b: b.pages[index].before_id, "int")
         row = self.alias()
-        shown = f"FILTER (WHERE {row}.kb_rn <= {limit})"
+        shown = f"{row}.kb_rn <= {limit}"
         parts = []
         for key, field_details in self.subfields(connection_type, details).items():
             name = field_details[0].node.name.value
@@ -174,7 +178,7 @@ class Builder:
             elif name == "edges":
                 edge_type = _object_type(connection_type.fields["edges"].type, listed=True)
                 edge = self.edge_json(edge_type, field_details, row)
-                value = f"COALESCE(json_agg({edge} ORDER BY {row}.\"id\" DESC) {shown}, '[]')"
+                value = self.dialect.json_array(edge, f'{row}."id" DESC', shown)
             elif name == "pageInfo":
                 page_type = _object_type(connection_type.fields["pageInfo"].type)
                 value = self.page_info(page_type, field_details, row, shown, limit, before)
@@ -192,7 +196,8 @@ class Builder:
             f'AND ({before} IS NULL OR {row}."id" < {before}) '
             f'ORDER BY {row}."id" DESC LIMIT {fetched}'
         )
-        return f"(SELECT json_build_object({', '.join(parts)}) FROM ({rows}) {row})"  # noqa: S608
+        body = self.dialect.json_object(parts)
+        return f"SELECT {body} FROM ({rows}) {row}"  # noqa: S608
 
     def edge_json(self, edge_type: GraphQLObjectType, details: list[FieldDetails], row: str) -> str:
         pairs = []
@@ -201,14 +206,14 @@ class Builder:
             if name == "__typename":
                 value = f"'{edge_type.name}'"
             elif name == "cursor":
-                value = cursor(f'{row}."id"')
+                value = self.dialect.cursor(f'{row}."id"')
             elif name == "node":
                 node_type = _object_type(edge_type.fields["node"].type)
                 value = self.object_json(node_type, field_details, row)
             else:
                 raise Unmapped
             pairs.append(f"'{key}', {value}")
-        return f"json_build_object({', '.join(pairs)})"
+        return self.dialect.json_object(pairs)
 
     def page_info(
         self,
@@ -219,12 +224,13 @@ class Builder:
         limit: str,
         before: str,
     ) -> str:
+        dialect = self.dialect
         values = {
             "__typename": f"'{page_type.name}'",
-            "hasNextPage": f"count(*) > {limit}",
-            "hasPreviousPage": f"{before} IS NOT NULL",
-            "startCursor": cursor(f'max({row}."id") {shown}'),
-            "endCursor": cursor(f'min({row}."id") {shown}'),
+            "hasNextPage": dialect.boolean(f"count(*) > {limit}"),
+            "hasPreviousPage": dialect.boolean(f"{before} IS NOT NULL"),
+            "startCursor": dialect.cursor(f'max({row}."id") FILTER (WHERE {shown})'),
+            "endCursor": dialect.cursor(f'min({row}."id") FILTER (WHERE {shown})'),
         }
         pairs = []
         for key, field_details in self.subfields(page_type, details).items():
@@ -232,7 +238,7 @@ class Builder:
             if value is None:
                 raise Unmapped
             pairs.append(f"'{key}', {value}")
-        return f"json_build_object({', '.join(pairs)})"
+        return dialect.json_object(pairs)
 
 
 def _unguarded(field_def: GraphQLField) -> None:
@@ -260,24 +266,26 @@ def compile_field(
 ) -> Callable[[Any, Any, dict[str, Any]], Awaitable[Any] | None] | None:
     """The field's answer as one statement, if this module maps all of its selection."""
     root = ROOTS.get((parent.name, details[0].node.name.value))
-    if root is None or _dialect() != "postgres":
+    dialect = _dialect()
+    if root is None or dialect is None:
         return None
     many, allowed = root
-    builder = Builder(compiler)
+    builder = Builder(compiler, Params(dialect))
     try:
         _unguarded(field_def)
         target = _object_type(field_def.type)
-        sql = f"SELECT ({builder.connection(many, field_def, target, details, '')})::text"
+        sql = dialect.document(builder.connection(many, field_def, target, details, ""))
     except Unmapped:
         return None
     return Statement(sql, builder.params, builder.pages, allowed).answer
 
 
-def _dialect() -> str | None:
+def _dialect() -> Dialect | None:
     try:
-        return str(connections.get("default").capabilities.dialect)
+        name = str(connections.get("default").capabilities.dialect)
     except Exception:  # noqa: BLE001  (no database configured: nothing to compile for)
         return None
+    return DIALECTS.get(name)
 
 
 def _page(args: dict[str, Any], filters: tuple[str, ...]) -> Page | None:
@@ -300,5 +308,7 @@ def _page(args: dict[str, Any], filters: tuple[str, ...]) -> Page | None:
 
 
 async def _run(sql: str, values: list[Any]) -> Any:
-    _, rows = await connections.get("default").execute_query(sql, values)
+    client = connections.get("default")
+    await DIALECTS[str(client.capabilities.dialect)].prepare(client)
+    _, rows = await client.execute_query(sql, values)
     return json.loads(rows[0][0])

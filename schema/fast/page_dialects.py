@@ -1,0 +1,177 @@
+"""What the page statements (schema/fast/page_sql.py) write differently for PostgreSQL and
+for SQLite: parameters, JSON building, booleans, global ids and cursors, times.
+
+The mapping of fields to columns (page_columns.py) and the shape of a statement (page_sql.py)
+are written once; each piece whose SQL differs asks the dialect. SQLite keeps to the JSON
+functions of 3.40 (json_object, json_group_array, json), which every SQLite keybin may load
+has. It has no base64 and keeps times as the text Tortoise wrote, so global ids, cursors and
+times in an offset other than UTC are worked out by the same Python the resolvers use,
+registered on the connection as SQL functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from weakref import WeakSet
+
+from tortoise.fields import DatetimeField
+
+from core.ids import to_global_id
+from schema.base import encode_cursor
+
+
+class Postgres:
+    name = "postgres"
+
+    def param(self, number: int, cast: str) -> str:
+        return f"${number}::{cast}"
+
+    def bind(self, value: Any, cast: str) -> Any:
+        return value
+
+    def json_object(self, pairs: list[str]) -> str:
+        return f"json_build_object({', '.join(pairs)})"
+
+    def json_array(self, item: str, order: str, shown: str) -> str:
+        """The items of the rows `shown`, in `order` (an empty list when there are none)."""
+        return f"COALESCE(json_agg({item} ORDER BY {order}) FILTER (WHERE {shown}), '[]')"
+
+    def nested(self, subquery: str) -> str:
+        """A scalar subquery's JSON value, inside another JSON value."""
+        return f"({subquery})"
+
+    def boolean(self, sql: str) -> str:
+        return sql
+
+    def global_id(self, type_name: str, id_sql: str) -> str:
+        """core.ids.to_global_id: base64 of "Type:pk"."""
+        return _base64(f"'{type_name}:' || {id_sql}")
+
+    def cursor(self, id_sql: str) -> str:
+        """schema.base.encode_cursor: URL-safe base64 of "k:pk"."""
+        encoded = _base64(f"'k:' || {id_sql}")
+        return f"translate({encoded}, '+/', '-_')"
+
+    def comparable_time(self, column_sql: str) -> str:
+        return column_sql
+
+    def timestamp(self, column_sql: str) -> str:
+        """datetime.isoformat() of a UTC time: microseconds only when there are any."""
+        utc = f"({column_sql} AT TIME ZONE 'UTC')"
+        return (
+            f"CASE WHEN {column_sql} IS NULL THEN NULL ELSE "
+            f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+            f"CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 THEN '' "
+            f"ELSE to_char({utc}, '.US') END || '+00:00' END"
+        )
+
+    def day(self, column_sql: str) -> str:
+        """date.isoformat()."""
+        return f"to_char({column_sql}, 'YYYY-MM-DD')"
+
+    def document(self, select: str) -> str:
+        """The statement answering with the JSON document `select` builds, as text."""
+        return f"SELECT ({select})::text"
+
+    async def prepare(self, client: Any) -> None:
+        """Nothing to register: PostgreSQL has every function the statements use."""
+
+
+def _base64(text_sql: str) -> str:
+    # Short values only (ids, cursors): PostgreSQL breaks base64 lines at 76 characters.
+    return f"encode(convert_to({text_sql}, 'UTF8'), 'base64')"
+
+
+_DATETIME = DatetimeField()
+
+
+def _utc_text(stored: str | None) -> str | None:
+    """A stored time as Tortoise reads it, in UTC, written as Tortoise writes one."""
+    if stored is None:
+        return None
+    value = _DATETIME.to_python_value(stored)
+    return value.astimezone(UTC).isoformat(" ") if value is not None else None
+
+
+def _cursor(pk: int | None) -> str | None:
+    return None if pk is None else encode_cursor(pk)
+
+
+# The SQL functions SQLite statements call, each the Python the resolvers answer with.
+FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "keybin_global_id": (2, to_global_id),
+    "keybin_cursor": (1, _cursor),
+    "keybin_utc": (1, _utc_text),
+}
+
+
+class Sqlite:
+    name = "sqlite"
+
+    def __init__(self) -> None:
+        self._prepared: WeakSet[Any] = WeakSet()
+
+    def param(self, number: int, cast: str) -> str:
+        return f"?{number}"
+
+    def bind(self, value: Any, cast: str) -> Any:
+        if isinstance(value, datetime):
+            # As Tortoise writes times (datetime.isoformat(" ")), so the text compares.
+            return value.astimezone(UTC).isoformat(" ")
+        return value
+
+    def json_object(self, pairs: list[str]) -> str:
+        return f"json_object({', '.join(pairs)})"
+
+    def json_array(self, item: str, order: str, shown: str) -> str:
+        # Without ORDER BY inside the aggregate (SQLite 3.44 and newer only), the rows come
+        # in the order of the subquery the statement reads them from, which sorts by `order`
+        # and has a LIMIT, so it is never flattened into this query.
+        return f"json_group_array({item}) FILTER (WHERE {shown})"
+
+    def nested(self, subquery: str) -> str:
+        # A JSON value stays JSON (not a quoted string) only within one expression: json()
+        # says so again for a subquery's.
+        return f"json(({subquery}))"
+
+    def boolean(self, sql: str) -> str:
+        # Conditions and boolean columns are 0 or 1 (or NULL: json(NULL) is null).
+        return f"json(CASE ({sql}) WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
+
+    def global_id(self, type_name: str, id_sql: str) -> str:
+        return f"keybin_global_id('{type_name}', {id_sql})"
+
+    def cursor(self, id_sql: str) -> str:
+        return f"keybin_cursor({id_sql})"
+
+    def comparable_time(self, column_sql: str) -> str:
+        """A stored time as text that compares with a bound one: Tortoise writes the offset
+        it was given, nearly always UTC's; any other is turned to UTC first."""
+        return (
+            f"CASE WHEN {column_sql} IS NULL OR substr({column_sql}, -6) = '+00:00' "
+            f"THEN {column_sql} ELSE keybin_utc({column_sql}) END"
+        )
+
+    def timestamp(self, column_sql: str) -> str:
+        """datetime.isoformat(): the UTC text with a T between date and time."""
+        return f"replace({self.comparable_time(column_sql)}, ' ', 'T')"
+
+    def day(self, column_sql: str) -> str:
+        return column_sql
+
+    def document(self, select: str) -> str:
+        return select
+
+    async def prepare(self, client: Any) -> None:
+        """Register FUNCTIONS on the connection once (it may be opened again)."""
+        async with client.acquire_connection() as connection:
+            if connection in self._prepared:
+                return
+            for name, (arity, function) in FUNCTIONS.items():
+                await connection.create_function(name, arity, function, deterministic=True)
+            self._prepared.add(connection)
+
+
+Dialect = Postgres | Sqlite
+DIALECTS: dict[str, Dialect] = {"postgres": Postgres(), "sqlite": Sqlite()}
