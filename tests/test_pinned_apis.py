@@ -1,8 +1,8 @@
 """The private or internal pieces of Strawberry and graphql-core the fast paths rely on
-(schema/fast/plans.py, admitted.py, page_sql.py, fanout.py, and schema/schema.py) are still there and
-still take what they are given. An upgrade that renames one fails here, by name, instead of
-silently answering differently (a missing `_exception_handler_specs`, say, would call
-resolvers past their exception handlers)."""
+(schema/fast/plans.py, admitted.py, page_sql.py, fanout.py, schema/schema.py and
+schema/persisted/checks.py) are still there and still take what they are given. An upgrade
+that renames one fails here, by name, instead of silently answering differently (a missing
+`_exception_handler_specs`, say, would call resolvers past their exception handlers)."""
 
 from __future__ import annotations
 
@@ -165,4 +165,12 @@ def test_strawberry_websocket_handler_internals() -> None:
     needs(
         callable(getattr(Operation, "send_operation_message", None)),
         "Operation.send_operation_message (schema/fast/fanout.py)",
+    )
+
+
+def test_strawberry_parse_and_validate_step() -> None:
+    prepare = getattr(strawberry.Schema, "_prepare_operation_sync", None)
+    needs(
+        callable(prepare) and parameters(prepare) == ["self", "context", "extensions_runner"],
+        "Schema._prepare_operation_sync(context, extensions_runner) (schema/persisted/checks.py)",
     )
