@@ -31,6 +31,7 @@ from notify.pg_pubsub import PostgresPubSub
 from notify.pubsub import PubSub
 from resolvers import push, signing_keys
 from resolvers.auth import Authenticated, authenticate
+from resolvers.billing_schedule import BillingScheduler
 from resolvers.ratelimit import RateLimiter
 from resolvers.scheduler import StartingNotifier
 from schema.context import Context
@@ -46,6 +47,7 @@ from web.invitation import invitation_page
 from web.logs import RequestIds
 from web.metrics import Metrics, bind_live_delivery, metrics_page, unbind_live_delivery
 from web.reset import reset_page
+from web.stripe_webhook import checkout_return, stripe_webhook
 from web.well_known import android_document, apple_document
 
 log = logging.getLogger("keybin")
@@ -185,6 +187,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     metrics = Metrics(pubsub)
     dispatcher = Dispatcher(settings, pubsub, metrics)
     starting_notifier = StartingNotifier()
+    billing_scheduler = BillingScheduler(settings)  # runs only when billing is configured
     graphql = KeybinGraphQL(settings, pubsub)
     graphql.limiter.on_refusal = metrics.rate_limited
     kept_answers = AnswerCache(graphql, versions_for(settings), graphql.admits_again)
@@ -198,11 +201,13 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
         bind_live_delivery(metrics)
         dispatcher.start()
         starting_notifier.start()
+        billing_scheduler.start()
         if serving:
             settle_heap()
         try:
             yield
         finally:
+            await billing_scheduler.stop()
             await starting_notifier.stop()
             await dispatcher.stop()
             await pubsub.stop()
@@ -217,6 +222,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
         Route("/metrics", metrics_page),  # only with METRICS_TOKEN (web/metrics.py)
         Route("/reset-password", reset_page, methods=["GET", "POST"]),
         Route("/confirm-email", confirm_page, methods=["GET", "POST"]),
+        # Stripe's signed events (resolvers/stripe_webhooks.py) and where its Checkout returns.
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route("/billing/return", checkout_return),
         # The support console, its static files and its own session cookie (see console/app.py).
         Mount("/console", app=create_console(settings), name="console"),
         Route("/.well-known/jwks.json", jwks_document),
@@ -234,6 +242,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     app.state.dispatcher = dispatcher
     app.state.metrics = metrics
     app.state.starting_notifier = starting_notifier
+    app.state.billing_scheduler = billing_scheduler
     return app
 
 

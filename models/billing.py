@@ -50,9 +50,10 @@ class Invoice(Model):
     # The Stripe invoice that billed this month when autopay did.
     stripe_invoice_id = fields.CharField(max_length=255, null=True, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
-    # Each reminder is claimed by setting its time, in the transaction that queues it.
+    # Each reminder is claimed by setting its time, in the transaction that queues it: the
+    # bill's own, then the look the day after its due date (a notice if it is still unpaid).
     reminded_at = fields.DatetimeField(null=True)
-    overdue_notified_at = fields.DatetimeField(null=True)
+    overdue_checked_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "billing_invoice"

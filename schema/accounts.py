@@ -21,6 +21,7 @@ from schema.messages import Message, MessageConnection, require_own
 
 if TYPE_CHECKING:
     from models.accounts import Account as AccountModel
+    from schema.billing import Billing
     from schema.grants import GrantConnection, GrantStatus
     from schema.listings import ListingConnection, LockboxConnection
 
@@ -166,6 +167,15 @@ class Agent(Account):
         from schema.listings import agent_lockboxes
 
         return await agent_lockboxes(info, self.pk, first, after)
+
+    @strawberry.field(
+        description="The key subscription: balance, due date, autopay, invoices and payments.",
+        extensions=own(),
+    )
+    async def billing(self, info: Info) -> Annotated[Billing, strawberry.lazy("schema.billing")]:
+        from schema.billing import agent_billing
+
+        return await agent_billing(info, self.pk)
 
 
 @strawberry.type(description="A non-member agent, contractor or service provider.")

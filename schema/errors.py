@@ -34,6 +34,11 @@ class UserErrorCode(Enum):
     GRANT_ALREADY_REVOKED = "GRANT_ALREADY_REVOKED"
     DEVICE_NOT_REGISTERED = "DEVICE_NOT_REGISTERED"
     INVALID_RECORD = "INVALID_RECORD"
+    # Billing: no payments taken (not configured, or no price for the association), nothing
+    # owed, or Stripe not answering.
+    BILLING_OFF = "BILLING_OFF"
+    NOTHING_DUE = "NOTHING_DUE"
+    PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
 
 
 @strawberry.type

@@ -33,6 +33,7 @@ from schema.limits import RejectBadText, label_refusals
 from schema.listings import Listing, Lockbox
 from schema.messages import Message
 from schema.mutations.auth import AuthMutation
+from schema.mutations.billing import BillingMutation
 from schema.mutations.credentials import CredentialMutation
 from schema.mutations.grants import GrantMutation
 from schema.mutations.listings import ListingMutation
@@ -60,6 +61,7 @@ Mutation = merge_types(
         StepUpMutation,
         CredentialMutation,
         MessageMutation,
+        BillingMutation,
     ),
 )
 

@@ -26,6 +26,7 @@ from tests.push_servers import ApnsServer, FcmServer
 from tests.sms_gateway import SmsGateway
 from tests.smtp import SmtpServer
 from tests.sql_count import StatementCounter
+from tests.stripe_server import StripeServer, stripe_on_loopback
 
 POSTGRES_URL = os.environ.get("KEYBIN_TEST_DATABASE_URL", "")
 
@@ -94,6 +95,14 @@ def sms() -> Iterator[SmsGateway]:
     `settings_overrides(sms) -> {"sms_backend": "http", "sms_http_url": sms.url}`."""
     with SmsGateway() as gateway:
         yield gateway
+
+
+@pytest.fixture
+async def stripe_server() -> AsyncIterator[StripeServer]:
+    """Stripe on loopback; a module bills through it with `settings_overrides(stripe_server)
+    -> tests.stripe_server.billing_settings(stripe_server)`."""
+    async with stripe_on_loopback(StripeServer()) as server:
+        yield server
 
 
 @pytest.fixture

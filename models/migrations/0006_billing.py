@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
                 ('stripe_invoice_id', fields.CharField(null=True, unique=True, max_length=255)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('reminded_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
-                ('overdue_notified_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('overdue_checked_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'billing_invoice', 'app': 'models', 'unique_together': (('account', 'period_start'),), 'indexes': [Index(fields=['due_on'])], 'pk_attr': 'id', 'table_description': "One month of an agent's key subscription, due on the first day of the month."},
             bases=['Model'],

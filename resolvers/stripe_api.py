@@ -1,0 +1,163 @@
+"""Stripe's API through its official library: an agent's customer and Checkout pages.
+
+Calls are made with no database transaction open (a slow Stripe must not hold SQLite's one
+connection); the library retries with an idempotency key of its own, and a customer's key is
+the account's, so two payments started at once make one customer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import stripe
+
+from core.errors import DomainError
+from settings import Settings
+
+log = logging.getLogger("keybin.stripe")
+
+# Seconds for one call to Stripe (connecting included); the library retries twice.
+TIMEOUT = 20.0
+RETRIES = 2
+# The metadata key naming the keybin account on every object keybin makes at Stripe.
+ACCOUNT_KEY = "keybin_account"
+UNAVAILABLE = "Payments cannot be taken right now. Please try again in a few minutes."
+
+
+@dataclass(frozen=True)
+class Checkout:
+    id: str
+    url: str
+    expires_at: datetime
+
+
+class _Httpx(stripe.HTTPXClient):
+    """The library's httpx client, handing the form body over as `content`: it passes text
+    as `data`, which httpx deprecates (a warning at every call)."""
+
+    def _get_request_args_kwargs(  # type: ignore[no-untyped-def]
+        self, method: str, url: str, headers: Any, post_data: Any
+    ):
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        kwargs["content"] = kwargs.pop("data", None) or None
+        return args, kwargs
+
+
+@asynccontextmanager
+async def _client(settings: Settings) -> AsyncIterator[stripe.StripeClient]:
+    # httpx's async client, made and closed per use: the event loop of a request owns it.
+    http = _Httpx(timeout=TIMEOUT)
+    try:
+        yield stripe.StripeClient(
+            settings.stripe_secret_key,
+            base_addresses={"api": settings.stripe_api_base},
+            http_client=http,
+            max_network_retries=RETRIES,
+        )
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
+
+
+def _refused(error: stripe.StripeError) -> DomainError:
+    log.warning("Stripe refused or did not answer: %s", error)
+    return DomainError("PAYMENT_UNAVAILABLE", UNAVAILABLE)
+
+
+async def create_customer(settings: Settings, account_id: int, key_id: str) -> str:
+    """A Stripe customer for the agent, named by account and Key ID only (no email, no
+    phone: Checkout asks the payer for what a receipt needs)."""
+    try:
+        async with _client(settings) as client:
+            customer = await client.v1.customers.create_async(
+                params={
+                    "description": f"Key ID {key_id}",
+                    "metadata": {ACCOUNT_KEY: str(account_id), "key_id": key_id},
+                },
+                options={"idempotency_key": f"keybin-customer-{account_id}"},
+            )
+    except stripe.StripeError as error:
+        raise _refused(error) from error
+    return str(customer.id)
+
+
+def _line(settings: Settings, name: str, cents: int, monthly: bool) -> dict[str, Any]:
+    price: dict[str, Any] = {
+        "currency": settings.billing_currency,
+        "unit_amount": cents,
+        "product_data": {"name": name},
+    }
+    if monthly:
+        price["recurring"] = {"interval": "month"}
+    return {"quantity": 1, "price_data": price}
+
+
+def _midnight(day: date) -> int:
+    return int(datetime.combine(day, time(), tzinfo=UTC).timestamp())
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    account_id: int
+    customer_id: str
+    balance_cents: int
+    # Autopay: the monthly price, and the first day Stripe bills it (the month after the
+    # last one keybin has billed; the balance is paid now, with the card being saved).
+    monthly_cents: int | None
+    first_autopay_day: date | None
+
+
+async def create_checkout(settings: Settings, request: CheckoutRequest) -> Checkout:
+    metadata = {ACCOUNT_KEY: str(request.account_id)}
+    lines = []
+    if request.balance_cents > 0:
+        lines.append(_line(settings, "Key subscription: balance due", request.balance_cents, False))
+    params: dict[str, Any] = {
+        "customer": request.customer_id,
+        "client_reference_id": str(request.account_id),
+        "metadata": metadata,
+        "success_url": f"{settings.public_url}/billing/return?outcome=paid",
+        "cancel_url": f"{settings.public_url}/billing/return?outcome=cancelled",
+    }
+    if request.monthly_cents is not None and request.first_autopay_day is not None:
+        lines.append(_line(settings, "Key subscription, every month", request.monthly_cents, True))
+        params["mode"] = "subscription"
+        params["subscription_data"] = {
+            "metadata": metadata,
+            # Every month on the first, starting with the first month not yet billed.
+            "billing_cycle_anchor": _midnight(request.first_autopay_day),
+            "proration_behavior": "none",
+        }
+    else:
+        params["mode"] = "payment"
+        params["payment_intent_data"] = {"metadata": metadata}
+    params["line_items"] = lines
+    try:
+        async with _client(settings) as client:
+            session = await client.v1.checkout.sessions.create_async(params=params)  # type: ignore[arg-type]
+    except stripe.StripeError as error:
+        raise _refused(error) from error
+    if not session.url:
+        raise DomainError("PAYMENT_UNAVAILABLE", UNAVAILABLE)
+    return Checkout(
+        id=str(session.id),
+        url=str(session.url),
+        expires_at=datetime.fromtimestamp(int(session.expires_at), UTC),
+    )
+
+
+def verified_event(settings: Settings, payload: bytes, signature: str | None) -> dict[str, Any]:
+    """The event Stripe signed, as plain data; raises stripe.SignatureVerificationError for a
+    missing, wrong or stale signature (older than the library's five minutes) and ValueError
+    for a body that is not an event."""
+    event = stripe.Webhook.construct_event(
+        payload.decode("utf-8"),
+        signature,
+        settings.stripe_webhook_secret,
+        api_key=settings.stripe_secret_key,
+    )
+    data: dict[str, Any] = event.to_dict()
+    return data
