@@ -100,3 +100,55 @@ def test_the_live_case_times_every_grant_behind_a_relay_that_answers_and_one_tha
             continue
         assert row["keybin"] is not None and row["floor"] is not None, row
     assert "relay hanging" in done.stdout
+
+
+def test_the_traffic_case_runs_its_schedule_with_kept_answers_on_and_off(tmp_path: Path) -> None:
+    # given
+    command = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--tiny",
+        "--only",
+        "traffic",
+        "--results-dir",
+        str(tmp_path),
+    ]
+
+    # when
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+    )
+
+    # then every request of the schedule was answered, as checked, under both configurations
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = tmp_path.glob("*-tiny-traffic.json")
+    case = json.loads(path.read_text())["cases"]["traffic"]
+    assert case["error"] is None, case["error"]
+    details = case["details"]
+    measured = ["sqlite"] + (["postgres"] if "postgres_unavailable" not in details else [])
+    for database in measured:
+        on, off = details[database]["on"], details[database]["off"]
+        assert on["instances"] == off["instances"] == (1 if database == "sqlite" else 2)
+        for config in (on, off):
+            assert config["errors"] == 0, (database, config["first_errors"])
+            for kind in ("messages", "grants", "mark_read", "revoke", "grant", "sign_in"):
+                assert config["open_loop"][kind]["answered"] > 0, (database, kind)
+            assert config["closed_loop"]["reads"] > 0, database
+        # both configurations got the very same requests in the open loop
+        for kind, found in on["open_loop"].items():
+            assert found["answered"] == off["open_loop"][kind]["answered"], (database, kind)
+        # and the hit rate was read from the servers: the cache counted its Message Center
+        # reads when on, nothing when off
+        kept = on["kept_answers"]
+        assert kept["hits"] + kept["misses"] > 0, (database, kept)
+        assert off["kept_answers"]["hits"] == off["kept_answers"]["misses"] == 0, database
+    rows = {row["metric"]: row for row in case["rows"]}
+    assert any("(SQLite)" in metric for metric in rows)
+    for metric, row in rows.items():
+        if row["note"].startswith("unavailable"):
+            assert "PostgreSQL" in metric and "postgres_unavailable" in details, row
+        elif "cache pays?" in metric:
+            assert row["keybin"] is not None and row["floor"] is not None, row
+            assert row["met"] is not None, row
+    assert "cache pays?" in done.stdout

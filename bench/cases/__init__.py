@@ -1,3 +1,3 @@
 """The benchmark cases, one module each, in the order they run."""
 
-CASES = ["nested", "small", "fanout", "live", "search", "importer", "peer"]
+CASES = ["nested", "small", "fanout", "live", "search", "importer", "peer", "traffic"]
