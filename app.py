@@ -190,7 +190,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     billing_scheduler = BillingScheduler(settings)  # runs only when billing is configured
     graphql = KeybinGraphQL(settings, pubsub)
     graphql.limiter.on_refusal = metrics.rate_limited
-    kept_answers = AnswerCache(graphql, versions_for(settings), graphql.admits_again)
+    kept_answers = AnswerCache(
+        graphql, versions_for(settings), graphql.admits_again, graphql.persisted.known_text
+    )
     metrics.count_answers(kept_answers)
 
     @asynccontextmanager

@@ -550,3 +550,23 @@ async def test_keybin_serve_stops_with_one_line_naming_the_document(
     assert process.returncode == 1
     last = stderr.decode().strip().splitlines()[-1]
     assert last.startswith("keybin: TRUSTED_DOCUMENTS: document unknown-field (operation Broken)")
+
+
+@pytest.mark.parametrize("settings_overrides", [production()], indirect=True)
+async def test_a_trusted_query_asked_by_id_again_is_answered_from_the_kept_answers(
+    live: Live, client: httpx.AsyncClient
+) -> None:
+    # given a trusted query asked for by its id once
+    kept = live.app.state.answers
+    ids = manifest_ids("apollo")
+    first = await ask(client, by_hash(ids["Regions"]))
+    hits = kept.hits
+    # when the same request comes again, nothing having changed
+    second = await ask(client, by_hash(ids["Regions"]))
+    # then the answer kept for its document is sent, and a refusal is never kept
+    assert first == second == {"data": {"regions": []}}
+    assert kept.hits == hits + 1
+    for _ in range(2):
+        refused = await ask(client, by_hash(sha256(INTROSPECTION)))
+        assert code(refused) == "PERSISTED_QUERY_NOT_ALLOWED"
+    assert kept.hits == hits + 1

@@ -34,7 +34,7 @@ from collections.abc import Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from asyncpg.exceptions import UndefinedFunctionError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -201,10 +201,13 @@ class AnswerCache:
         app: ASGIApp,
         versions: Versions | None,
         admitted: Callable[[str, str | None], bool],
+        named: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> None:
         self.app = app
         self.versions = versions
         self.admitted = admitted
+        # The text a request without one names by id, when known (schema/persisted/).
+        self.named = named
         self.entries: OrderedDict[Key, Entry] = OrderedDict()
         # Documents whose answers read the time or the client: never kept, not read ahead.
         self.uncacheable_documents: OrderedDict[Document, None] = OrderedDict()
@@ -236,7 +239,7 @@ class AnswerCache:
                 await send({"type": "http.response.body", "body": entry.body})
                 return
             self._drop(key)
-        document = _document(body)
+        document = _document(body, self.named)
         if (
             document is None
             or document in self.uncacheable_documents
@@ -315,7 +318,9 @@ class AnswerCache:
         self.bytes = 0
 
 
-def _document(body: bytes) -> Document | None:
+def _document(
+    body: bytes, named: Callable[[dict[str, Any]], str | None] | None = None
+) -> Document | None:
     """The query text and operation name of a JSON request body; None for anything else."""
     try:
         request = json.loads(body)
@@ -324,6 +329,8 @@ def _document(body: bytes) -> Document | None:
     if not isinstance(request, dict):
         return None
     query, operation = request.get("query"), request.get("operationName")
+    if query is None and named is not None:
+        query = named(request)
     if not isinstance(query, str) or not isinstance(operation, str | None):
         return None
     return query, operation

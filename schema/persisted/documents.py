@@ -184,6 +184,24 @@ class PersistedDocuments:
         if not refusals(self.schema, query, operation_name):
             store.keep(sha256, query)
 
+    def known_text(self, body: Mapping[str, Any]) -> str | None:
+        """The text a request without one names by id, if it is known now; nothing is
+        registered (the answer cache keys such a request's answer on its document)."""
+        extensions = body.get("extensions")
+        persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+        if persisted is None:
+            named_id = document_id(body)
+            return self._trusted(named_id) if isinstance(named_id, str) and named_id else None
+        if not isinstance(persisted, dict) or persisted.get("version") != 1:
+            return None
+        sha256 = persisted.get("sha256Hash")
+        if not isinstance(sha256, str) or not sha256:
+            return None
+        trusted = self._trusted(sha256)
+        if trusted is not None or self.store is None:
+            return trusted
+        return self.store.get(sha256)
+
     def _by_id(self, named_id: Any) -> str | GraphQLError:
         if not isinstance(named_id, str) or not named_id:
             return invalid("documentId must be a string.")
