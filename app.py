@@ -38,7 +38,7 @@ from schema.context import Context
 from schema.fast import answer_cache
 from schema.fast.answer_cache import AnswerCache, versions_for
 from schema.persisted.documents import PersistedDocuments
-from schema.persisted.http import with_document
+from schema.persisted.view import with_document
 from schema.schema import KeybinSchema, build_schema
 from schema.transport import SessionTransportHandler
 from settings import Settings, from_env

@@ -1,4 +1,4 @@
-"""The GraphQL view's side of persisted documents: the request's document id, its text."""
+"""The GraphQL view's side of persisted documents (HTTP): the request's document id, its text."""
 
 from __future__ import annotations
 
