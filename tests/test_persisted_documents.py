@@ -462,8 +462,9 @@ def test_a_manifest_document_that_does_not_validate_stops_start_up_naming_it(
         (INTROSPECTION, "introspection"),
         ("{ " + " ".join(f"a{i}: regions {{ code }}" for i in range(31)) + " }", "aliases"),
         ("query Broken { regions { code }", "Syntax Error"),
+        ("fragment Codes on Region { code }", "no operation"),
     ],
-    ids=["introspection", "aliases", "syntax"],
+    ids=["introspection", "aliases", "syntax", "no-operation"],
 )
 def test_production_checks_manifest_documents_by_the_rules_requests_meet(
     settings: Settings, tmp_path: Path, document: str, reason: str

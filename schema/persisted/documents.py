@@ -109,6 +109,8 @@ class PersistedDocuments:
             ]
         except GraphQLError as error:
             raise _refused(trusted_id, None, [error]) from None
+        if not named:
+            raise _refused(trusted_id, None, [GraphQLError("it holds no operation")])
         admitted = getattr(self.schema, "admitted", None)
         for name, operation in named:
             errors = refusals(self.schema, text, name)
