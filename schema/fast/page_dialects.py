@@ -33,9 +33,9 @@ class Postgres:
     def json_object(self, pairs: list[str]) -> str:
         return f"json_build_object({', '.join(pairs)})"
 
-    def json_array(self, item: str, order: str, shown: str) -> str:
-        """The items of the rows `shown`, in `order` (an empty list when there are none)."""
-        return f"COALESCE(json_agg({item} ORDER BY {order}) FILTER (WHERE {shown}), '[]')"
+    def json_array(self, item: str, order: str) -> str:
+        """The rows' items in `order` (an empty list when there are none)."""
+        return f"COALESCE(json_agg({item} ORDER BY {order}), '[]')"
 
     def nested(self, subquery: str) -> str:
         """A scalar subquery's JSON value, inside another JSON value."""
@@ -124,11 +124,11 @@ class Sqlite:
     def json_object(self, pairs: list[str]) -> str:
         return f"json_object({', '.join(pairs)})"
 
-    def json_array(self, item: str, order: str, shown: str) -> str:
+    def json_array(self, item: str, order: str) -> str:
         # Without ORDER BY inside the aggregate (SQLite 3.44 and newer only), the rows come
         # in the order of the subquery the statement reads them from, which sorts by `order`
         # and has a LIMIT, so it is never flattened into this query.
-        return f"json_group_array({item}) FILTER (WHERE {shown})"
+        return f"json_group_array({item})"
 
     def nested(self, subquery: str) -> str:
         # A JSON value stays JSON (not a quoted string) only within one expression: json()

@@ -164,10 +164,7 @@ class Builder:
         index = len(self.pages)
         self.pages.append((field_def, details[0].node, many.filters))
         limit = self.params.add(("limit", index), lambda b: b.pages[index].limit, "int")
-        fetched = self.params.add(("fetch", index), lambda b: b.pages[index].limit + 1, "int")
-        before = self.params.add(("before", index), lambda b: b.pages[index].before_id, "int")
         row = self.alias()
-        shown = f"{row}.kb_rn <= {limit}"
         parts = []
         for key, field_details in self.subfields(connection_type, details).items():
             name = field_details[0].node.name.value
@@ -178,10 +175,10 @@ class Builder:
             elif name == "edges":
                 edge_type = _object_type(connection_type.fields["edges"].type, listed=True)
                 edge = self.edge_json(edge_type, field_details, row)
-                value = self.dialect.json_array(edge, f'{row}."id" DESC', shown)
+                value = self.dialect.json_array(edge, f'{row}."id" DESC')
             elif name == "pageInfo":
                 page_type = _object_type(connection_type.fields["pageInfo"].type)
-                value = self.page_info(page_type, field_details, row, shown, limit, before)
+                value = self.page_info(page_type, field_details, many, outer, row, index)
             elif name == "totalCount":
                 counted = self.alias()
                 where = many.on(outer, counted, self.params)
@@ -189,15 +186,19 @@ class Builder:
             else:
                 raise Unmapped
             parts.append(f"'{key}', {value}")
-        where = many.on(outer, row, self.params)
-        rows = (
-            f'SELECT {row}.*, row_number() OVER (ORDER BY {row}."id" DESC) AS kb_rn '  # noqa: S608
-            f'FROM "{many.table}" {row} WHERE {where} '
-            f'AND ({before} IS NULL OR {row}."id" < {before}) '
-            f'ORDER BY {row}."id" DESC LIMIT {fetched}'
-        )
+        page = self.page_rows(many, outer, row, index)
+        rows = f"SELECT {row}.* FROM {page} LIMIT {limit}"  # noqa: S608
         body = self.dialect.json_object(parts)
         return f"SELECT {body} FROM ({rows}) {row}"  # noqa: S608
+
+    def page_rows(self, many: Many, outer: str, row: str, index: int) -> str:
+        """The rows of a page from its keyset position on, newest first (LIMIT to add)."""
+        before = self.params.add(("before", index), lambda b: b.pages[index].before_id, "int")
+        where = many.on(outer, row, self.params)
+        return (
+            f'"{many.table}" {row} WHERE {where} '
+            f'AND ({before} IS NULL OR {row}."id" < {before}) ORDER BY {row}."id" DESC'
+        )
 
     def edge_json(self, edge_type: GraphQLObjectType, details: list[FieldDetails], row: str) -> str:
         pairs = []
@@ -219,23 +220,34 @@ class Builder:
         self,
         page_type: GraphQLObjectType,
         details: list[FieldDetails],
+        many: Many,
+        outer: str,
         row: str,
-        shown: str,
-        limit: str,
-        before: str,
+        index: int,
     ) -> str:
-        dialect = self.dialect
-        values = {
-            "__typename": f"'{page_type.name}'",
-            "hasNextPage": dialect.boolean(f"count(*) > {limit}"),
-            "hasPreviousPage": dialect.boolean(f"{before} IS NOT NULL"),
-            "startCursor": dialect.cursor(f'max({row}."id") FILTER (WHERE {shown})'),
-            "endCursor": dialect.cursor(f'min({row}."id") FILTER (WHERE {shown})'),
-        }
+        dialect, params = self.dialect, self.params
         pairs = []
         for key, field_details in self.subfields(page_type, details).items():
-            value = values.get(field_details[0].node.name.value)
-            if value is None:
+            name = field_details[0].node.name.value
+            if name == "__typename":
+                value = f"'{page_type.name}'"
+            elif name == "hasNextPage":
+                # One row past the page is enough to know: counted apart from the page's rows.
+                limit = params.add(("limit", index), lambda b: b.pages[index].limit, "int")
+                fetched = params.add(("fetch", index), lambda b: b.pages[index].limit + 1, "int")
+                ahead = self.alias()
+                page = self.page_rows(many, outer, ahead, index)
+                rows = f"SELECT 1 FROM {page} LIMIT {fetched}"  # noqa: S608
+                counted = f"(SELECT count(*) FROM ({rows}) {ahead})"  # noqa: S608
+                value = dialect.boolean(f"{counted} > {limit}")
+            elif name == "hasPreviousPage":
+                before = params.add(("before", index), lambda b: b.pages[index].before_id, "int")
+                value = dialect.boolean(f"{before} IS NOT NULL")
+            elif name == "startCursor":
+                value = dialect.cursor(f'max({row}."id")')
+            elif name == "endCursor":
+                value = dialect.cursor(f'min({row}."id")')
+            else:
                 raise Unmapped
             pairs.append(f"'{key}', {value}")
         return dialect.json_object(pairs)
