@@ -132,6 +132,8 @@ class Settings:
     billing_grace_days: int = 7
     # Days before the due date a bill is issued and its reminder sent.
     billing_reminder_days: int = 5
+    # Seconds between two rounds of billing's periodic work (bills, reminders, PAST_DUE).
+    billing_round_seconds: float = 60.0
 
     @property
     def billing_configured(self) -> bool:
@@ -252,6 +254,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         billing_currency=get("BILLING_CURRENCY", "usd").strip().lower(),
         billing_grace_days=int(get("BILLING_GRACE_DAYS", "7")),
         billing_reminder_days=int(get("BILLING_REMINDER_DAYS", "5")),
+        billing_round_seconds=float(get("BILLING_ROUND_SECONDS", "60")),
     )
     return finalize(settings)
 
@@ -449,6 +452,8 @@ def _check_billing(settings: Settings) -> None:
         raise ConfigurationError("BILLING_CURRENCY must be a three-letter ISO code (usd)")
     if settings.billing_grace_days < 0 or settings.billing_reminder_days < 0:
         raise ConfigurationError("BILLING_GRACE_DAYS and BILLING_REMINDER_DAYS must be 0 or more")
+    if settings.billing_round_seconds <= 0:
+        raise ConfigurationError("BILLING_ROUND_SECONDS must be more than 0")
     if settings.billing_reminder_days > 25:
         raise ConfigurationError("BILLING_REMINDER_DAYS must be 25 or less (bills are monthly)")
     base = urlsplit(settings.stripe_api_base)

@@ -12,7 +12,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import audit_pages, auth, csrf, oidc, routes
+from console import audit_pages, auth, billing_pages, csrf, oidc, routes
 from console.headers import SecurityHeaders
 from console.pages import render
 from console.session import SessionCookies
@@ -55,6 +55,7 @@ def console_routes() -> list[BaseRoute]:
         _post(account + "/email", routes.email_save),
         _post(account + "/security-answers", routes.reveal_answers),
         _post(account + "/devices/{device_id:int}/remove", routes.remove_device),
+        _post(account + "/payment-link", billing_pages.send_link),
         _get(account + "/delete", routes.delete_confirm),
         _post(account + "/delete", routes.delete_account),
         _get("/staff", routes.staff_list),

@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import session
+from console import billing_pages, session
 from console.auth import actor, client_address, staff_required, url
 from console.htmx import is_htmx, redirect, trigger
 from console.pages import render
@@ -100,7 +100,11 @@ async def account_page(request: Request) -> Response:
         account_id=account.id,
         client_address=client_address(request),
     )
-    return render(request, "account.html", await account_context(account, before))
+    context = await account_context(account, before)
+    if account.kind == AccountKind.AGENT:
+        settings = request.app.state.settings
+        context["billing"] = await billing_pages.section(settings, account)
+    return render(request, "account.html", context)
 
 
 @staff_required()

@@ -40,7 +40,6 @@ from settings import Settings
 
 log = logging.getLogger("keybin.billing")
 
-INTERVAL_SECONDS = 60.0
 BATCH = 100
 # Batches one round works through at most; the next round goes on where it stopped.
 MAX_BATCHES = 50
@@ -243,11 +242,12 @@ async def reactivate_paid_accounts(settings: Settings) -> int:
 
 
 class BillingScheduler:
-    """Runs run_round every INTERVAL_SECONDS while billing is configured."""
+    """Runs run_round every BILLING_ROUND_SECONDS while billing is configured, the first one
+    an interval after start (nothing in billing is urgent to the second)."""
 
-    def __init__(self, settings: Settings, interval: float = INTERVAL_SECONDS) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.interval = interval
+        self.interval = settings.billing_round_seconds
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -264,12 +264,15 @@ class BillingScheduler:
             self._task = None
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
+        while not await self._stopped_within(self.interval):
             try:
                 await self.run_once()
             # The database busy or gone for a moment: the next round picks the work up.
             except (OSError, OperationalError) as error:
                 log.warning("billing round failed: %s", error)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await self._stopping.wait()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        return self._stopping.is_set()

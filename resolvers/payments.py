@@ -72,15 +72,16 @@ async def start_payment(
     card and charges the monthly price from the first month not yet billed. Only ever the
     caller's own account: the account is the signed-in one, never an argument."""
     require_billed(settings, account)
-    billing = await billing_account(account.id)
+    known = await BillingAccount.get_or_none(account_id=account.id)
     owed = (await ledger(account.id)).owed
-    monthly = autopay and not autopay_on(billing)
+    monthly = autopay and not autopay_on(known)
     if owed <= 0 and not monthly:
-        raise _nothing_due(settings, owed, autopay_on(billing))
+        raise _nothing_due(settings, owed, autopay_on(known))
     amount = max(owed, 0)
     reused = await _open_checkout(account.id, amount, monthly)
     if reused is not None:
         return reused
+    billing = known or await billing_account(account.id)
     customer = billing.stripe_customer_id or await _customer(settings, account, billing)
     price = settings.monthly_price(account.association)
     first_day = await first_unbilled_month(account.id) if monthly else None
