@@ -50,14 +50,6 @@ class StartedPayment:
     expires_at: datetime
 
 
-def require_billed(settings: Settings, account: Account) -> None:
-    state = state_of(settings, account)
-    if state == BillingState.OFF:
-        raise DomainError("BILLING_OFF", OFF)
-    if state == BillingState.NOT_BILLED:
-        raise DomainError("BILLING_OFF", NOT_BILLED)
-
-
 def _nothing_due(settings: Settings, owed: int, autopay: bool) -> DomainError:
     text = f"Nothing is due: your balance is {money(max(owed, 0), settings.billing_currency)}"
     if autopay:
@@ -71,11 +63,17 @@ async def start_payment(
     """A Checkout page for the account's whole balance; with `autopay`, Stripe also saves the
     card and charges the monthly price from the first month not yet billed. Only ever the
     caller's own account: the account is the signed-in one, never an argument."""
-    require_billed(settings, account)
+    state = state_of(settings, account)
+    if state == BillingState.OFF:
+        raise DomainError("BILLING_OFF", OFF)
     known = await BillingAccount.get_or_none(account_id=account.id)
     owed = (await ledger(account.id)).owed
-    monthly = autopay and not autopay_on(known)
+    price = settings.monthly_price(account.association)
+    # Without a price there is no month to pay automatically; what is owed is still paid.
+    monthly = autopay and price is not None and not autopay_on(known)
     if owed <= 0 and not monthly:
+        if state == BillingState.NOT_BILLED:
+            raise DomainError("BILLING_OFF", NOT_BILLED)
         raise _nothing_due(settings, owed, autopay_on(known))
     amount = max(owed, 0)
     reused = await _open_checkout(account.id, amount, monthly)
@@ -83,7 +81,6 @@ async def start_payment(
         return reused
     billing = known or await billing_account(account.id)
     customer = billing.stripe_customer_id or await _customer(settings, account, billing)
-    price = settings.monthly_price(account.association)
     first_day = await first_unbilled_month(account.id) if monthly else None
     checkout = await stripe_api.create_checkout(
         settings,

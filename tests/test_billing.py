@@ -18,7 +18,14 @@ from models.accounts import Account
 from models.billing import BillingAccount, Invoice, Payment, StripeEvent
 from models.enums import AccountKind
 from resolvers.billing import next_month, today
-from tests.factories import GraphQLClient, make_agent, make_contractor
+from tests.factories import (
+    GraphQLClient,
+    make_agent,
+    make_contractor,
+    make_grant,
+    make_listing,
+    make_lockbox,
+)
 from tests.live import Live
 from tests.rows import rows_mentioning, table_counts
 from tests.stripe_server import (
@@ -439,21 +446,77 @@ async def test_a_webhook_naming_another_account_than_its_customer_is_ignored(
     assert (await bill(live_gql, bob_token))["balance"] == 2500
 
 
-async def test_an_agent_of_an_association_without_a_price_is_not_billed(
-    live_gql: GraphQLClient, stripe: StripeServer, app_settings: Any
+async def test_an_associations_own_price_applies_and_nothing_owed_is_nothing_to_pay(
+    live_gql: GraphQLClient, stripe: StripeServer
 ) -> None:
-    # given prices for "*" and Dayton, and an agent of Dayton
+    # given prices for "*" and Dayton, and an agent of Dayton who owes nothing
     agent = await make_agent(association="Dayton REALTORS")
     token = await live_gql.sign_in(agent.email or "")
-    # then the Dayton price applies
-    assert (await bill(live_gql, token))["monthlyPrice"] == 2200
-    # and with nothing owed there is nothing to pay
+    # when
+    billing = await bill(live_gql, token)
     payload = await start(live_gql, token)
+    # then
+    assert (billing["monthlyPrice"], billing["balance"]) == (2200, 0)
     assert payload["checkoutUrl"] is None
     assert payload["userErrors"] == [
         {"code": "NOTHING_DUE", "field": None, "message": "Nothing is due: your balance is $0.00."}
     ]
-    assert agent.kind == AccountKind.AGENT and app_settings.billing_configured
+    assert stripe.requests == []
+
+
+async def test_nobody_else_reads_an_agents_bill(
+    live_gql: GraphQLClient, stripe: StripeServer
+) -> None:
+    # given a contractor granted access by an agent who owes money
+    agent = await billed_agent()
+    listing = await make_listing(agent)
+    contractor = await make_contractor()
+    await make_grant(agent, listing, await make_lockbox(agent, listing), contractor)
+    token = await live_gql.sign_in(contractor.email or "")
+    # when the contractor reaches the agent through the grant
+    body = await live_gql.raw(
+        "{ me { ... on Contractor { grants { edges { node { grantedBy { firstName "
+        "billing { balance } } } } } } } }",
+        token=token,
+    )
+    # then the bill is refused, the name is not
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    assert "2500" not in str(body["data"])
+
+
+class TestAnAssociationWithoutAPrice:
+    @pytest.fixture
+    def settings_overrides(self, stripe_server: StripeServer) -> dict[str, Any]:
+        return billing_settings(stripe_server, billing_prices=(("Dayton REALTORS", 2200),))
+
+    async def test_its_agents_are_not_billed_and_told_whom_to_ask(
+        self, live_gql: GraphQLClient, stripe: StripeServer
+    ) -> None:
+        # given an agent of an association with no price, owing from an earlier price list,
+        # and one owing nothing
+        agent = await billed_agent(association="Cincinnati Area Board")
+        token = await live_gql.sign_in(agent.email or "")
+        other = await make_agent(association="Cincinnati Area Board")
+        other_token = await live_gql.sign_in(other.email or "")
+        # when
+        billing = await bill(live_gql, token)
+        paying = await start(live_gql, token, autopay=True)
+        payload = await start(live_gql, other_token)
+        # then what is owed can still be paid (once: no month to pay automatically)
+        assert (paying["amount"], paying["userErrors"]) == (2500, [])
+        [session] = stripe.sessions.values()
+        assert session["mode"] == "payment"
+        assert (billing["state"], billing["monthlyPrice"], billing["balance"]) == (
+            "NOT_BILLED",
+            None,
+            2500,
+        )
+        assert billing["message"] == (
+            "No key subscription price is set for your association: please contact your "
+            "Association or MLS office."
+        )
+        assert [e["code"] for e in payload["userErrors"]] == ["BILLING_OFF"]
+        assert agent.kind == AccountKind.AGENT
 
 
 async def test_stripe_not_answering_is_a_user_error_and_nothing_is_kept(
