@@ -165,7 +165,12 @@ class Sqlite:
 
     async def prepare(self, client: Any) -> None:
         """Register FUNCTIONS on the connection once (it may be opened again)."""
-        async with client.acquire_connection() as connection:
+        wrapper = client.acquire_connection()
+        # Checked before taking the connection's lock: waiting for it behind every statement
+        # already queued, on every request, would double each page's wait under load.
+        if wrapper.connection in self._prepared:
+            return
+        async with wrapper as connection:
             if connection in self._prepared:
                 return
             for name, (arity, function) in FUNCTIONS.items():
