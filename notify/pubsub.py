@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -24,6 +24,49 @@ class Inbox(Protocol):
     (schema/fast/fanout.py). Raises asyncio.QueueFull when the subscriber is too far behind."""
 
     def put_nowait(self, message_id: int) -> None: ...
+
+
+class EventQueue:
+    """A subscription's bounded queue of message ids, read by its one resolver task.
+
+    What asyncio.Queue does for this, in a tenth of its memory: that one keeps three deques,
+    an Event and its counters for every subscriber, for putters and getters it never has
+    here; with thousands of open subscriptions that was a tenth of each connection's
+    memory. Ids wait in a deque made when the first one comes; a reader waits on one future."""
+
+    __slots__ = ("_ids", "_waiter", "maxsize")
+
+    def __init__(self, maxsize: int = QUEUE_SIZE) -> None:
+        self.maxsize = maxsize
+        self._ids: deque[int] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, message_id: int) -> None:
+        ids = self._ids
+        if ids is None:
+            ids = self._ids = deque()
+        elif len(ids) >= self.maxsize:
+            raise asyncio.QueueFull
+        ids.append(message_id)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> int:
+        # A reader cancelled while waiting leaves the ids where they are: none is lost.
+        while not self._ids:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._ids.popleft()
+
+    def empty(self) -> bool:
+        return not self._ids
+
+    def qsize(self) -> int:
+        return len(self._ids) if self._ids else 0
 
 
 class PubSub:
@@ -76,7 +119,7 @@ class PubSub:
     async def subscribe(self, account_id: int, inbox: Inbox | None = None) -> AsyncIterator[Inbox]:
         """Events for `account_id` into `inbox` (a new bounded queue by default): messages
         committed from now on, none from before."""
-        queue: Inbox = inbox if inbox is not None else asyncio.Queue(QUEUE_SIZE)
+        queue: Inbox = inbox if inbox is not None else EventQueue()
         await self.settle()
         self._queues[account_id].add(queue)
         try:

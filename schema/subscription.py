@@ -11,7 +11,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from core.ids import from_global_id
-from notify.pubsub import QUEUE_SIZE
+from notify.pubsub import EventQueue
 from resolvers import messages as message_ops
 from resolvers import rows
 from schema.context import Info
@@ -71,9 +71,7 @@ class Subscription:
         resume_after = _resume_point(after)
         # Resuming takes the usual path: the missed messages go first, then the live ones.
         sink = direct_sink(account.id) if resume_after is None else None
-        queue: asyncio.Queue[int] = (
-            sink.resolver_queue if sink is not None else asyncio.Queue(QUEUE_SIZE)
-        )
+        queue = sink.resolver_queue if sink is not None else EventQueue()
         async with info.context.pubsub.subscribe(account.id, sink or queue):
             # Subscribed before reading: a message committed meanwhile is read or heard, and
             # one both read and heard is sent once.

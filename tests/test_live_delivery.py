@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from models import prepared
 from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message
-from notify.pubsub import QUEUE_SIZE
+from notify.pubsub import QUEUE_SIZE, EventQueue
 from schema.fast.fanout import DirectSink, Fanout, start_eagerly
 from schema.fast.plans import Bail, CompiledExecutor
 from tests.factories import make_contractor
@@ -245,16 +246,17 @@ async def test_frames_for_an_operation_that_ended_are_dropped() -> None:
     handler = Recorder()
     operation = Op(handler, "7")
     sink = DirectSink(Fanout(), 1, (handler, operation), lambda event: {})  # type: ignore[arg-type]
-    sink.outbox.extend([{"n": 1}, {"n": 2}])
+    sink.outbox = deque([{"n": 1}, {"n": 2}])
     # when the operation ends before they are sent
     del handler.operations["7"]
     assert start_eagerly(sink._send()) is None
     # then none goes out; a live operation's do
     assert handler.sent == []
     handler.operations["7"] = operation
-    sink.outbox.extend([{"n": 3}])
+    sink.outbox = deque([{"n": 3}])
     assert start_eagerly(sink._send()) is None
     assert handler.sent == [{"n": 3}]
+    assert sink.outbox is None  # nothing held between frames
 
 
 async def test_events_keep_their_order_when_the_sink_goes_back_to_the_usual_path(
@@ -396,3 +398,28 @@ async def test_start_eagerly_passes_cancellation_in() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned == [True]
+
+
+async def test_a_subscription_queue_keeps_order_bound_and_what_a_cancelled_reader_left() -> None:
+    # given a subscription's queue, as the pub/sub fills it
+    queue = EventQueue(maxsize=3)
+    for message_id in (1, 2, 3):
+        queue.put_nowait(message_id)
+    # when one more comes than it holds
+    with pytest.raises(asyncio.QueueFull):
+        queue.put_nowait(4)
+    # then the reader gets them in order, and waits for the next
+    assert [await queue.get() for _ in range(3)] == [1, 2, 3]
+    reader = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert not reader.done()
+    queue.put_nowait(5)
+    assert await reader == 5
+    # and a reader cancelled just after an id came leaves that id for the next read
+    reader = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait(6)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    assert queue.qsize() == 1 and await queue.get() == 6 and queue.empty()

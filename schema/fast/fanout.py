@@ -33,7 +33,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 
 from core import clock
-from notify.pubsub import QUEUE_SIZE
+from notify.pubsub import QUEUE_SIZE, EventQueue
 from resolvers import rows
 from resolvers.messages import addressed_to
 from schema.fast.plans import subscribing
@@ -66,6 +66,20 @@ class DirectSink:
     while `direct`; after that they queue in `resolver_queue` for the subscription's
     resolver to yield, and graphql-core answers them."""
 
+    # Thousands stay open at once: no per-instance dict.
+    __slots__ = (
+        "account_id",
+        "backlog",
+        "direct",
+        "fanout",
+        "handler",
+        "operation",
+        "outbox",
+        "resolver_queue",
+        "run",
+        "sending",
+    )
+
     def __init__(
         self,
         fanout: Fanout,
@@ -78,9 +92,10 @@ class DirectSink:
         self.handler, self.operation = target
         self.run = run
         self.direct = True
-        self.resolver_queue: asyncio.Queue[int] = asyncio.Queue(QUEUE_SIZE)
+        self.resolver_queue = EventQueue()
         self.backlog = 0  # events accepted and not yet sent or handed on
-        self.outbox: deque[dict[str, Any]] = deque()
+        # Frames waiting to be sent: only while some are (most of the time none are).
+        self.outbox: deque[dict[str, Any]] | None = None
         self.sending: asyncio.Task[None] | None = None
 
     def put_nowait(self, message_id: int) -> None:
@@ -111,6 +126,8 @@ class DirectSink:
             self.direct = False
             self.fall_back(message_id)
             return
+        if self.outbox is None:
+            self.outbox = deque()
         self.outbox.append({"id": self.operation.id, "type": "next", "payload": {"data": data}})
         if self.sending is None:
             self.sending = start_eagerly(self._send())
@@ -127,9 +144,10 @@ class DirectSink:
     async def _send(self) -> None:
         # Its own task once it has to wait: a client that reads slowly holds up its own
         # frames, never the pass or anyone else's.
+        outbox = self.outbox
         try:
-            while self.outbox:
-                message = self.outbox.popleft()
+            while outbox:
+                message = outbox.popleft()
                 operation = self.operation
                 if operation.completed or self.handler.operations.get(operation.id) is not (
                     operation
@@ -138,9 +156,9 @@ class DirectSink:
                 await operation.send_operation_message(message)  # type: ignore[arg-type]
         except Exception as error:  # noqa: BLE001 - a closed connection; the handler ends it
             log.debug("live frame not sent: %r", error)
-            self.outbox.clear()
         finally:
             self.sending = None
+            self.outbox = None
 
     async def flush(self) -> None:
         """Until the frames already queued are on their way, so that what the resolver then
