@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -14,11 +16,24 @@ from web import logs
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int] | int]
 
 
+def serving_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """Without PUBLIC_URL, the links keybin mails and prints lead to the address it serves
+    (`--host`, `--port`), not to the default port 8000."""
+    if os.environ.get("PUBLIC_URL"):
+        return settings
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    return dataclasses.replace(settings, public_url=f"http://{host}:{args.port}")
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     import db
     from app import create_app
+
+    settings = serving_settings(args, settings)
 
     async def prepare() -> None:
         async with db.connected(settings):

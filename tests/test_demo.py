@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import time
@@ -13,6 +14,7 @@ import httpx
 import pyotp
 import pytest
 
+from cli import serving_settings
 from core import clock
 from core.ids import to_global_id
 from demo import (
@@ -429,3 +431,22 @@ async def row_counts() -> dict[str, int]:
         "staff": await Staff.all().count(),
         "mails": await OutboxMessage.filter(channel=OutboxChannel.EMAIL).count(),
     }
+
+
+def test_without_public_url_links_lead_to_the_address_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given no PUBLIC_URL
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    settings = Settings()
+
+    def served(host: str, port: int) -> str:
+        return serving_settings(argparse.Namespace(host=host, port=port), settings).public_url
+
+    # when / then: the links name the port served, and a wildcard host the loopback address
+    assert served("127.0.0.1", 8129) == "http://127.0.0.1:8129"
+    assert served("0.0.0.0", 9000) == "http://127.0.0.1:9000"  # noqa: S104
+    assert served("::1", 9000) == "http://[::1]:9000"
+    # and a PUBLIC_URL given is kept as it is
+    monkeypatch.setenv("PUBLIC_URL", "https://keys.example.com")
+    assert served("0.0.0.0", 9000) == settings.public_url  # noqa: S104
