@@ -16,6 +16,7 @@ from console import audit_pages, auth, billing_pages, csrf, oidc, routes
 from console.headers import SecurityHeaders
 from console.pages import render
 from console.session import SessionCookies
+from resolvers.ratelimit import RateLimiter
 from settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -88,4 +89,11 @@ def create_console(settings: Settings) -> Starlette:
     )
     console.state.settings = settings
     console.state.identity_provider = oidc.identity_provider(settings)
+    # Staff sign-in by password and code: the same limits as the API's sign-in, per client
+    # address and per address typed, counted in the database across instances.
+    console.state.limiter = RateLimiter(
+        settings.secret_key,
+        settings.rate_limit_per_minute,
+        settings.rate_limit_per_account_per_minute,
+    )
     return console

@@ -17,6 +17,7 @@ from core.errors import DomainError
 from models.enums import StaffRole
 from resolvers import staff as staff_resolvers
 from resolvers.events import Actor
+from resolvers.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from models.staff import ConsoleSession, Staff
@@ -81,10 +82,14 @@ async def login(request: Request) -> Response:
         str(form.get(name, ""))[:256] for name in ("email", "password", "code")
     )
     try:
+        # Counted before anything is checked: a refused attempt costs no password hash.
+        limiter: RateLimiter = request.app.state.limiter
+        await limiter.hit("console_login", client_address(request), login=email)
         staff = await staff_resolvers.login(email, password, code, client_address(request))
     except DomainError as error:
         context = {"error": error.message, "email": email}
-        return render(request, "login.html", context, status_code=401)
+        status = 429 if error.code == "TOO_MANY_ATTEMPTS" else 401
+        return render(request, "login.html", context, status_code=status)
     # A new token on sign-in (nothing set before it carries over); the one it replaces ends.
     previous = session.current_token(request)
     if previous:

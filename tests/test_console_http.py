@@ -241,6 +241,42 @@ async def test_five_failed_logins_lock_the_staff_member_for_fifteen_minutes(
     assert (await log_in(http, email, created.password, totp_now(secret))).status_code == 303
 
 
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_per_minute": 3}])
+async def test_password_spraying_from_one_address_is_held_back(http: httpx.AsyncClient) -> None:
+    # given staff members, and an attacker trying a password on each address in turn
+    members = [await make_staff(name=f"Member {n}") for n in range(4)]
+    # when
+    tries = [await log_in(http, m.staff.email, "Spring2026", "000000") for m in members[:3]]
+    held = await log_in(
+        http, members[3].staff.email, members[3].password, totp_now(members[3].staff.totp_secret)
+    )
+    # then the fourth attempt within the minute is refused before any check, even a right one
+    assert [r.status_code for r in tries] == [401] * 3
+    assert held.status_code == 429 and "Too many attempts from this address" in held.text
+    assert (await Staff.get(id=members[3].staff.id)).failed_logins == 0
+    # and a minute later the member signs in
+    clock.travel(61)
+    again = await log_in(
+        http, members[3].staff.email, members[3].password, totp_now(members[3].staff.totp_secret)
+    )
+    assert again.status_code == 303
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_per_account_per_minute": 2}])
+async def test_guessing_one_members_password_is_held_back_per_address_typed(
+    http: httpx.AsyncClient,
+) -> None:
+    # given
+    created = await make_staff()
+    email = created.staff.email
+    # when the same login is tried three times, typed differently
+    tries = [await log_in(http, typed, "Wrong123", "000000") for typed in (email, email.upper())]
+    held = await log_in(http, f" {email} ", "Wrong123", "000000")
+    # then
+    assert [r.status_code for r in tries] == [401, 401]
+    assert held.status_code == 429 and "Too many attempts for this login" in held.text
+
+
 async def test_wrong_code_counts_and_a_used_code_cannot_be_replayed(
     http: httpx.AsyncClient,
 ) -> None:
