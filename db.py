@@ -54,12 +54,13 @@ async def keep_session(connection: Any) -> None:
     own, notify/pg_pubsub.py; no advisory locks, cursors or SET)."""
 
 
-def connection_config(settings: Settings) -> str | dict[str, Any]:
-    url = database_url(settings)
+def connection_config(settings: Settings) -> dict[str, Any]:
+    config = expand_db_url(database_url(settings))
     if settings.is_sqlite:
-        return url
-    config = expand_db_url(url)
-    config["credentials"]["reset"] = keep_session
+        # Tortoise's client with short reads on the event loop (models/sqlite_client.py).
+        config["engine"] = "models.sqlite_client"
+    else:
+        config["credentials"]["reset"] = keep_session
     return config
 
 

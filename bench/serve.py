@@ -57,6 +57,20 @@ def count_sql_statements() -> None:
 
         setattr(SqliteClient, name, counted())
 
+    # The short reads keybin's own client answers on the event loop.
+    from models.sqlite_client import SqliteClient as Reading
+
+    original_read = Reading.read_now
+
+    def read_now(self: Any, query: str, *args: Any) -> Any:
+        rows = original_read(self, query, *args)
+        seen = _statements.get()
+        if rows is not None and seen is not None:  # else execute_query counts it
+            seen.append(query)
+        return rows
+
+    Reading.read_now = read_now  # type: ignore[method-assign]
+
 
 def with_sql_count(app: ASGIApp) -> ASGIApp:
     """Requests carrying x-bench-count-sql get the count back in x-bench-sql-count."""

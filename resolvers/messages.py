@@ -34,17 +34,21 @@ async def page(
     kinds: Collection[MessageKind] | None = None,
 ) -> list[Message]:
     """Newest first; `before_id` is the keyset cursor, so new messages never shift a page.
-    The statement is prepared once (models/prepared.py): this is every app's first screen."""
+    The statement is prepared once (models/prepared.py): this is every app's first screen.
+    Unfiltered, the (account_id, id) index leads straight to the page: a short read. A
+    filter may walk past many of the account's messages first."""
     where = '"account_id" = ?'
     params: list[object] = [account_id]
+    chosen = _chosen(kinds)
+    short = not unread_only and not chosen
     if unread_only:
         where += ' AND "read_at" IS NULL'
-    if chosen := _chosen(kinds):
+    if chosen:
         where += f' AND "kind" IN ({prepared.placeholders(len(chosen))})'
         params += chosen
     if before_id is not None:
         where, params = where + ' AND "id" < ?', [*params, before_id]
-    return await prepared.select(Message, where, params, '"id" DESC', limit)
+    return await prepared.select(Message, where, params, '"id" DESC', limit, short=short)
 
 
 async def since(account_id: int, after_id: int, limit: int) -> list[Message]:
