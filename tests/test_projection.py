@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from tortoise import connections
 
 from core import clock
 from models.accounts import Account
@@ -174,6 +175,32 @@ async def test_every_row_and_status_both_ways(
     # per listing: nobody yet, an agent and a contractor deleted since have no grantee
     assert grantees.count(None) == len(grantees) // 2
     assert all(p["firstName"] for p in grantees if p)
+
+
+async def test_on_sqlite_the_page_is_read_on_the_event_loop(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
+) -> None:
+    # given: a client that reads on the event loop (SQLite's, models/sqlite_client.py)
+    client = connections.get("default")
+    if not hasattr(client, "read_now"):
+        pytest.skip("a client that reads nothing on the event loop (PostgreSQL)")
+    token = await signed_in_portfolio(gql)
+    read: list[tuple[str, bool]] = []
+    original = type(client).read_now
+
+    def spied(self: Any, sql: str, params: Any) -> Any:
+        rows = original(self, sql, params)
+        read.append((sql, rows is not None))
+        return rows
+
+    monkeypatch.setattr(type(client), "read_now", spied)
+    # when
+    built, resolved = await both_ways(gql, monkeypatch, PAGE, {"first": 3, "grants": 3}, token)
+    # then: the statement (with its SQL functions) was answered there, not in the
+    # database's thread
+    assert built == resolved and "errors" not in built, built
+    assert len(statements) == 1
+    assert (statements[0], True) in read
 
 
 async def test_times_given_in_other_offsets_both_ways(

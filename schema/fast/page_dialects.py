@@ -77,6 +77,10 @@ class Postgres:
     async def prepare(self, client: Any) -> None:
         """Nothing to register: PostgreSQL has every function the statements use."""
 
+    def read_now(self, client: Any, sql: str, values: list[Any]) -> list[Any] | None:
+        """Every statement goes through the connection pool."""
+        return None
+
 
 def _base64(text_sql: str) -> str:
     # Short values only (ids, cursors): PostgreSQL breaks base64 lines at 76 characters.
@@ -111,6 +115,7 @@ class Sqlite:
 
     def __init__(self) -> None:
         self._prepared: WeakSet[Any] = WeakSet()
+        self._readers: WeakSet[Any] = WeakSet()
 
     def param(self, number: int, cast: str) -> str:
         return f"?{number}"
@@ -176,6 +181,21 @@ class Sqlite:
             for name, (arity, function) in FUNCTIONS.items():
                 await connection.create_function(name, arity, function, deterministic=True)
             self._prepared.add(connection)
+
+    def read_now(self, client: Any, sql: str, values: list[Any]) -> list[Any] | None:
+        """The statement's rows, read on the event loop where the client can (its read-only
+        connection, models/sqlite_client.py); None: ask through Tortoise. The statement calls
+        FUNCTIONS for every id it writes, and in aiosqlite's thread each call would first
+        wait for the GIL, which the event loop holds while it works on other requests."""
+        read_now = getattr(client, "read_now", None)
+        if read_now is None:
+            return None
+        if client not in self._readers:
+            for name, (arity, function) in FUNCTIONS.items():
+                client.create_reader_function(name, arity, function)
+            self._readers.add(client)
+        rows: list[Any] | None = read_now(sql, values)
+        return rows
 
 
 Dialect = Postgres | Sqlite

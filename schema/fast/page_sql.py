@@ -321,6 +321,9 @@ def _page(args: dict[str, Any], filters: tuple[str, ...]) -> Page | None:
 
 async def _run(sql: str, values: list[Any]) -> Any:
     client = connections.get("default")
-    await DIALECTS[str(client.capabilities.dialect)].prepare(client)
-    _, rows = await client.execute_query(sql, values)
+    dialect = DIALECTS[str(client.capabilities.dialect)]
+    rows = dialect.read_now(client, sql, values)
+    if rows is None:
+        await dialect.prepare(client)
+        _, rows = await client.execute_query(sql, values)
     return json.loads(rows[0][0])
