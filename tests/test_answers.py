@@ -52,6 +52,12 @@ SIGN_OUT = "mutation { signOut { ok } }"
 MARK_READ = "mutation { markMessagesRead(input: {ids: []}) { count userErrors { code } } }"
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Kept answers are off by default (settings.py): these tests turn them on."""
+    return {"answer_cache": True}
+
+
 def kept(app: Starlette) -> AnswerCache:
     cache: AnswerCache = app.state.answers
     return cache
@@ -289,10 +295,13 @@ async def test_nothing_is_kept_when_turned_off(
 
 def test_the_version_asked_follows_the_database() -> None:
     assert sqlite_path("sqlite://./keybin.sqlite3?busy_timeout=5000") == "./keybin.sqlite3"
-    assert isinstance(versions_for(Settings(database_url="sqlite://./k.sqlite3")), SqliteVersions)
-    assert versions_for(Settings(database_url="sqlite://:memory:")) is None
-    assert isinstance(versions_for(Settings(database_url="postgres://k@h/k")), PostgresVersions)
+    on = Settings(database_url="sqlite://./k.sqlite3", answer_cache=True)
+    assert isinstance(versions_for(on), SqliteVersions)
+    assert versions_for(Settings(database_url="sqlite://:memory:", answer_cache=True)) is None
+    pg = Settings(database_url="postgres://k@h/k", answer_cache=True)
+    assert isinstance(versions_for(pg), PostgresVersions)
     assert versions_for(Settings(database_url="postgres://k@h/k", answer_cache=False)) is None
+    assert versions_for(Settings(database_url="sqlite://./k.sqlite3")) is None  # off by default
 
 
 async def test_kept_answers_are_bounded_in_number_and_size(

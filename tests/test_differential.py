@@ -56,8 +56,9 @@ PRIVATE = "PRIVATEA"
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    """Production's schema: errors masked, no introspection, no field suggestions."""
-    return {"env": "production"}
+    """Production's schema: errors masked, no introspection, no field suggestions; kept
+    answers on, so that they are compared too."""
+    return {"env": "production", "answer_cache": True}
 
 
 @pytest.fixture(autouse=True)

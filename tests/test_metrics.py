@@ -26,6 +26,9 @@ from web import metrics
 
 TOKEN = "scrape-token-0123456789abcdef"
 WITH_TOKEN = pytest.mark.parametrize("settings_overrides", [{"metrics_token": TOKEN}])
+KEPT = pytest.mark.parametrize(
+    "settings_overrides", [{"metrics_token": TOKEN, "answer_cache": True}]
+)
 ME = "{ me { id } }"
 RESET_MAIL = {"name": "Ann", "key_id": None, "link": "http://keybin.test/reset"}
 
@@ -150,7 +153,7 @@ async def test_requests_are_timed_by_operation_type(live: Live) -> None:
     assert value(after, "keybin_graphql_request_seconds_sum", operation="mutation") > 0
 
 
-@WITH_TOKEN
+@KEPT
 async def test_a_kept_answer_is_timed_as_a_query(live: Live) -> None:
     # given an agent whose query has been answered and admitted
     agent = await make_agent()
@@ -166,7 +169,7 @@ async def test_a_kept_answer_is_timed_as_a_query(live: Live) -> None:
     assert value(found, "keybin_graphql_request_seconds_count", operation="query") == 3
 
 
-@WITH_TOKEN
+@KEPT
 async def test_kept_answers_hits_and_misses_are_counted(live: Live) -> None:
     # given an agent whose query has been asked once (admitted: neither a hit nor a miss)
     agent = await make_agent()

@@ -553,7 +553,7 @@ async def test_keybin_serve_stops_with_one_line_naming_the_document(
     assert last.startswith("keybin: TRUSTED_DOCUMENTS: document unknown-field (operation Broken)")
 
 
-@pytest.mark.parametrize("settings_overrides", [production()], indirect=True)
+@pytest.mark.parametrize("settings_overrides", [production(answer_cache=True)], indirect=True)
 async def test_a_trusted_query_asked_by_id_again_is_answered_from_the_kept_answers(
     live: Live, client: httpx.AsyncClient
 ) -> None:

@@ -23,7 +23,7 @@ def test_defaults_and_a_secret_kept_beside_the_database(tmp_path: Path) -> None:
     assert first.rate_limit_per_minute == 300 and first.env == "development"
     assert first.rate_limit_per_account_per_minute == 20
     assert first.trusted_proxies == ()
-    assert first.answer_cache is True
+    assert first.answer_cache is False  # on only when asked for (KEYBIN_ANSWER_CACHE=on)
     assert len(first.secret_key) >= 32
     assert first.secret_key == second.secret_key
     assert (tmp_path / "keybin.secret").read_text().strip() == first.secret_key
@@ -40,7 +40,7 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
             "SMTP_PORT": "2525",
             "SMTP_STARTTLS": "true",
             "PUBLIC_URL": "https://keys.example.com/",
-            "KEYBIN_ANSWER_CACHE": "off",
+            "KEYBIN_ANSWER_CACHE": "on",
         }
     )
     assert (settings.device_limit, settings.max_grant_days) == (3, 7)
@@ -50,7 +50,7 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
         True,
     )
     assert settings.public_url == "https://keys.example.com"
-    assert settings.answer_cache is False
+    assert settings.answer_cache is True
 
 
 @pytest.mark.parametrize(

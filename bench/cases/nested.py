@@ -22,6 +22,7 @@ from core.sqlite import driver as sqlite3
 
 NAME = "nested"
 NOT_KEPT = {"KEYBIN_ANSWER_CACHE": "off"}
+KEPT = {"KEYBIN_ANSWER_CACHE": "on"}  # off by default (settings.py)
 GRANTS_PER_LISTING = 20
 
 QUERY = """

@@ -302,7 +302,7 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
     url, reader, token = seeded["url"], seeded["reader"], seeded["reader_token"]
     portfolio = seed.Portfolio(seeded["agent_id"], seeded["agent_token"], [])
     rounds = ctx.size(3, 1, 1)
-    keybin = nested.keybin_server(ctx, url, "keybin-peer")
+    keybin = nested.keybin_server(ctx, url, "keybin-peer", env=nested.KEPT)
     # The small query's answer is kept while the data is unchanged
     # (schema/fast/answer_cache.py); this one works every answer out, for the row printed
     # beside it. The nested query reads the clock (grant statuses), so its answers are

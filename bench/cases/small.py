@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import load, seed, stats
-from bench.cases.nested import NOT_KEPT, keybin_server
+from bench.cases.nested import KEPT, NOT_KEPT, keybin_server
 from bench.context import ROOT, CaseResult, Context, run_async
 from bench.report import Row
 from bench.servers import HOST, Server, bench_python, free_port
@@ -45,7 +45,7 @@ def run(ctx: Context) -> CaseResult:
     url = ctx.database("small")
     _, token = run_async(seed_reader(url))
     rounds = ctx.size(3, 1, 1)
-    kept = keybin_server(ctx, url, "keybin-small")
+    kept = keybin_server(ctx, url, "keybin-small", env=KEPT)
     # The same server with every answer worked out again (schema/fast/answer_cache.py): the cost of
     # the request path itself, printed beside the target row.
     worked_out = keybin_server(ctx, url, "keybin-small-not-kept", env=NOT_KEPT)

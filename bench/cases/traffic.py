@@ -42,7 +42,7 @@ import asyncpg
 
 from bench import load, seed, stats
 from bench.cases import peer
-from bench.cases.nested import NOT_KEPT, global_id, keybin_server
+from bench.cases.nested import KEPT, NOT_KEPT, global_id, keybin_server
 from bench.context import ROOT, CaseResult, Context, run_async
 from bench.report import Row, unavailable
 from bench.servers import HOST, Server
@@ -851,7 +851,7 @@ def _env(config: str) -> dict[str, str]:
         "METRICS_TOKEN": METRICS_TOKEN,
         # Sign-ins and PIN checks come from one address, some accounts several times.
         "RATE_LIMIT_PER_ACCOUNT_PER_MINUTE": "1000000",
-        **(NOT_KEPT if config == "off" else {}),
+        **(NOT_KEPT if config == "off" else KEPT),
     }
 
 
