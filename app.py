@@ -35,7 +35,7 @@ from resolvers.billing_schedule import BillingScheduler
 from resolvers.ratelimit import RateLimiter
 from resolvers.scheduler import StartingNotifier
 from schema.context import Context
-from schema.fast import answer_cache
+from schema.fast import answer_cache, json_fragments
 from schema.fast.answer_cache import AnswerCache, versions_for
 from schema.persisted.documents import PersistedDocuments
 from schema.persisted.view import with_document
@@ -133,6 +133,10 @@ class KeybinGraphQL(GraphQL[Context, None]):
         return await super().execute_single(
             request, request_adapter, sub_response, context, root_value, found
         )
+
+    def encode_json(self, data: object) -> str:
+        """As Strawberry's, with the pages the database wrote as JSON sent as they came."""
+        return json_fragments.encode(data)
 
     def admits_again(self, query: str, operation_name: str | None) -> bool:
         schema = self.schema

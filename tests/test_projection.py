@@ -203,6 +203,48 @@ async def test_on_sqlite_the_page_is_read_on_the_event_loop(
     assert (statements[0], True) in read
 
 
+COUNTS = """
+query Counts($first: Int, $after: String) {
+  me {
+    ... on Agent {
+      listings(first: $first, after: $after) {
+        totalCount
+        pageInfo { hasNextPage hasPreviousPage }
+      }
+      homes: listings(first: $first) {
+        __typename
+        edges { node { grants(first: 2) { totalCount pageInfo { __typename } } } }
+      }
+      messages(first: $first) { totalCount }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("first", [0, 1, 3, 20])
+async def test_selections_that_read_no_rows_both_ways(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str], first: int
+) -> None:
+    # given: pages where only counts and page flags are asked for, none of the rows
+    agent = await portfolio()
+    token = await gql.sign_in(agent.email or "")
+    cursor = base64.urlsafe_b64encode(b"k:999999").decode()
+    # when
+    built, resolved = await both_ways(gql, monkeypatch, COUNTS, {"first": first}, token)
+    after, after_resolved = await both_ways(
+        gql, monkeypatch, COUNTS, {"first": first, "after": cursor}, token
+    )
+    # then: one object each, as the resolvers answer
+    assert built == resolved and "errors" not in built, built
+    assert after == after_resolved and "errors" not in after, after
+    assert len(statements) == 6
+    listings = built["data"]["me"]["listings"]
+    assert listings["totalCount"] == 5
+    assert listings["pageInfo"] == {"hasNextPage": first < 5, "hasPreviousPage": False}
+    assert after["data"]["me"]["listings"]["pageInfo"]["hasPreviousPage"] is True
+
+
 async def test_times_given_in_other_offsets_both_ways(
     gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, statements: list[str]
 ) -> None:

@@ -20,7 +20,6 @@ clock); tests/test_projection.py runs pages both ways and compares them."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from graphql.language import FieldNode
 from tortoise import connections
 
 from schema.base import MAX_FIRST, decode_cursor
+from schema.fast.json_fragments import Fragment
 from schema.fast.page_columns import (
     ROOTS,
     TYPES,
@@ -166,6 +166,7 @@ class Builder:
         limit = self.params.add(("limit", index), lambda b: b.pages[index].limit, "int")
         row = self.alias()
         parts = []
+        reads_rows = False  # whether anything selected comes from the page's rows
         for key, field_details in self.subfields(connection_type, details).items():
             name = field_details[0].node.name.value
             if name != "__typename":
@@ -176,9 +177,11 @@ class Builder:
                 edge_type = _object_type(connection_type.fields["edges"].type, listed=True)
                 edge = self.edge_json(edge_type, field_details, row)
                 value = self.dialect.json_array(edge, f'{row}."id" DESC')
+                reads_rows = True
             elif name == "pageInfo":
                 page_type = _object_type(connection_type.fields["pageInfo"].type)
-                value = self.page_info(page_type, field_details, many, outer, row, index)
+                value, cursors = self.page_info(page_type, field_details, many, outer, row, index)
+                reads_rows = reads_rows or cursors
             elif name == "totalCount":
                 counted = self.alias()
                 where = many.on(outer, counted, self.params)
@@ -186,9 +189,13 @@ class Builder:
             else:
                 raise Unmapped
             parts.append(f"'{key}', {value}")
+        body = self.dialect.json_object(parts)
+        if not reads_rows:
+            # Nothing aggregates the rows then: read from them, the query would answer
+            # once per row (or not at all), where one object is wanted.
+            return f"SELECT {body}"
         page = self.page_rows(many, outer, row, index)
         rows = f"SELECT {row}.* FROM {page} LIMIT {limit}"  # noqa: S608
-        body = self.dialect.json_object(parts)
         return f"SELECT {body} FROM ({rows}) {row}"  # noqa: S608
 
     def page_rows(self, many: Many, outer: str, row: str, index: int) -> str:
@@ -224,9 +231,11 @@ class Builder:
         outer: str,
         row: str,
         index: int,
-    ) -> str:
+    ) -> tuple[str, bool]:
+        """pageInfo's object, and whether it reads the page's rows (its cursors do)."""
         dialect, params = self.dialect, self.params
         pairs = []
+        cursors = False
         for key, field_details in self.subfields(page_type, details).items():
             name = field_details[0].node.name.value
             if name == "__typename":
@@ -243,14 +252,14 @@ class Builder:
             elif name == "hasPreviousPage":
                 before = params.add(("before", index), lambda b: b.pages[index].before_id, "int")
                 value = dialect.boolean(f"{before} IS NOT NULL")
-            elif name == "startCursor":
-                value = dialect.cursor(f'max({row}."id")')
-            elif name == "endCursor":
-                value = dialect.cursor(f'min({row}."id")')
+            elif name in ("startCursor", "endCursor"):
+                newest = name == "startCursor"
+                value = dialect.cursor(f'{"max" if newest else "min"}({row}."id")')
+                cursors = True
             else:
                 raise Unmapped
             pairs.append(f"'{key}', {value}")
-        return dialect.json_object(pairs)
+        return dialect.json_object(pairs), cursors
 
 
 def _unguarded(field_def: GraphQLField) -> None:
@@ -319,11 +328,11 @@ def _page(args: dict[str, Any], filters: tuple[str, ...]) -> Page | None:
     return Page(limit, before_id)
 
 
-async def _run(sql: str, values: list[Any]) -> Any:
+async def _run(sql: str, values: list[Any]) -> Fragment:
     client = connections.get("default")
     dialect = DIALECTS[str(client.capabilities.dialect)]
     rows = dialect.read_now(client, sql, values)
     if rows is None:
         await dialect.prepare(client)
         _, rows = await client.execute_query(sql, values)
-    return json.loads(rows[0][0])
+    return Fragment(rows[0][0])
