@@ -7,7 +7,7 @@ accounts' requests are never answered from memory. Runs on both databases."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -413,6 +413,43 @@ async def test_an_answer_is_kept_only_when_it_depended_on_nothing_else(
     other = b'{"query": "b"}'
     assert await ask(cache, other) == await ask(cache, other) == b"answer to " + other
     assert inner.calls == 3
+    cache.close()
+
+
+class DroppedWhileRead:
+    """Versions whose reading lets another request drop every kept answer, as a request that
+    found its own answer stale does while this one waits for the database."""
+
+    def __init__(self, inner: SqliteVersions) -> None:
+        self.inner = inner
+        self.cache: AnswerCache | None = None
+
+    async def current(self) -> Hashable | None:
+        version = await self.inner.current()
+        if self.cache is not None:
+            for key in list(self.cache.entries):
+                self.cache._drop(key)
+        return version
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+async def test_an_answer_dropped_while_its_version_is_read_is_worked_out_again(
+    standalone: tuple[Inner, AnswerCache],
+) -> None:
+    inner, cache = standalone
+    assert isinstance(cache.versions, SqliteVersions)
+    versions = DroppedWhileRead(cache.versions)
+    cache.versions = versions
+    # given a kept answer
+    assert await ask(cache) == b'answer to {"query": "a"}'
+    assert inner.calls == 1 and len(cache.entries) == 1
+    # when it is dropped by another request while this one reads the version
+    versions.cache = cache
+    # then this one is worked out again, not a KeyError (a 500)
+    assert await ask(cache) == b'answer to {"query": "a"}'
+    assert inner.calls == 2 and cache.hits == 0
     cache.close()
 
 

@@ -204,6 +204,7 @@ async def test_messages_of_the_kinds_asked_for_page_by_the_keyset_cursor(
     assert (revoked, page["totalCount"]) == ([], 0)
 
 
+@pytest.mark.parametrize("settings_overrides", [{"answer_cache": True}])
 async def test_kept_answers_follow_the_kinds_asked_for(
     gql: GraphQLClient, http: httpx.AsyncClient, app: Starlette
 ) -> None:

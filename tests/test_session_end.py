@@ -71,6 +71,13 @@ mutation($pw: String!) { deleteMyAccount(input: {password: $pw}) { ok userErrors
 """
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Answers are kept (schema/fast/answer_cache.py, off by default): a kept answer is what a
+    session that ended must never be served."""
+    return {"answer_cache": True}
+
+
 async def sign_in_on(live: Live, login: str, device: str, password: str = PASSWORD) -> str:
     variables = {
         "input": {"login": login, "password": password, "deviceId": device, "deviceName": device}

@@ -229,6 +229,10 @@ class AnswerCache:
         version: Hashable | None = None
         if entry is not None:
             version = await self.versions.current()
+            # While the version was read, another request may have dropped or replaced it.
+            if self.entries.get(key) is not entry:
+                entry = None
+        if entry is not None:
             if entry.version == version and (
                 entry.expires_at is None or clock.now() < entry.expires_at
             ):
