@@ -302,6 +302,8 @@ def run(ctx: Context) -> CaseResult:
                 ours.per_connection_kib,
                 theirs.per_connection_kib,
                 "raw WebSockets",
+                "at_most",
+                1.3,
             ),
         ],
         {

@@ -295,6 +295,8 @@ def run(ctx: Context) -> CaseResult:
                 keybin_ms,
                 stats.median(sql_times) * 1000,
                 "sqlite3",
+                "at_most",
+                5.0,
             ),
             Row(
                 NAME,

@@ -302,12 +302,11 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
     url, reader, token = seeded["url"], seeded["reader"], seeded["reader_token"]
     portfolio = seed.Portfolio(seeded["agent_id"], seeded["agent_token"], [])
     rounds = ctx.size(3, 1, 1)
-    keybin = nested.keybin_server(ctx, url, "keybin-peer", env=nested.KEPT)
-    # The small query's answer is kept while the data is unchanged
-    # (schema/fast/answer_cache.py); this one works every answer out, for the row printed
-    # beside it. The nested query reads the clock (grant statuses), so its answers are
-    # never kept.
-    worked_out = nested.keybin_server(ctx, url, "keybin-peer-not-kept", env=nested.NOT_KEPT)
+    keybin = nested.keybin_server(ctx, url, "keybin-peer", env=nested.NOT_KEPT)
+    # keybin as it runs works every answer out; this one keeps the small query's answer while
+    # the data is unchanged (schema/fast/answer_cache.py), for the row printed beside it. The
+    # nested query reads the clock (grant statuses), so its answers are never kept anyway.
+    kept = nested.keybin_server(ctx, url, "keybin-peer-kept", env=nested.KEPT)
     port = free_port()
     peer = Server(
         "postgraphile",
@@ -332,7 +331,7 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
         ctx.server_cpu,
         ready_path="/graphql",
     )
-    with keybin, worked_out, peer:
+    with keybin, kept, peer:
         requests = {
             "nested": (
                 load.graphql_request(
@@ -346,19 +345,19 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
                 load.graphql_request(HOST, keybin.port, small.QUERY, token=token),
                 load.graphql_request(HOST, peer.port, SMALL, {"account": reader}),
                 small_values,
-                load.graphql_request(HOST, worked_out.port, small.QUERY, token=token),
+                load.graphql_request(HOST, kept.port, small.QUERY, token=token),
             ),
         }
 
         async def measure() -> dict[str, Any]:
             found: dict[str, Any] = {}
-            for name, (ours_raw, theirs_raw, values, plain_raw) in requests.items():
+            for name, (ours_raw, theirs_raw, values, kept_raw) in requests.items():
                 ours_data = _body(await load.request_once(HOST, keybin.port, ours_raw))
                 theirs_data = _body(await load.request_once(HOST, peer.port, theirs_raw))
                 same = values(ours_data, True) == values(theirs_data, False)
                 if not same:
                     raise RuntimeError(f"{name}: keybin and PostGraphile answer differently")
-                ours, theirs, plain = [], [], []
+                ours, theirs, kept_runs = [], [], []
 
                 async def load_run(port: int, raw: bytes) -> load.LoadResult:
                     return await load.run(
@@ -372,11 +371,11 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
                     )
 
                 for _ in range(rounds):
-                    if plain_raw is not None:
-                        plain.append(await load_run(worked_out.port, plain_raw))
+                    if kept_raw is not None:
+                        kept_runs.append(await load_run(kept.port, kept_raw))
                     ours.append(await load_run(keybin.port, ours_raw))
                     theirs.append(await load_run(peer.port, theirs_raw))
-                found[name] = (ours, theirs, plain)
+                found[name] = (ours, theirs, kept_runs)
             return found
 
         measured = run_async(measure())
@@ -386,35 +385,35 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
         "connections": CONNECTIONS,
         "same_values": True,
     }
-    for name, (ours, theirs, plain) in measured.items():
+    for name, (ours, theirs, kept_runs) in measured.items():
         keybin_rps = stats.median([r.rps for r in ours])
         peer_rps = stats.median([r.rps for r in theirs])
         rows.append(
             Row(
                 NAME,
-                f"{name} query requests/s (PostgreSQL)",
+                f"{name} query requests/s (PostgreSQL), worked out",
                 "rps",
                 keybin_rps,
                 peer_rps,
                 f"PostGraphile {VERSION}",
                 "at_least",
-                1.0,
+                2.0,
             )
         )
-        if plain:
+        if kept_runs:
             rows.append(
                 Row(
                     NAME,
-                    f"{name} query requests/s, every answer worked out",
+                    f"{name} query requests/s, kept answers on",
                     "rps",
-                    stats.median([r.rps for r in plain]),
+                    stats.median([r.rps for r in kept_runs]),
                     peer_rps,
                     f"PostGraphile {VERSION}",
                 )
             )
         details[name] = {
             "keybin": [r.summary() for r in ours],
-            "keybin_not_kept": [r.summary() for r in plain],
+            "keybin_kept": [r.summary() for r in kept_runs],
             "postgraphile": [r.summary() for r in theirs],
         }
     return CaseResult(rows, details)

@@ -2,8 +2,9 @@
 
 Floor: a plain Starlette JSON endpoint answering the same bytes, under the same uvicorn
 settings on the same CPU. Reported as requests per second at a fixed number of connections,
-for keybin as it runs (the repeated answer kept while the database is unchanged,
-schema/fast/answer_cache.py) and, printed beside it, with every answer worked out again."""
+for keybin as it runs (every answer worked out) and, printed beside it, with kept answers
+turned on (KEYBIN_ANSWER_CACHE=on: the repeated answer kept while the database is unchanged,
+schema/fast/answer_cache.py), which a deployment with steady writes rarely gets to use."""
 
 from __future__ import annotations
 
@@ -45,13 +46,13 @@ def run(ctx: Context) -> CaseResult:
     url = ctx.database("small")
     _, token = run_async(seed_reader(url))
     rounds = ctx.size(3, 1, 1)
-    kept = keybin_server(ctx, url, "keybin-small", env=KEPT)
-    # The same server with every answer worked out again (schema/fast/answer_cache.py): the cost of
-    # the request path itself, printed beside the target row.
-    worked_out = keybin_server(ctx, url, "keybin-small-not-kept", env=NOT_KEPT)
+    worked_out = keybin_server(ctx, url, "keybin-small", env=NOT_KEPT)
+    # The same server keeping the repeated answer (schema/fast/answer_cache.py), printed beside
+    # the target row: what an unchanging database would give, not what traffic gets.
+    kept = keybin_server(ctx, url, "keybin-small-kept", env=KEPT)
     with kept, worked_out:
-        raw = load.graphql_request(HOST, kept.port, QUERY, token=token)
-        expected = run_async(load.request_once(HOST, kept.port, raw)).body
+        raw = load.graphql_request(HOST, worked_out.port, QUERY, token=token)
+        expected = run_async(load.request_once(HOST, worked_out.port, raw)).body
         assert b'"errors"' not in expected and b'"edges"' in expected, expected[:300]
         body_file = ctx.workdir / "small-response.json"
         body_file.write_bytes(expected)
@@ -66,7 +67,7 @@ def run(ctx: Context) -> CaseResult:
             cwd=ROOT,
         )
         with floor:
-            servers = {"kept": kept, "worked_out": worked_out, "floor": floor}
+            servers = {"worked_out": worked_out, "kept": kept, "floor": floor}
 
             def same(response: load.Response) -> bool:
                 return response.body == expected
@@ -96,8 +97,8 @@ def run(ctx: Context) -> CaseResult:
     details: dict[str, Any] = {
         "response_bytes": len(expected),
         "connections": CONNECTIONS,
-        "keybin_rounds": [r.summary() for r in results["kept"]],
-        "keybin_not_kept_rounds": [r.summary() for r in results["worked_out"]],
+        "keybin_rounds": [r.summary() for r in results["worked_out"]],
+        "keybin_kept_rounds": [r.summary() for r in results["kept"]],
         "floor_rounds": [r.summary() for r in results["floor"]],
     }
     failures = sum(r.failures for r in every)
@@ -107,28 +108,28 @@ def run(ctx: Context) -> CaseResult:
         [
             Row(
                 NAME,
-                f"requests/s, {CONNECTIONS} connections",
+                f"requests/s, {CONNECTIONS} connections, worked out",
                 "rps",
-                rps["kept"],
+                rps["worked_out"],
                 rps["floor"],
                 "plain Starlette",
                 "at_least",
-                0.5,
+                0.4,
                 note=f"{failures} failed" if failures else "",
             ),
             Row(
                 NAME,
                 "median latency under that load",
                 "ms",
-                stats.median([r.median_ms for r in results["kept"]]),
+                stats.median([r.median_ms for r in results["worked_out"]]),
                 stats.median([r.median_ms for r in results["floor"]]),
                 "plain Starlette",
             ),
             Row(
                 NAME,
-                "requests/s, every answer worked out",
+                "requests/s, kept answers on",
                 "rps",
-                rps["worked_out"],
+                rps["kept"],
                 rps["floor"],
                 "plain Starlette",
             ),
