@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +32,6 @@ from bench.servers import HOST, Server, free_port, pin
 NAME = "peer"
 VERSION = "4.14.1"
 PACKAGE_DIR = Path(os.environ.get("KEYBIN_BENCH_CACHE", Path.home() / ".cache/keybin-bench"))
-# Apart from the test suite's cluster (/tmp/keybin-pg, 54329), so neither stops the other.
-CLUSTER_DIR = "/tmp/keybin-bench-pg"  # noqa: S108  (a throwaway cluster, root-owned tmp)
-CLUSTER_PORT = "54339"
 DATABASE = "keybin_bench"
 CONNECTIONS = 8
 
@@ -117,39 +115,58 @@ def postgraphile_cli() -> Path:
 
 @contextlib.contextmanager
 def cluster(cpu: int | None) -> Iterator[str]:
+    """A throwaway cluster of this case's own, in a new directory on a free port: apart from
+    the test suite's (/tmp/keybin-pg, 54329) and from any other benchmark run at the same
+    time, so none stops or fills another's."""
     script = ROOT / "tools/pg_cluster.sh"
+    directory = tempfile.mkdtemp(prefix="keybin-bench-pg-")
+    port = str(free_port())
     done = subprocess.run(
-        ["bash", str(script), "start", CLUSTER_DIR, CLUSTER_PORT],
+        ["bash", str(script), "start", directory, port],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    if done.returncode != 0:
-        raise Unavailable(f"PostgreSQL did not start: {done.stderr.strip()[-300:]}")
+    url = ""
     try:
-        _pin_cluster(cpu)
-        yield done.stdout.strip().splitlines()[-1]
+        if done.returncode != 0:
+            raise Unavailable(f"PostgreSQL did not start: {done.stderr.strip()[-300:]}")
+        url = done.stdout.strip().splitlines()[-1]
+        _directories[url] = directory
+        _pin_cluster(cpu, url)
+        yield url
     finally:
         subprocess.run(
-            ["bash", str(script), "stop", CLUSTER_DIR, CLUSTER_PORT],
+            ["bash", str(script), "stop", directory, port],
             capture_output=True,
             timeout=120,
             check=False,
         )
+        _directories.pop(url, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
-def _pin_cluster(cpu: int | None) -> None:
+# Each running cluster's directory, by the URL `cluster` gave.
+_directories: dict[str, str] = {}
+
+
+def postmaster(url: str) -> int:
+    """The process id of the cluster `cluster` started at this URL."""
+    return int(Path(_directories[url], "postmaster.pid").read_text().split()[0])
+
+
+def _pin_cluster(cpu: int | None, url: str) -> None:
     """PostgreSQL shares the server's CPU; new backends inherit the postmaster's placement."""
     if cpu is None:
         return
-    postmaster = int(Path(CLUSTER_DIR, "postmaster.pid").read_text().split()[0])
-    pin(cpu, postmaster)
+    parent = postmaster(url)
+    pin(cpu, parent)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[1]) == postmaster:
+                if int(fields[1]) == parent:
                     pin(cpu, int(entry.name))
 
 

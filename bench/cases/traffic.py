@@ -813,7 +813,7 @@ def _postgres(ctx: Context, size: Sizes) -> tuple[list[Config], dict[str, Any]]:
         seconds: dict[str, float] = {
             "cluster started and seeded": round(time.monotonic() - begin, 1)
         }
-        postmaster = int(Path(peer.CLUSTER_DIR, "postmaster.pid").read_text().split()[0])
+        postmaster = peer.postmaster(base)
         configs = []
         for name, database in zip(CONFIGS, DATABASES, strict=True):
             url = _with_database(base, database)
