@@ -19,6 +19,7 @@ from importers.sources import batched, json_object, optional, required, reso_val
 from models.accounts import Account, AccountEvent
 from models.enums import AccountEventKind, AccountKind, AccountStatus
 from notify import sessions
+from resolvers.billing_status import held_past_due
 from resolvers.phones import normalize_phone
 
 # RESO's MemberStatus values (Active, Inactive) and the contract's names, in any letter
@@ -167,6 +168,7 @@ async def _upsert(
         mls_id__in={key[1] for key in members},
     ).values_list("id", "association", "mls_id", "deleted_at", *ROSTER_FIELDS)
     existing = {(row[1], row[2]): row for row in found}
+    unpaid = await held_past_due([row[0] for row in found])
     changes: list[list[Any]] = []
     events: list[tuple[Any, ...]] = []
     new: list[Member] = []
@@ -180,6 +182,10 @@ async def _upsert(
             left_alone.append(member)
             continue
         roster = member.roster()
+        if row[0] in unpaid and roster["status"] == AccountStatus.ACTIVE.value:
+            # The association's ACTIVE does not pay keybin's bill: billing keeps PAST_DUE until
+            # a payment gives it back (resolvers/billing_status.py); any other status applies.
+            roster["status"] = AccountStatus.PAST_DUE.value
         differences = [
             name
             for name, old in zip(ROSTER_FIELDS, row[4:], strict=True)

@@ -6,6 +6,9 @@ INACTIVE keeps that status whatever is paid."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import cast
+
 from models.accounts import Account
 from models.billing import BillingAccount
 from models.enums import AccountEventKind, AccountStatus
@@ -13,6 +16,17 @@ from notify.sessions import Ending
 from resolvers import billing_notices, events
 from resolvers.billing import billing_account, ledger, money, overdue_past_grace
 from settings import Settings
+
+
+async def held_past_due(account_ids: Collection[int]) -> set[int]:
+    """The accounts among these that billing made PAST_DUE and no payment has given back: an
+    association roster saying ACTIVE does not pay their bill, so it leaves them PAST_DUE."""
+    if not account_ids:
+        return set()
+    held = await BillingAccount.filter(
+        account_id__in=list(account_ids), made_past_due=True
+    ).values_list("account_id", flat=True)
+    return {cast(int, account_id) for account_id in held}
 
 
 async def make_past_due(settings: Settings, account: Account, ending: Ending) -> bool:

@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,8 @@ from starlette.applications import Starlette
 
 from core import clock
 from core.ids import to_global_id
+from importers.members import import_members
+from importers.report import ImportReport
 from models.accounts import Account
 from models.billing import Invoice
 from models.enums import AccountStatus
@@ -30,7 +33,7 @@ from tests.smtp import SmtpServer, text_body
 from tests.stripe_server import GOOD_CARD, StripeServer, billing_settings
 from tests.test_account_status import GRANT
 from tests.test_billing import BILLING, pay_on_page, start
-from tests.test_session_end import NOT_ACTIVE, closed_with
+from tests.test_session_end import NOT_ACTIVE, closed_with, roster
 
 ME = "{ me { status } }"
 START_NOW = "mutation { startPayment(input: {}) { checkoutUrl userErrors { code field message } } }"
@@ -248,3 +251,41 @@ class TestBillingOff:
         assert webhook.status_code == 404
         assert (done.enrolled, done.billed) == (0, 0)
         assert app.state.billing_scheduler._task is None
+
+
+async def test_the_roster_saying_active_does_not_lift_what_billing_made_past_due(
+    live: Live, stripe: StripeServer, app_settings: Settings, tmp_path: Path
+) -> None:
+    # given an agent billing made PAST_DUE (a month unpaid past the grace days), and one the
+    # association's roster made PAST_DUE, owing nothing
+    unpaid = await make_agent()
+    await make_lockbox(unpaid, await make_listing(unpaid))
+    await run_round(app_settings)
+    due = next_month(today())
+    travel_to(due - timedelta(days=4))
+    await run_round(app_settings)
+    travel_to(due + timedelta(days=8))
+    assert (await run_round(app_settings)).made_past_due == 1
+    roster_made = await make_agent(status=AccountStatus.PAST_DUE)
+    members = tmp_path / "members.json"
+
+    async def statuses() -> dict[int, AccountStatus]:
+        ids = [unpaid.id, roster_made.id]
+        return dict(await Account.filter(id__in=ids).values_list("id", "status"))
+
+    # when the roster says both are active
+    members.write_text(json.dumps(rows((unpaid, "Active"), (roster_made, "Active"))))
+    await import_members(members, ImportReport())
+    # then the association's own PAST_DUE is lifted, billing's is not: the roster pays no bill
+    assert await statuses() == {
+        unpaid.id: AccountStatus.PAST_DUE,
+        roster_made.id: AccountStatus.ACTIVE,
+    }
+    # when the roster suspends the unpaid agent, that status applies
+    members.write_text(json.dumps(rows((unpaid, "Suspended"))))
+    await import_members(members, ImportReport())
+    assert (await statuses())[unpaid.id] == AccountStatus.SUSPENDED
+
+
+def rows(*members: tuple[Account, str]) -> dict[str, Any]:
+    return {"value": [roster(agent, status)["value"][0] for agent, status in members]}
