@@ -5,9 +5,10 @@
 
 The server runs as in the benchmarks (production settings, every answer worked out) on a
 seeded SQLite copy; py-spy samples it while the load runs and writes a flame graph (SVG)
-and the folded stacks to the output directory, then prints where the samples fell: by
-layer (the first keybin or library module on the stack under the request) and the
-functions with the most samples of their own. `pip install py-spy` first; it reads the
+and the folded stacks to the output directory (two recordings, one after the other, each
+half the time), then prints where the folded stacks' samples fell: by layer (the deepest
+frame on each stack from keybin or a library named below) and by the functions with the
+most samples of their own. `pip install py-spy` first; it reads the
 server's memory, so it needs ptrace (root, or kernel.yama.ptrace_scope=0)."""
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from bench.cases.nested import NOT_KEPT, keybin_server
 from bench.context import Context, run_async
 from bench.servers import HOST, Server, placement
 
-# Where a sample's time is counted: the first frame from one of these, reading from the
-# event loop down; anything else is "other".
+# Where a sample's time is counted: the deepest frame on its stack from one of these (each
+# frame named by the first that matches, so schema/fast/ before schema/, strawberry/ before
+# both); a stack with none of them is "other". The standard library and C code count for the
+# layer that called them.
 LAYERS = (
     ("uvicorn", "uvicorn/"),
     ("starlette", "starlette/"),
