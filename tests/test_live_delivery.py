@@ -86,6 +86,10 @@ async def test_the_pass_sends_what_the_usual_path_sends(
     passes, sinks = Passes(monkeypatch), Sinks(monkeypatch)
     contractor = await make_contractor()
     token = await live.sign_in(contractor.email or "")
+    # (written before subscribing: only the publishing below hands them on)
+    messages = [await new_message(contractor, f"Access {n}") for n in range(3)]
+    messages[1].read_at = messages[1].created_at
+    await messages[1].save()
     async with subscribed(live, token, PLAIN) as direct_ws:
         await live.wait_for_subscribers(1)
         monkeypatch.setattr(CompiledExecutor, "enabled", False)
@@ -93,9 +97,6 @@ async def test_the_pass_sends_what_the_usual_path_sends(
             await live.wait_for_subscribers(2)
             assert sinks.made[0] is not None and sinks.made[1] is None
             # when three messages are published, one of them read already
-            messages = [await new_message(contractor, f"Access {n}") for n in range(3)]
-            messages[1].read_at = messages[1].created_at
-            await messages[1].save()
             for message in messages:
                 await live.app.state.pubsub.publish(contractor.id, message.id)
             # then both connections get the same frames, in order
@@ -116,6 +117,9 @@ async def test_a_burst_for_many_subscribers_is_one_pass(
     passes = Passes(monkeypatch)
     contractors = [await make_contractor() for _ in range(4)]
     tokens = [await live.sign_in(c.email or "") for c in contractors]
+    # Written before subscribing: on SQLite the message tail would otherwise hand some on
+    # as they commit, in passes of their own; here only the burst below delivers them.
+    messages = [await new_message(c, f"For {c.id}") for c in contractors]
     async with (
         subscribed(live, tokens[0], PLAIN) as ws0,
         subscribed(live, tokens[1], PLAIN) as ws1,
@@ -123,7 +127,6 @@ async def test_a_burst_for_many_subscribers_is_one_pass(
         subscribed(live, tokens[3], PLAIN) as ws3,
     ):
         await live.wait_for_subscribers(4)
-        messages = [await new_message(c, f"For {c.id}") for c in contractors]
         # when one message each arrives at once (as from one outbox batch)
         for contractor, message in zip(contractors, messages, strict=True):
             live.app.state.pubsub.deliver_local(contractor.id, message.id)
@@ -158,9 +161,9 @@ async def test_a_field_that_awaits_keeps_the_usual_path(
     sinks = Sinks(monkeypatch)
     contractor = await make_contractor()
     token = await live.sign_in(contractor.email or "")
+    message = await new_message(contractor, "No grant")
     async with subscribed(live, token, WITH_GRANT) as ws:
         await live.wait_for_subscribers(1)
-        message = await new_message(contractor, "No grant")
         await live.app.state.pubsub.publish(contractor.id, message.id)
         frame = await next_frame(ws)
     assert sinks.made == [None]  # `grant` is loaded: its plan is not synchronous
@@ -190,9 +193,9 @@ async def test_after_a_bail_the_usual_path_answers_in_order(
     monkeypatch.setattr(CompiledExecutor, "event_runner", bails_second)
     contractor = await make_contractor()
     token = await live.sign_in(contractor.email or "")
+    messages = [await new_message(contractor, f"Event {n}") for n in range(4)]
     async with subscribed(live, token, PLAIN) as ws:
         await live.wait_for_subscribers(1)
-        messages = [await new_message(contractor, f"Event {n}") for n in range(4)]
         # when four events come in one burst
         for message in messages:
             live.app.state.pubsub.deliver_local(contractor.id, message.id)
