@@ -52,6 +52,8 @@ class MessageTail:
         self._task: asyncio.Task[None] | None = None
         # The loop and a new subscriber may both read: one at a time, so each row goes once.
         self._reading = asyncio.Lock()
+        # The read that new callers of `catch_up` wait for, until it starts.
+        self._next: asyncio.Future[int] | None = None
 
     @property
     def running(self) -> bool:
@@ -84,6 +86,21 @@ class MessageTail:
     async def read_new(self) -> int:
         """Deliver the messages committed since the last read; how many there were."""
         async with self._reading:
+            return await self._read_new()
+
+    async def catch_up(self) -> None:
+        """Return once a read that started after this call has delivered.
+
+        Callers that come while another read is under way share the one read after it:
+        a thousand clients subscribing at once cost two reads, not a thousand in a row,
+        each holding its half-started subscription in memory while it waited its turn."""
+        if self._next is None:
+            self._next = asyncio.ensure_future(self._read_for_callers())
+        await asyncio.shield(self._next)
+
+    async def _read_for_callers(self) -> int:
+        async with self._reading:
+            self._next = None  # later callers need a read that starts after this one
             return await self._read_new()
 
     async def _read_new(self) -> int:

@@ -101,7 +101,7 @@ class PubSub:
         """Hand on what was committed before now, before a new subscriber joins (SQLite: the
         tail's next look might otherwise be after it)."""
         if self._tail.running:
-            await self._tail.read_new()
+            await self._tail.catch_up()
 
     async def publish(self, account_id: int, message_id: int) -> None:
         self.deliver_local(account_id, message_id)
@@ -120,13 +120,23 @@ class PubSub:
         """Events for `account_id` into `inbox` (a new bounded queue by default): messages
         committed from now on, none from before."""
         queue: Inbox = inbox if inbox is not None else EventQueue()
-        await self.settle()
-        self._queues[account_id].add(queue)
+        await self.attach(account_id, queue)
         try:
             yield queue
         finally:
-            self._queues[account_id].discard(queue)
-            if not self._queues[account_id]:
+            self.detach(account_id, queue)
+
+    async def attach(self, account_id: int, inbox: Inbox) -> None:
+        """`subscribe` for an inbox that outlives the block: events for `account_id` go
+        to it until `detach` (a parked subscription's sink, schema/fast/fanout.py)."""
+        await self.settle()
+        self._queues[account_id].add(inbox)
+
+    def detach(self, account_id: int, inbox: Inbox) -> None:
+        queues = self._queues.get(account_id)
+        if queues is not None:
+            queues.discard(inbox)
+            if not queues:
                 del self._queues[account_id]
 
     def subscriber_count(self) -> int:

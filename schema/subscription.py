@@ -16,7 +16,7 @@ from resolvers import messages as message_ops
 from resolvers import rows
 from schema.context import Info
 from schema.errors import bad_argument
-from schema.fast.fanout import direct_sink
+from schema.fast.fanout import direct_sink, park
 from schema.loaders import Loaders
 from schema.messages import Message
 
@@ -71,6 +71,8 @@ class Subscription:
         resume_after = _resume_point(after)
         # Resuming takes the usual path: the missed messages go first, then the live ones.
         sink = direct_sink(account.id) if resume_after is None else None
+        if sink is not None and sink.direct:
+            await park(sink, info.context.pubsub)  # the sink sends every event from now on
         queue = sink.resolver_queue if sink is not None else EventQueue()
         async with info.context.pubsub.subscribe(account.id, sink or queue):
             # Subscribed before reading: a message committed meanwhile is read or heard, and

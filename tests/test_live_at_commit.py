@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 from tortoise.transactions import in_transaction
 from websockets.asyncio.client import ClientConnection
 
@@ -17,6 +18,7 @@ from models.enums import MessageKind, OutboxChannel
 from models.outbox import OutboxMessage
 from notify import outbox
 from resolvers.notifications import post_message
+from tests.conftest import POSTGRES_URL
 from tests.factories import make_contractor
 from tests.live import Live, eventually, subscribed
 
@@ -165,3 +167,36 @@ async def test_delivery_latency_is_measured(live: Live) -> None:
         assert await next_title(ws) == "timed"
     # then one observation was made
     await eventually(lambda: observations(metrics) == before + 1)
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's message tail; PostgreSQL uses NOTIFY")
+async def test_subscribers_arriving_at_once_share_one_read_of_the_tail(app: Starlette) -> None:
+    # given the app's message tail (its own polling stopped), counting its reads, and a
+    # message just committed
+    tail = app.state.pubsub._tail
+    await tail.stop()
+    reads: list[int] = []
+    original = tail._read_new
+
+    async def counted() -> int:
+        reads.append(tail.last_id)
+        await asyncio.sleep(0.01)  # a read takes a while: callers pile up meanwhile
+        return await original()
+
+    tail._read_new = counted
+    contractor = await make_contractor()
+    delivered: list[int] = []
+    tail.deliver = lambda account_id, message_id: delivered.append(message_id)
+    message_id = await post(contractor, "Before them")
+    # when fifty subscribers catch up at once
+    await asyncio.gather(*(tail.catch_up() for _ in range(50)))
+    # then each returned after the message was handed on, and they cost one read
+    assert message_id in delivered
+    assert len(reads) == 1
+    # and a caller who comes during a read gets a read that starts after its call
+    first = asyncio.ensure_future(tail.catch_up())
+    await asyncio.sleep(0.005)  # that read is under way
+    later_id = await post(contractor, "During the read")
+    await tail.catch_up()
+    assert later_id in delivered
+    await first

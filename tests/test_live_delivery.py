@@ -5,6 +5,7 @@ usual path taking over when a plan bails."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections import deque
 from collections.abc import Callable
@@ -20,9 +21,11 @@ from models import prepared
 from models.accounts import Account
 from models.enums import MessageKind
 from models.messages import Message
+from models.messages import Message as MessageModel
 from notify.pubsub import QUEUE_SIZE, EventQueue
 from schema.fast.fanout import DirectSink, Fanout, start_eagerly
 from schema.fast.plans import Bail, CompiledExecutor
+from schema.messages import Message as SchemaMessage
 from tests.factories import make_contractor
 from tests.live import Live, eventually, subscribed
 
@@ -136,6 +139,85 @@ async def test_a_burst_for_many_subscribers_is_one_pass(
         f"For {c.id}" for c in contractors
     ]
     assert passes.sizes == [4]
+
+
+def only_sink(live: Live) -> DirectSink:
+    """The one inbox registered with the server's pub/sub, which must be a sink."""
+    [inboxes] = live.app.state.pubsub._queues.values()
+    [sink] = inboxes
+    assert isinstance(sink, DirectSink)
+    return sink
+
+
+async def test_a_subscription_its_sink_answers_keeps_no_task_running(live: Live) -> None:
+    # given a subscription whose events its sink answers
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    first, second = [await new_message(contractor, t) for t in ("First", "Second")]
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        sink = only_sink(live)
+        # then its operation's task has ended (parked), its sink stays registered
+        await eventually(lambda: sink.operation.task is not None and sink.operation.task.done())
+        assert sink.parked and sink.handler.sinks == {"1": sink}
+        assert sink.handler.operations == {"1": sink.operation}
+        # and its events still arrive
+        live.app.state.pubsub.deliver_local(contractor.id, first.id)
+        frame = await next_frame(ws)
+        assert frame["id"] == "1" and frame["payload"]["data"]["messageAdded"]["title"] == "First"
+        # and the id stays taken while it lives (graphql-transport-ws: 4409)
+        again = {"id": "1", "type": "subscribe", "payload": {"query": PLAIN}}
+        await ws.send(json.dumps(again))
+        async with asyncio.timeout(2):
+            await ws.wait_closed()
+        assert ws.close_code == 4409
+    # when the connection closed, the sink left the pub/sub
+    await live.wait_for_no_subscribers()
+    assert sink.handler.sinks == {} and not sink.parked
+    live.app.state.pubsub.deliver_local(contractor.id, second.id)  # nobody to hand it to
+
+
+async def test_between_events_a_subscriber_holds_nothing_of_the_last_one(live: Live) -> None:
+    # given a subscription its sink answers
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    title = f"Once, for {contractor.email}"  # no other test's message has it
+    message_id = (await new_message(contractor, title)).id
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        # when an event has been answered
+        live.app.state.pubsub.deliver_local(contractor.id, message_id)
+        assert (await next_frame(ws))["type"] == "next"
+        # then neither the message it was about nor its resolve infos stay in memory
+        gc.collect()
+        kept = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, SchemaMessage | MessageModel) and o.title == title
+        ]
+        assert kept == []
+
+
+async def test_completing_a_parked_subscription_takes_its_sink_out(live: Live) -> None:
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    message = await new_message(contractor, "After complete")
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        sink = only_sink(live)
+        await eventually(lambda: sink.parked)
+        # when the client completes it
+        await ws.send(json.dumps({"id": "1", "type": "complete"}))
+        await live.wait_for_no_subscribers()
+        # then nothing more comes, and the id may be used again
+        live.app.state.pubsub.deliver_local(contractor.id, message.id)
+        await nothing_within(ws)
+        assert sink.handler.sinks == {} and sink.handler.operations == {}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": PLAIN}}))
+        await live.wait_for_subscribers(1)
+        live.app.state.pubsub.deliver_local(contractor.id, message.id)
+        frame = await next_frame(ws)
+    assert frame["payload"]["data"]["messageAdded"]["title"] == "After complete"
 
 
 async def test_another_accounts_message_is_never_sent(live: Live) -> None:

@@ -13,18 +13,28 @@ statement, and for each subscriber checks the row is its own, runs its plan and 
 `next` frame on its connection. What is sent is what the usual path sends for an event
 without errors: `{"id", "type": "next", "payload": {"data"}}`.
 
+Such a subscription is then parked: its sink stays registered with the pub/sub and with the
+connection, and the operation's task ends (`Parked`), freeing what it held while it waited
+(graphql-core's and Strawberry's async generators and their frames, the extension hooks'
+contexts, the task): with thousands of subscribers open, that was a third of each
+connection's memory. Completing the operation, or closing the connection, takes the sink
+out again (`LiveTransportHandler.cleanup_operation`).
+
 Anything unusual (a plan that bails, a failed read) sends that subscriber back to the usual
 path for good: the event goes to the queue the resolver reads, and graphql-core answers it
-with its own errors, masked as always. Frames already queued are sent first."""
+with its own errors, masked as always. Frames already queued are sent first. A parked
+subscription's operation is started again for this (`LiveTransportHandler.resume`), and its
+resolver reads the queue of the sink it left."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from weakref import WeakKeyDictionary
 
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -33,7 +43,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 
 from core import clock
-from notify.pubsub import QUEUE_SIZE, EventQueue
+from notify.pubsub import QUEUE_SIZE, EventQueue, PubSub
 from resolvers import rows
 from resolvers.messages import addressed_to
 from schema.fast.plans import subscribing
@@ -45,20 +55,58 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("keybin.live")
 
-Handler = BaseGraphQLTransportWSHandler[Any, Any]
-Target = tuple[Handler, Operation[Any, Any]]
+Target = tuple["LiveTransportHandler", Operation[Any, Any]]
 
 # The graphql-transport-ws operation this task runs (each operation has its own task).
 _target: contextvars.ContextVar[Target | None] = contextvars.ContextVar("live_target", default=None)
 
 
+class Parked(BaseException):
+    """Raised by a subscription resolver whose sink now sends all its events: unwinds the
+    operation's task, generators and all, up to `LiveTransportHandler.run_operation`.
+
+    A BaseException, as cancellation is: graphql-core and Strawberry turn an Exception
+    from a resolver into an error for the client; this one must pass them untouched."""
+
+
 class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
     """Strawberry's graphql-transport-ws handler, telling resolvers which operation and
-    connection they serve so their events can be sent directly."""
+    connection they serve so their events can be sent directly, and keeping the sinks of
+    the operations parked on it."""
+
+    # Operation id -> the sink its resolver left when it parked (made on the first).
+    sinks: dict[str, DirectSink] | None = None
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
         _target.set((self, operation))
-        await super().run_operation(operation)
+        # Parked: the operation goes on in its sink, and nothing is sent now.
+        with contextlib.suppress(Parked):
+            await super().run_operation(operation)
+
+    def park(self, sink: DirectSink) -> None:
+        if self.sinks is None:
+            self.sinks = {}
+        self.sinks[sink.operation.id] = sink
+        sink.parked = True
+
+    def parked_sink(self, operation: Operation[Any, Any]) -> DirectSink | None:
+        """The sink an earlier run of `operation` left (when it is run again to answer
+        events the usual way)."""
+        return self.sinks.get(operation.id) if self.sinks is not None else None
+
+    def resume(self, operation: Operation[Any, Any]) -> None:
+        """Run a parked operation again: its resolver reads the sink's queue from now on."""
+        if operation.completed or self.operations.get(operation.id) is not operation:
+            return  # completed, or the connection closed meanwhile
+        operation.task = asyncio.get_running_loop().create_task(self.run_operation(operation))
+        operation.task.add_done_callback(self._task_done)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        sink = self.sinks.pop(operation_id, None) if self.sinks is not None else None
+        if sink is not None:
+            sink.parked = False
+            self.context.pubsub.detach(sink.account_id, sink)
+        await super().cleanup_operation(operation_id)
 
 
 class DirectSink:
@@ -75,6 +123,7 @@ class DirectSink:
         "handler",
         "operation",
         "outbox",
+        "parked",
         "resolver_queue",
         "run",
         "sending",
@@ -97,6 +146,8 @@ class DirectSink:
         # Frames waiting to be sent: only while some are (most of the time none are).
         self.outbox: deque[dict[str, Any]] | None = None
         self.sending: asyncio.Task[None] | None = None
+        # Its operation's task ended while it sends the events (LiveTransportHandler.park).
+        self.parked = False
 
     def put_nowait(self, message_id: int) -> None:
         """What the pub/sub calls, as on a queue (and QueueFull the same way)."""
@@ -140,6 +191,10 @@ class DirectSink:
             self.resolver_queue.put_nowait(message_id)
         except asyncio.QueueFull:
             log.warning("subscriber queue full for account %s, event dropped", self.account_id)
+        if self.parked:
+            # No resolver reads the queue while parked: run the operation again, once.
+            self.parked = False
+            self.handler.resume(self.operation)
 
     async def _send(self) -> None:
         # Its own task once it has to wait: a client that reads slowly holds up its own
@@ -264,8 +319,13 @@ def direct_sink(account_id: int) -> DirectSink | None:
     """Inside a subscription resolver: a sink that sends this operation's events directly,
     or None when they must take the usual path (another transport, no synchronous plan)."""
     target = _target.get()
+    if target is None:
+        return None
+    left = target[0].parked_sink(target[1])
+    if left is not None:
+        return left  # run again after a bail: the usual path, from the sink's queue
     executor = subscribing()
-    if target is None or executor is None:
+    if executor is None:
         return None
     run = executor.event_runner()
     if run is None:
@@ -274,3 +334,14 @@ def direct_sink(account_id: int) -> DirectSink | None:
     if loop not in _fanouts:
         _fanouts[loop] = Fanout()
     return DirectSink(_fanouts[loop], account_id, target, run)
+
+
+async def park(sink: DirectSink, pubsub: PubSub) -> NoReturn:
+    """Leave the subscription's events to `sink` for good and end the operation's task
+    (see the module's docstring). Raises Parked."""
+    await pubsub.attach(sink.account_id, sink)
+    sink.handler.park(sink)
+    executor = subscribing()
+    if executor is not None:
+        executor.keep_for_events()
+    raise Parked
