@@ -166,6 +166,8 @@ class Side:
     rss_before: int
     rss_after: int
     connections: int
+    # Once every round was delivered: what a subscriber keeps between events.
+    rss_after_events: int = 0
 
     @property
     def all_ms(self) -> float:
@@ -178,6 +180,10 @@ class Side:
     @property
     def per_connection_kib(self) -> float:
         return (self.rss_after - self.rss_before) / self.connections / 1024
+
+    @property
+    def per_connection_after_events_kib(self) -> float:
+        return (self.rss_after_events - self.rss_before) / self.connections / 1024
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -197,6 +203,8 @@ class Side:
             "rss_before_bytes": self.rss_before,
             "rss_after_bytes": self.rss_after,
             "rss_per_connection_kib": round(self.per_connection_kib, 1),
+            "rss_after_events_bytes": self.rss_after_events,
+            "rss_per_connection_after_events_kib": round(self.per_connection_after_events_kib, 1),
         }
 
 
@@ -234,8 +242,9 @@ def run(ctx: Context) -> CaseResult:
                 events = [[a, messages[r][a]] for a in accounts]
                 subscribers.expected_ids = [global_id("Message", messages[r][a]) for a in accounts]
                 done.append(await _round(subscribers, server.port, {"events": events}, n))
+            after_events = server.rss()
             await subscribers.close()
-            return Side(done, before, after, n), subscribers.sample_frame
+            return Side(done, before, after, n, after_events), subscribers.sample_frame
 
         ours, frame = run_async(keybin_side())
     frame_file = ctx.workdir / "fanout-frame.json"
@@ -266,8 +275,9 @@ def run(ctx: Context) -> CaseResult:
             await wait_subscribed(floor.port, n)
             after = floor.rss()
             done = [await _round(subscribers, floor.port, {}, n) for _ in range(rounds)]
+            after_events = floor.rss()
             await subscribers.close()
-            return Side(done, before, after, n)
+            return Side(done, before, after, n, after_events)
 
         theirs = run_async(floor_side())
     shortfall = sum(n - len(r.arrivals) + r.wrong for r in ours.rounds + theirs.rounds)
@@ -301,6 +311,16 @@ def run(ctx: Context) -> CaseResult:
                 "KiB",
                 ours.per_connection_kib,
                 theirs.per_connection_kib,
+                "raw WebSockets",
+                "at_most",
+                1.3,
+            ),
+            Row(
+                NAME,
+                "the same, after the events",
+                "KiB",
+                ours.per_connection_after_events_kib,
+                theirs.per_connection_after_events_kib,
                 "raw WebSockets",
                 "at_most",
                 1.3,
