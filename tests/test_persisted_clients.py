@@ -1,7 +1,8 @@
 """The persisted documents front-end tools make, against a real keybin: Apollo Client's
 persisted-queries link (automatic persisted queries, then ids from the manifest Apollo's
-generate-persisted-query-manifest writes) and graphql-codegen's client preset manifest,
-made from keybin's exported schema.graphql and the documents in tests/js/persisted/."""
+generate-persisted-query-manifest writes), graphql-codegen's client preset manifest, and
+Relay's compiler and runtime (the ids its `persistConfig` wrote), made from keybin's exported
+schema.graphql and the documents in tests/js/persisted/."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core.ids import to_global_id
 from tests.factories import PASSWORD, make_agent
 from tests.live import Live
 
@@ -31,7 +33,13 @@ def npm_tools() -> Path:
     """The pinned packages (package-lock.json), installed on first use and kept."""
     npm = shutil.which("npm")
     assert npm, "npm is needed for the persisted documents clients"
-    wanted = ("@apollo/client", "@graphql-codegen/cli", "@apollo/generate-persisted-query-manifest")
+    wanted = (
+        "@apollo/client",
+        "@graphql-codegen/cli",
+        "@apollo/generate-persisted-query-manifest",
+        "relay-compiler",
+        "relay-runtime",
+    )
     if not all((JS / "node_modules" / name).exists() for name in wanted):
         subprocess.run(
             [npm, "ci", "--prefix", str(JS), "--no-audit", "--no-fund"], check=True, timeout=600
@@ -82,9 +90,43 @@ def codegen_manifest(npm_tools: Path, tmp_path_factory: pytest.TempPathFactory) 
     return folder / "gql" / "persisted-documents.json"
 
 
+@pytest.fixture(scope="session")
+def relay_artifacts(npm_tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """relay-compiler over tests/js/persisted/relay/ with local query persisting (its
+    default, MD5 ids): the artifacts, and beside them the persisted.json it wrote."""
+    folder = tmp_path_factory.mktemp("relay")
+    (folder / "artifacts").mkdir()
+    (folder / "persisted.json").write_text("{}")  # the compiler adds to it
+    config = folder / "relay.config.json"
+    settings = {
+        "src": str(JS / "relay"),
+        "schema": str(ROOT / "schema.graphql"),
+        "language": "javascript",
+        "eagerEsModules": True,
+        "artifactDirectory": str(folder / "artifacts"),
+        "persistConfig": {"file": str(folder / "persisted.json")},
+    }
+    config.write_text(json.dumps(settings))
+    done = subprocess.run(
+        [str(npm_tools / "node_modules" / ".bin" / "relay-compiler"), str(config)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def relay_manifest(relay_artifacts: Path) -> Path:
+    return relay_artifacts.parent / "persisted.json"
+
+
 @pytest.fixture
 def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """`"apollo"` or `"codegen"`: production with that manifest; nothing: development."""
+    """`"apollo"`, `"codegen"` or `"relay"`: production with that manifest; nothing:
+    development."""
     manifest = getattr(request, "param", None)
     if manifest is None:
         return {}
@@ -101,6 +143,24 @@ async def apollo(live: Live, tools: Path, steps: list[dict[str, Any]], *manifest
         live.http_url,
         json.dumps(steps),
         *map(str, manifest),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def relay(live: Live, artifacts: Path, steps: list[dict[str, Any]]) -> Any:
+    """What relay.mjs printed: each request sent, each answer."""
+    node = shutil.which("node") or "node"
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(JS / "relay.mjs"),
+        live.http_url,
+        str(artifacts),
+        json.dumps(steps),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -206,3 +266,45 @@ async def test_production_answers_codegens_persisted_documents_by_hash(
         # and the same document as free text, as written in the app, is refused
         free = await client.post(live.http_url, json={"query": TEXTS["regions"]})
         assert free.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
+
+
+@pytest.mark.parametrize("settings_overrides", ["relay"], indirect=True)
+async def test_production_answers_relays_persisted_ids_from_its_runtime(
+    live: Live, relay_artifacts: Path, relay_manifest: Path
+) -> None:
+    # given a production server started with the persisted.json relay-compiler wrote (the
+    # documents as Relay rewrote them: `me` asks for __typename too)
+    manifest: dict[str, str] = json.loads(await asyncio.to_thread(relay_manifest.read_text))
+    assert len(manifest) == 3
+    assert any("__typename" in text for text in manifest.values())
+    agent = await make_agent(first_name="Ada")
+    variables = {
+        "input": {"login": agent.email, "password": PASSWORD, "deviceId": "d", "deviceName": "P"}
+    }
+    # when Relay's runtime signs in and asks for the regions
+    lines = await relay(
+        live,
+        relay_artifacts,
+        [{"operation": "SignInMutation", "variables": variables}, {"operation": "RegionsQuery"}],
+    )
+    # then it sent each document's id alone, and each was answered
+    sent = [line["sent"] for line in lines if "sent" in line]
+    assert [set(body) for body in sent] == [{"doc_id", "variables"}] * 2
+    assert all(body["doc_id"] in manifest for body in sent)
+    signed_in, regions = answers(lines)
+    token = signed_in["data"]["signIn"]["token"]
+    assert token and signed_in["errors"] is None
+    assert regions == {"data": {"regions": []}, "errors": None}
+    # and `me` answers with the token, as Relay asked for it
+    (me,) = answers(await relay(live, relay_artifacts, [{"operation": "MeQuery", "token": token}]))
+    assert me == {
+        "data": {"me": {"id": to_global_id("Agent", agent.id), "firstName": "Ada"}},
+        "errors": None,
+    }
+    # and an id the compiler did not write is refused for good, as is a document it did not
+    # persist sent as text
+    async with httpx.AsyncClient() as client:
+        unknown = await client.post(live.http_url, json={"doc_id": "0" * 32})
+        text = await client.post(live.http_url, json={"query": "query Other { regions { code } }"})
+    assert unknown.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
+    assert text.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
