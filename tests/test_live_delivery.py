@@ -290,6 +290,42 @@ async def test_after_a_bail_the_usual_path_answers_in_order(
     assert sink is not None and not sink.direct
 
 
+async def test_a_resumed_operation_that_ends_in_an_error_lets_its_sink_go(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a parked subscription whose plan bails, and whose resolver fails when run again
+    monkeypatch.setattr(CompiledExecutor, "event_runner", lambda self: _always_bails)
+    calls: list[object] = []
+    original = schema.subscription._resume_point
+
+    def fails_the_second_time(after: Any) -> Any:
+        calls.append(after)
+        if len(calls) > 1:
+            raise schema.subscription.bad_argument("gone")
+        return original(after)
+
+    monkeypatch.setattr(schema.subscription, "_resume_point", fails_the_second_time)
+    contractor = await make_contractor()
+    token = await live.sign_in(contractor.email or "")
+    message = await new_message(contractor, "Bails")
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        sink = only_sink(live)
+        await eventually(lambda: sink.parked)
+        # when an event makes it run the operation again, and that run fails
+        live.app.state.pubsub.deliver_local(contractor.id, message.id)
+        frames = [await next_frame(ws), await next_frame(ws)]
+        # then the client hears the error and the end, and the sink is out of the pub/sub
+        assert frames[0]["payload"]["errors"][0]["message"] == "gone", frames
+        assert frames[1] == {"id": "1", "type": "complete"}
+        await live.wait_for_no_subscribers()
+        assert sink.handler.sinks == {} and sink.handler.operations == {}
+
+
+def _always_bails(event: Any) -> dict[str, Any]:
+    raise Bail
+
+
 async def test_completing_stops_the_events(live: Live) -> None:
     contractor = await make_contractor()
     token = await live.sign_in(contractor.email or "")

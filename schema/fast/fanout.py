@@ -29,7 +29,6 @@ resolver reads the queue of the sink it left."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 from collections import deque
@@ -79,9 +78,22 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
     async def run_operation(self, operation: Operation[Any, Any]) -> None:
         _target.set((self, operation))
-        # Parked: the operation goes on in its sink, and nothing is sent now.
-        with contextlib.suppress(Parked):
+        try:
             await super().run_operation(operation)
+        except Parked:
+            return  # the operation goes on in its sink, and nothing is sent now
+        except BaseException:
+            self._let_go(operation)
+            raise
+        # Run again after a bail, it ended (an error, say): its sink goes too.
+        self._let_go(operation)
+
+    def _let_go(self, operation: Operation[Any, Any]) -> None:
+        sink = self.sinks.get(operation.id) if self.sinks is not None else None
+        if sink is not None and sink.operation is operation:  # not a later one's, same id
+            del self.sinks[operation.id]  # type: ignore[union-attr]
+            sink.parked = False
+            self.context.pubsub.detach(sink.account_id, sink)
 
     def park(self, sink: DirectSink) -> None:
         if self.sinks is None:
@@ -102,10 +114,9 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         operation.task.add_done_callback(self._task_done)
 
     async def cleanup_operation(self, operation_id: str) -> None:
-        sink = self.sinks.pop(operation_id, None) if self.sinks is not None else None
-        if sink is not None:
-            sink.parked = False
-            self.context.pubsub.detach(sink.account_id, sink)
+        operation = self.operations.get(operation_id)
+        if operation is not None:
+            self._let_go(operation)
         await super().cleanup_operation(operation_id)
 
 
