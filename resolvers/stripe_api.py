@@ -1,4 +1,5 @@
-"""Stripe's API through its official library: an agent's customer and Checkout pages.
+"""Stripe's API through its official library: an agent's customer, Checkout pages, and
+ending autopay.
 
 Calls are made with no database transaction open (a slow Stripe must not hold SQLite's one
 connection); the library retries with an idempotency key of its own, and a customer's key is
@@ -15,6 +16,7 @@ from typing import Any
 
 import stripe
 
+from core import clock
 from core.errors import DomainError
 from settings import Settings
 
@@ -147,6 +149,27 @@ async def create_checkout(settings: Settings, request: CheckoutRequest) -> Check
         url=str(session.url),
         expires_at=datetime.fromtimestamp(int(session.expires_at), UTC),
     )
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    status: str
+    at: datetime  # Stripe's time of the cancellation
+
+
+async def cancel_subscription(settings: Settings, subscription_id: str) -> Cancelled:
+    """End a subscription at once: Stripe charges it no more. Cancelling one already
+    cancelled answers the same (one idempotency key per subscription)."""
+    try:
+        async with _client(settings) as client:
+            cancelled = await client.v1.subscriptions.cancel_async(
+                subscription_id, options={"idempotency_key": f"keybin-cancel-{subscription_id}"}
+            )
+    except stripe.StripeError as error:
+        raise _refused(error) from error
+    when = cancelled.canceled_at
+    at = datetime.fromtimestamp(int(when), UTC) if when else clock.now()
+    return Cancelled(status=str(cancelled.status), at=at)
 
 
 def verified_event(settings: Settings, payload: bytes, signature: str | None) -> dict[str, Any]:

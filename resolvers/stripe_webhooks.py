@@ -234,7 +234,7 @@ async def checkout_completed(settings: Settings, incoming: Incoming) -> Effect:
     subscription = _id(obj.get("subscription"))
     if subscription and (paid or obj.get("payment_status") == "no_payment_required"):
         billing = await BillingAccount.get(account_id=account.id)
-        await _subscription(settings, account, billing, subscription, "active", incoming)
+        await subscription_state(account, billing, subscription, "active", incoming.at)
     amount = int(obj.get("amount_total") or 0)
     # One reference per payment, whichever event tells of it first: the subscription's first
     # invoice (invoice.paid names it too) or the payment intent.
@@ -425,25 +425,25 @@ async def subscription_changed(settings: Settings, incoming: Incoming) -> Effect
     status = "canceled" if incoming.type.endswith(".deleted") else str(obj.get("status", ""))
     anchor = obj.get("billing_cycle_anchor")
     first_day = datetime.fromtimestamp(anchor, UTC).date() if isinstance(anchor, int) else None
-    outcome = await _subscription(
-        settings, account, billing, subscription, status, incoming, first_day
+    outcome = await subscription_state(
+        account, billing, subscription, status, incoming.at, first_day
     )
     return Effect(outcome, account.id)
 
 
-async def _subscription(
-    settings: Settings,
+async def subscription_state(
     account: Account,
     billing: BillingAccount,
     subscription: str,
     status: str,
-    incoming: Incoming,
+    at: datetime,
     first_day: date | None = None,
 ) -> str:
-    """The subscription's state as Stripe's newest event about it says; an ended one never
-    comes back, and an older event about another subscription does not replace it."""
+    """The subscription's state as Stripe's newest word about it (an event, or its answer
+    to keybin cancelling it, as of `at`) says; an ended one never comes back, and an older
+    event about another subscription does not replace it. Inside the caller's transaction."""
     known_at = billing.subscription_changed_at
-    older = known_at is not None and incoming.at < known_at
+    older = known_at is not None and at < known_at
     if billing.subscription_id == subscription:
         if billing.subscription_status in ENDED_STATUSES:
             return "ignored: that subscription has ended"
@@ -459,10 +459,10 @@ async def _subscription(
     await BillingAccount.filter(id=billing.id).update(
         subscription_id=subscription,
         subscription_status=status,
-        subscription_changed_at=incoming.at,
+        subscription_changed_at=at,
     )
     billing.subscription_id, billing.subscription_status = subscription, status
-    billing.subscription_changed_at = incoming.at
+    billing.subscription_changed_at = at
     now_on = status in AUTOPAY_STATUSES
     if now_on and not was_on:
         await events.record(account, AccountEventKind.AUTOPAY_STARTED, subscription)

@@ -35,10 +35,11 @@ class UserErrorCode(Enum):
     DEVICE_NOT_REGISTERED = "DEVICE_NOT_REGISTERED"
     INVALID_RECORD = "INVALID_RECORD"
     # Billing: no payments taken (not configured, or no price for the association), nothing
-    # owed, or Stripe not answering.
+    # owed, Stripe not answering, or no autopay to stop.
     BILLING_OFF = "BILLING_OFF"
     NOTHING_DUE = "NOTHING_DUE"
     PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
+    AUTOPAY_OFF = "AUTOPAY_OFF"
 
 
 @strawberry.type

@@ -101,6 +101,9 @@ class StripeServer:
     requests: list[tuple[str, str, dict[str, Any], dict[str, str]]] = field(default_factory=list)
     refuse_next: int = 0  # answer this many API calls with 500, as an outage would
     paid: dict[str, Paid] = field(default_factory=dict)  # by session, once its page is paid
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The events cancelling a subscription makes (customer.subscription.deleted), not sent.
+    cancellations: list[dict[str, Any]] = field(default_factory=list)
     _idempotent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -113,6 +116,7 @@ class StripeServer:
                 Route("/v1/customers", self._create_customer, methods=["POST"]),
                 Route("/v1/checkout/sessions", self._create_session, methods=["POST"]),
                 Route("/v1/checkout/sessions/{id}", self._get_session, methods=["GET"]),
+                Route("/v1/subscriptions/{id}", self._cancel_subscription, methods=["DELETE"]),
                 Route("/pay/{id}", self._checkout_page, methods=["GET", "POST"]),
             ]
         )
@@ -200,6 +204,26 @@ class StripeServer:
         session = self.sessions.get(request.path_params["id"])
         return JSONResponse(session) if session else _error(404, "No such checkout.session")
 
+    async def _cancel_subscription(self, request: Request) -> Response:
+        """DELETE /v1/subscriptions/{id}: cancelled at once. Stripe answers an already
+        cancelled one with an error unless the request repeats an idempotency key."""
+        _, refused = await self._authorized(request)
+        if refused is not None:
+            return refused
+        key = request.headers.get("idempotency-key")
+        if key and key in self._idempotent:
+            return JSONResponse(self._idempotent[key])
+        subscription = self.subscriptions.get(request.path_params["id"])
+        if subscription is None:
+            return _error(404, f"No such subscription: '{request.path_params['id']}'")
+        if subscription["status"] == "canceled":
+            return _error(400, "This subscription is already canceled.")
+        subscription.update(status="canceled", canceled_at=int(time.time()))
+        self.cancellations.append(self.event("customer.subscription.deleted", subscription))
+        if key:
+            self._idempotent[key] = subscription
+        return JSONResponse(subscription)
+
     async def _checkout_page(self, request: Request) -> Response:
         """The payer's side: a page asking for a card; posting one pays (or is declined) and
         sends Stripe's events to keybin, signed."""
@@ -278,7 +302,7 @@ class StripeServer:
     def subscription(self, session: dict[str, Any], status: str = "active") -> dict[str, Any]:
         data = session["subscription_data"] or {}
         recurring = next(i for i in session["line_items"] if "recurring" in i["price_data"])
-        return {
+        subscription = {
             "id": _new("sub"),
             "object": "subscription",
             "customer": session["customer"],
@@ -288,7 +312,10 @@ class StripeServer:
             "items": {
                 "data": [{"price": {"unit_amount": int(recurring["price_data"]["unit_amount"])}}]
             },
+            "canceled_at": None,
         }
+        self.subscriptions[subscription["id"]] = subscription
+        return subscription
 
     def invoice(
         self,

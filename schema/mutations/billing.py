@@ -1,4 +1,5 @@
-"""Paying the key subscription: a Stripe Checkout page for the signed-in agent's balance."""
+"""Paying the key subscription: a Stripe Checkout page for the signed-in agent's balance,
+and turning its automatic monthly payment off."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import strawberry
 
 from core.errors import DomainError
 from models.enums import AccountKind
+from resolvers.autopay import stop_autopay
 from resolvers.payments import start_payment
+from schema.billing import Billing, agent_billing
 from schema.context import Info
 from schema.errors import UserError, forbidden, user_errors
 
@@ -35,6 +38,14 @@ class StartPaymentPayload:
 
 
 @strawberry.type
+class StopAutopayPayload:
+    billing: Billing | None = strawberry.field(
+        default=None, description="The bill once autopay is off."
+    )
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
 class BillingMutation:
     @strawberry.mutation(
         description="A payment page for the signed-in agent's whole balance (never anyone "
@@ -53,3 +64,20 @@ class BillingMutation:
         return StartPaymentPayload(
             checkout_url=started.url, amount=started.amount_cents, expires_at=started.expires_at
         )
+
+    @strawberry.mutation(
+        description="Stop paying the signed-in agent's key subscription automatically: the "
+        "saved card is charged no more (Stripe's subscription is cancelled at once). What is "
+        "owed stays owed; later bills are paid in the app."
+    )
+    async def stop_autopay(self, info: Info) -> StopAutopayPayload:
+        account = info.context.require_account()
+        if account.kind != AccountKind.AGENT:
+            raise forbidden()
+        try:
+            # A call to Stripe: counted like the other per-account attempts.
+            await info.context.rate_limit("stopAutopay", account=str(account.id))
+            await stop_autopay(info.context.settings, account)
+        except DomainError as error:
+            return StopAutopayPayload(user_errors=user_errors(error))
+        return StopAutopayPayload(billing=await agent_billing(info, account.id))
