@@ -89,9 +89,10 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
         self._let_go(operation)
 
     def _let_go(self, operation: Operation[Any, Any]) -> None:
-        sink = self.sinks.get(operation.id) if self.sinks is not None else None
-        if sink is not None and sink.operation is operation:  # not a later one's, same id
-            del self.sinks[operation.id]  # type: ignore[union-attr]
+        """Take the operation's sink out of the pub/sub: the operation has ended."""
+        sink = self.parked_sink(operation)
+        if sink is not None and self.sinks is not None:
+            del self.sinks[operation.id]
             sink.parked = False
             self.context.pubsub.detach(sink.account_id, sink)
 
@@ -103,8 +104,9 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Any, Any]):
 
     def parked_sink(self, operation: Operation[Any, Any]) -> DirectSink | None:
         """The sink an earlier run of `operation` left (when it is run again to answer
-        events the usual way)."""
-        return self.sinks.get(operation.id) if self.sinks is not None else None
+        events the usual way); never that of an earlier operation with the same id."""
+        sink = self.sinks.get(operation.id) if self.sinks is not None else None
+        return sink if sink is not None and sink.operation is operation else None
 
     def resume(self, operation: Operation[Any, Any]) -> None:
         """Run a parked operation again: its resolver reads the sink's queue from now on."""
