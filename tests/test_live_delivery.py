@@ -165,6 +165,7 @@ async def test_a_subscription_its_sink_answers_keeps_no_task_running(live: Live)
         live.app.state.pubsub.deliver_local(contractor.id, first.id)
         frame = await next_frame(ws)
         assert frame["id"] == "1" and frame["payload"]["data"]["messageAdded"]["title"] == "First"
+        assert sink.direct and sink.parked  # answered by the sink, not run again
         # and the id stays taken while it lives (graphql-transport-ws: 4409)
         again = {"id": "1", "type": "subscribe", "payload": {"query": PLAIN}}
         await ws.send(json.dumps(again))
