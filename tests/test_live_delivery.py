@@ -8,7 +8,8 @@ import asyncio
 import gc
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -149,6 +150,19 @@ def only_sink(live: Live) -> DirectSink:
     return sink
 
 
+@asynccontextmanager
+async def parked(
+    live: Live, contractor: Account
+) -> AsyncIterator[tuple[ClientConnection, DirectSink]]:
+    """The contractor subscribed, once the subscription's sink has parked."""
+    token = await live.sign_in(contractor.email or "")
+    async with subscribed(live, token, PLAIN) as ws:
+        await live.wait_for_subscribers(1)
+        sink = only_sink(live)
+        await eventually(lambda: sink.parked)
+        yield ws, sink
+
+
 async def test_a_subscription_its_sink_answers_keeps_no_task_running(live: Live) -> None:
     # given a subscription whose events its sink answers
     contractor = await make_contractor()
@@ -201,12 +215,8 @@ async def test_between_events_a_subscriber_holds_nothing_of_the_last_one(live: L
 
 async def test_completing_a_parked_subscription_takes_its_sink_out(live: Live) -> None:
     contractor = await make_contractor()
-    token = await live.sign_in(contractor.email or "")
     message = await new_message(contractor, "After complete")
-    async with subscribed(live, token, PLAIN) as ws:
-        await live.wait_for_subscribers(1)
-        sink = only_sink(live)
-        await eventually(lambda: sink.parked)
+    async with parked(live, contractor) as (ws, sink):
         # when the client completes it
         await ws.send(json.dumps({"id": "1", "type": "complete"}))
         await live.wait_for_no_subscribers()
@@ -307,12 +317,8 @@ async def test_a_resumed_operation_that_ends_in_an_error_lets_its_sink_go(
 
     monkeypatch.setattr(schema.subscription, "_resume_point", fails_the_second_time)
     contractor = await make_contractor()
-    token = await live.sign_in(contractor.email or "")
     message = await new_message(contractor, "Bails")
-    async with subscribed(live, token, PLAIN) as ws:
-        await live.wait_for_subscribers(1)
-        sink = only_sink(live)
-        await eventually(lambda: sink.parked)
+    async with parked(live, contractor) as (ws, sink):
         # when an event makes it run the operation again, and that run fails
         live.app.state.pubsub.deliver_local(contractor.id, message.id)
         frames = [await next_frame(ws), await next_frame(ws)]

@@ -134,15 +134,13 @@ def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"env": "production", "trusted_documents": str(path)}
 
 
-async def apollo(live: Live, tools: Path, steps: list[dict[str, Any]], *manifest: Path) -> Any:
-    """What the Node script printed: each request sent, each answer."""
+async def node_lines(script: Path, *args: str) -> list[Any]:
+    """What a Node script printed, a JSON line each: each request sent, each answer."""
     node = shutil.which("node") or "node"
     process = await asyncio.create_subprocess_exec(
         node,
-        str(tools / "apollo.mjs"),
-        live.http_url,
-        json.dumps(steps),
-        *map(str, manifest),
+        str(script),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -150,24 +148,18 @@ async def apollo(live: Live, tools: Path, steps: list[dict[str, Any]], *manifest
         out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     return [json.loads(line) for line in out.decode().splitlines()]
+
+
+async def apollo(live: Live, tools: Path, steps: list[dict[str, Any]], *manifest: Path) -> Any:
+    """Apollo Client, as apollo.mjs runs it."""
+    return await node_lines(
+        tools / "apollo.mjs", live.http_url, json.dumps(steps), *map(str, manifest)
+    )
 
 
 async def relay(live: Live, artifacts: Path, steps: list[dict[str, Any]]) -> Any:
-    """What relay.mjs printed: each request sent, each answer."""
-    node = shutil.which("node") or "node"
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(JS / "relay.mjs"),
-        live.http_url,
-        str(artifacts),
-        json.dumps(steps),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return [json.loads(line) for line in out.decode().splitlines()]
+    """Relay's runtime, as relay.mjs runs it."""
+    return await node_lines(JS / "relay.mjs", live.http_url, str(artifacts), json.dumps(steps))
 
 
 def sent_kinds(lines: list[dict[str, Any]]) -> list[str]:
