@@ -134,13 +134,23 @@ class StripeServer:
             )
         return body, None
 
+    def _replayed(self, request: Request) -> Response | None:
+        """The answer already given to a request with this idempotency key, as Stripe does."""
+        key = request.headers.get("idempotency-key")
+        return JSONResponse(self._idempotent[key]) if key and key in self._idempotent else None
+
+    def _remember(self, request: Request, answer: dict[str, Any]) -> None:
+        key = request.headers.get("idempotency-key")
+        if key:
+            self._idempotent[key] = answer
+
     async def _create_customer(self, request: Request) -> Response:
         body, refused = await self._authorized(request)
         if refused is not None:
             return refused
-        key = request.headers.get("idempotency-key")
-        if key and key in self._idempotent:
-            return JSONResponse(self._idempotent[key])
+        replayed = self._replayed(request)
+        if replayed is not None:
+            return replayed
         customer = {
             "id": _new("cus"),
             "object": "customer",
@@ -149,8 +159,7 @@ class StripeServer:
             "metadata": body.get("metadata", {}),
         }
         self.customers[customer["id"]] = customer
-        if key:
-            self._idempotent[key] = customer
+        self._remember(request, customer)
         return JSONResponse(customer)
 
     async def _create_session(self, request: Request) -> Response:
@@ -210,9 +219,9 @@ class StripeServer:
         _, refused = await self._authorized(request)
         if refused is not None:
             return refused
-        key = request.headers.get("idempotency-key")
-        if key and key in self._idempotent:
-            return JSONResponse(self._idempotent[key])
+        replayed = self._replayed(request)
+        if replayed is not None:
+            return replayed
         subscription = self.subscriptions.get(request.path_params["id"])
         if subscription is None:
             return _error(404, f"No such subscription: '{request.path_params['id']}'")
@@ -220,8 +229,7 @@ class StripeServer:
             return _error(400, "This subscription is already canceled.")
         subscription.update(status="canceled", canceled_at=int(time.time()))
         self.cancellations.append(self.event("customer.subscription.deleted", subscription))
-        if key:
-            self._idempotent[key] = subscription
+        self._remember(request, subscription)
         return JSONResponse(subscription)
 
     async def _checkout_page(self, request: Request) -> Response:
