@@ -13,8 +13,10 @@ from models.billing import BillingAccount
 from tests.factories import GraphQLClient, make_contractor
 from tests.live import Live
 from tests.rows import table_counts
+from tests.smtp import SmtpServer
 from tests.stripe_server import GOOD_CARD, StripeServer, billing_settings
 from tests.test_billing import bill, billed_agent, pay_on_page, start, titles
+from tests.test_billing_status import mail_to
 
 STOP = """
 mutation { stopAutopay {
@@ -153,3 +155,19 @@ async def test_a_signed_out_token_cannot_stop_autopay(
     assert cancels(stripe) == []
     assert await BillingAccount.filter(subscription_status="active").count() == 1
     assert stripe.subscriptions[subscription["id"]]["status"] == "active"
+
+
+async def test_the_agent_reads_that_autopay_stopped_in_their_mail(
+    live_gql: GraphQLClient, stripe: StripeServer, smtp: SmtpServer
+) -> None:
+    # given an agent paying every month
+    agent = await billed_agent()
+    token = await live_gql.sign_in(agent.email or "")
+    started = await start(live_gql, token, autopay=True)
+    await pay_on_page(started["checkoutUrl"], GOOD_CARD)
+    # when the agent stops it in the app
+    assert (await live_gql(STOP, token=token))["stopAutopay"]["userErrors"] == []
+    # then a mail tells them, in words, what happens to their bills now and how to pay
+    body = await mail_to(smtp, agent.email or "", "Automatic monthly payment has stopped")
+    assert "no longer paid automatically" in body
+    assert "Pay in the app, or call support with your 9-digit Key ID." in body
