@@ -26,6 +26,9 @@ class BillingAccount(Model):
     # Stripe's time of the event that set the subscription state: an older event arriving
     # late must not undo a newer one.
     subscription_changed_at = fields.DatetimeField(null=True)
+    # What that subscription charges every month, as Stripe last said (NULL: not known yet).
+    # Billing's round sets it to the association's price when that changes.
+    subscription_price_cents = fields.IntField(null=True)
     # Set when billing took the account from ACTIVE to PAST_DUE: a payment gives back only
     # what billing took (a status the association set stays theirs).
     made_past_due = fields.BooleanField(default=False)

@@ -120,6 +120,17 @@ def autopay_ended() -> Notice:
     )
 
 
+def autopay_price_changed(before: int, after: int, currency: str) -> Notice:
+    return Notice(
+        f"Your automatic monthly payment is now {money(after, currency)}",
+        f"The key subscription price for your association is now {money(after, currency)} a "
+        f"month (it was {money(before, currency)}). Your automatic payment on the 1st charges "
+        "the new amount from the next month billed. To pay each bill yourself instead, turn "
+        "off automatic payment in the app.",
+        email=True,
+    )
+
+
 def active_again() -> Notice:
     return Notice(
         "Your account is active again",

@@ -1,5 +1,5 @@
-"""Stripe's API through its official library: an agent's customer, Checkout pages, and
-ending autopay.
+"""Stripe's API through its official library: an agent's customer, Checkout pages, ending
+autopay, and keeping autopay's monthly amount at the association's price.
 
 Calls are made with no database transaction open (a slow Stripe must not hold SQLite's one
 connection); the library retries with an idempotency key of its own, and a customer's key is
@@ -170,6 +170,42 @@ async def cancel_subscription(settings: Settings, subscription_id: str) -> Cance
     when = cancelled.canceled_at
     at = datetime.fromtimestamp(int(when), UTC) if when else clock.now()
     return Cancelled(status=str(cancelled.status), at=at)
+
+
+@dataclass(frozen=True)
+class Repriced:
+    before: int  # what the subscription charged every month until now
+    after: int
+
+
+async def set_subscription_price(settings: Settings, subscription_id: str, cents: int) -> Repriced:
+    """Make the subscription charge `cents` every month from its next renewal on: its one
+    item gets a new monthly price for the same product, with nothing prorated (the month
+    under way was billed at the old price). When it charges that already, Stripe is only
+    read. The key names both amounts, so a price changed back later is a new request."""
+    try:
+        async with _client(settings) as client:
+            subscription = await client.v1.subscriptions.retrieve_async(subscription_id)
+            item = subscription["items"].data[0]
+            before = int(item.price.unit_amount or 0)
+            if before != cents:
+                price_data: Any = {
+                    "currency": settings.billing_currency,
+                    "product": str(item.price.product),
+                    "recurring": {"interval": "month"},
+                    "unit_amount": cents,
+                }
+                await client.v1.subscriptions.update_async(
+                    subscription_id,
+                    params={
+                        "items": [{"id": item.id, "price_data": price_data}],
+                        "proration_behavior": "none",
+                    },
+                    options={"idempotency_key": f"keybin-price-{subscription_id}-{before}-{cents}"},
+                )
+    except stripe.StripeError as error:
+        raise _refused(error) from error
+    return Repriced(before=before, after=cents)
 
 
 def verified_event(settings: Settings, payload: bytes, signature: str | None) -> dict[str, Any]:

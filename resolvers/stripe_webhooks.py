@@ -426,9 +426,18 @@ async def subscription_changed(settings: Settings, incoming: Incoming) -> Effect
     anchor = obj.get("billing_cycle_anchor")
     first_day = datetime.fromtimestamp(anchor, UTC).date() if isinstance(anchor, int) else None
     outcome = await subscription_state(
-        account, billing, subscription, status, incoming.at, first_day
+        account, billing, subscription, status, incoming.at, first_day, _monthly(obj)
     )
     return Effect(outcome, account.id)
+
+
+def _monthly(subscription: dict[str, Any]) -> int | None:
+    """What a subscription charges every month: its one item's price (keybin makes them so)."""
+    items = _path(subscription, "items", "data")
+    if not isinstance(items, list) or len(items) != 1:
+        return None
+    amount = _path(items[0], "price", "unit_amount")
+    return amount if isinstance(amount, int) else None
 
 
 async def subscription_state(
@@ -438,10 +447,12 @@ async def subscription_state(
     status: str,
     at: datetime,
     first_day: date | None = None,
+    monthly_cents: int | None = None,
 ) -> str:
     """The subscription's state as Stripe's newest word about it (an event, or its answer
     to keybin cancelling it, as of `at`) says; an ended one never comes back, and an older
-    event about another subscription does not replace it. Inside the caller's transaction."""
+    event about another subscription does not replace it. `monthly_cents`: what it charges
+    every month, when the word says. Inside the caller's transaction."""
     known_at = billing.subscription_changed_at
     older = known_at is not None and at < known_at
     if billing.subscription_id == subscription:
@@ -456,11 +467,16 @@ async def subscription_state(
     ):
         return "ignored: not the current subscription"
     was_on = autopay_on(billing)
-    await BillingAccount.filter(id=billing.id).update(
-        subscription_id=subscription,
-        subscription_status=status,
-        subscription_changed_at=at,
-    )
+    changes: dict[str, Any] = {
+        "subscription_id": subscription,
+        "subscription_status": status,
+        "subscription_changed_at": at,
+    }
+    if monthly_cents is not None or billing.subscription_id != subscription:
+        # Another subscription's amount is not this one's: unknown until Stripe says.
+        changes["subscription_price_cents"] = monthly_cents
+        billing.subscription_price_cents = monthly_cents
+    await BillingAccount.filter(id=billing.id).update(**changes)
     billing.subscription_id, billing.subscription_status = subscription, status
     billing.subscription_changed_at = at
     now_on = status in AUTOPAY_STATUSES

@@ -1,6 +1,6 @@
-"""Stripe on loopback: the parts of its API keybin calls (customers, Checkout sessions), a
-Checkout page a payer pays with a test card, and webhooks signed exactly as Stripe signs them
-(`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`), sent to keybin."""
+"""Stripe on loopback: the parts of its API keybin calls (customers, Checkout sessions,
+subscriptions), a Checkout page a payer pays with a test card, and webhooks signed exactly as
+Stripe signs them (`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`), sent to keybin."""
 
 from __future__ import annotations
 
@@ -104,6 +104,8 @@ class StripeServer:
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The events cancelling a subscription makes (customer.subscription.deleted), not sent.
     cancellations: list[dict[str, Any]] = field(default_factory=list)
+    # The events changing one makes (customer.subscription.updated), not sent.
+    updates: list[dict[str, Any]] = field(default_factory=list)
     _idempotent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -117,6 +119,8 @@ class StripeServer:
                 Route("/v1/checkout/sessions", self._create_session, methods=["POST"]),
                 Route("/v1/checkout/sessions/{id}", self._get_session, methods=["GET"]),
                 Route("/v1/subscriptions/{id}", self._cancel_subscription, methods=["DELETE"]),
+                Route("/v1/subscriptions/{id}", self._get_subscription, methods=["GET"]),
+                Route("/v1/subscriptions/{id}", self._update_subscription, methods=["POST"]),
                 Route("/pay/{id}", self._checkout_page, methods=["GET", "POST"]),
             ]
         )
@@ -232,6 +236,50 @@ class StripeServer:
         self._remember(request, subscription)
         return JSONResponse(subscription)
 
+    async def _get_subscription(self, request: Request) -> Response:
+        _, refused = await self._authorized(request)
+        if refused is not None:
+            return refused
+        subscription = self.subscriptions.get(request.path_params["id"])
+        if subscription is None:
+            return _error(404, f"No such subscription: '{request.path_params['id']}'")
+        return JSONResponse(subscription)
+
+    async def _update_subscription(self, request: Request) -> Response:
+        """POST /v1/subscriptions/{id} with `items` giving an item a new `price_data`: the
+        item charges that from the next renewal (what keybin changes; nothing else is)."""
+        body, refused = await self._authorized(request)
+        if refused is not None:
+            return refused
+        replayed = self._replayed(request)
+        if replayed is not None:
+            return replayed
+        subscription = self.subscriptions.get(request.path_params["id"])
+        if subscription is None:
+            return _error(404, f"No such subscription: '{request.path_params['id']}'")
+        if subscription["status"] == "canceled":
+            return _error(400, "A canceled subscription can't be updated.")
+        by_id = {item["id"]: item for item in subscription["items"]["data"]}
+        for change in body.get("items") or []:
+            item = by_id.get(change.get("id"))
+            if item is None:
+                return _error(400, f"No such subscription item: '{change.get('id')}'")
+            data = change.get("price_data") or {}
+            missing = {"currency", "product", "unit_amount"} - data.keys()
+            if missing or (data.get("recurring") or {}).get("interval") != "month":
+                return _error(400, "price_data needs currency, product, unit_amount, recurring")
+            item["price"] = {
+                "id": _new("price"),
+                "object": "price",
+                "currency": data["currency"],
+                "product": data["product"],
+                "recurring": {"interval": "month"},
+                "unit_amount": int(data["unit_amount"]),
+            }
+        self.updates.append(self.event("customer.subscription.updated", subscription))
+        self._remember(request, subscription)
+        return JSONResponse(subscription)
+
     async def _checkout_page(self, request: Request) -> Response:
         """The payer's side: a page asking for a card; posting one pays (or is declined) and
         sends Stripe's events to keybin, signed."""
@@ -318,7 +366,22 @@ class StripeServer:
             "metadata": data.get("metadata", {}),
             "billing_cycle_anchor": int(data["billing_cycle_anchor"]),
             "items": {
-                "data": [{"price": {"unit_amount": int(recurring["price_data"]["unit_amount"])}}]
+                "object": "list",
+                "data": [
+                    {
+                        "id": _new("si"),
+                        "object": "subscription_item",
+                        "price": {
+                            "id": _new("price"),
+                            "object": "price",
+                            "currency": recurring["price_data"]["currency"],
+                            # Checkout's product_data becomes a product of the subscription's.
+                            "product": _new("prod"),
+                            "recurring": {"interval": "month"},
+                            "unit_amount": int(recurring["price_data"]["unit_amount"]),
+                        },
+                    }
+                ],
             },
             "canceled_at": None,
         }
