@@ -139,6 +139,161 @@ def plain_app(body_file: Path) -> Starlette:
     )
 
 
+def plain_sql_app(database: Path) -> Starlette:
+    """A second floor for the small query: the least its answer needs, written by hand. The
+    bearer token's session and account (one indexed read, expiry checked), the ten newest
+    messages (one), on a read-only sqlite3 connection of the same SQLite library keybin runs
+    on, read on the event loop as keybin's short reads are; the JSON built with the standard
+    library. No GraphQL and no middleware; an unknown token is a 401."""
+    import base64
+    import hashlib
+    import json
+    from datetime import UTC, datetime
+
+    from core.sqlite import driver
+
+    reader = driver.connect(
+        f"file:{database}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
+    account_sql = (
+        'SELECT a."id", a."kind", a."first_name", a."last_name", a."email", s."expires_at" '
+        'FROM "session" s JOIN "account" a ON a."id" = s."account_id" '
+        'WHERE s."token_hash" = ? AND a."deleted_at" IS NULL'
+    )
+    messages_sql = (
+        'SELECT "id", "kind", "title", "body", "created_at", "read_at" FROM "message" '
+        'WHERE "account_id" = ? ORDER BY "id" DESC LIMIT 10'
+    )
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    def time_text(stored: str | None) -> str | None:
+        return None if stored is None else stored.replace(" ", "T")
+
+    async def graphql(request: Request) -> Response:
+        await request.body()
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        found = reader.execute(account_sql, (digest,)).fetchone()
+        if found is None or datetime.fromisoformat(found[5]) <= datetime.now(UTC):
+            return JSONResponse({"errors": [{"message": "sign in"}]}, status_code=401)
+        account_id, kind, first_name, last_name, email, _ = found
+        edges = [
+            {
+                "cursor": b64(f"k:{pk}"),
+                "node": {
+                    "id": b64(f"Message:{pk}"),
+                    "kind": message_kind,
+                    "title": title,
+                    "body": body,
+                    "createdAt": time_text(created_at),
+                    "readAt": time_text(read_at),
+                },
+            }
+            for pk, message_kind, title, body, created_at, read_at in reader.execute(
+                messages_sql, (account_id,)
+            )
+        ]
+        me = {
+            "id": b64(f"{kind.title()}:{account_id}"),
+            "firstName": first_name,
+            "lastName": last_name,
+            "email": email,
+            "messages": {"edges": edges},
+        }
+        answer = json.dumps({"data": {"me": me}}, separators=(",", ":"), ensure_ascii=False)
+        return Response(answer.encode(), media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", healthz)]
+    )
+
+
+def plain_pg_app(url: str) -> Starlette:
+    """The same hand-written reads as plain_sql_app, on PostgreSQL: an asyncpg pool, the two
+    statements prepared by asyncpg as keybin's are, the JSON built with the standard library."""
+    import base64
+    import hashlib
+    import json
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+    from datetime import UTC, datetime
+
+    import asyncpg
+
+    account_sql = (
+        'SELECT a."id", a."kind", a."first_name", a."last_name", a."email", s."expires_at" '
+        'FROM "session" s JOIN "account" a ON a."id" = s."account_id" '
+        'WHERE s."token_hash" = $1 AND a."deleted_at" IS NULL'
+    )
+    messages_sql = (
+        'SELECT "id", "kind", "title", "body", "created_at", "read_at" FROM "message" '
+        'WHERE "account_id" = $1 ORDER BY "id" DESC LIMIT 10'
+    )
+    pools: list[Any] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(url.replace("postgres://", "postgresql://", 1))
+        pools.append(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    def time_text(value: datetime | None) -> str | None:
+        return None if value is None else value.astimezone(UTC).isoformat()
+
+    async def graphql(request: Request) -> Response:
+        await request.body()
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        async with pools[0].acquire() as connection:
+            found = await connection.fetchrow(account_sql, digest)
+            if found is None or found[5] <= datetime.now(UTC):
+                return JSONResponse({"errors": [{"message": "sign in"}]}, status_code=401)
+            account_id, kind, first_name, last_name, email, _ = found
+            rows = await connection.fetch(messages_sql, account_id)
+        edges = [
+            {
+                "cursor": b64(f"k:{row[0]}"),
+                "node": {
+                    "id": b64(f"Message:{row[0]}"),
+                    "kind": row[1],
+                    "title": row[2],
+                    "body": row[3],
+                    "createdAt": time_text(row[4]),
+                    "readAt": time_text(row[5]),
+                },
+            }
+            for row in rows
+        ]
+        me = {
+            "id": b64(f"{kind.title()}:{account_id}"),
+            "firstName": first_name,
+            "lastName": last_name,
+            "email": email,
+            "messages": {"edges": edges},
+        }
+        answer = json.dumps({"data": {"me": me}}, separators=(",", ":"), ensure_ascii=False)
+        return Response(answer.encode(), media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", healthz)],
+        lifespan=lifespan,
+    )
+
+
 def websocket_floor_app(frame_file: Path | None) -> Starlette:
     """The floor for fan-out: raw WebSockets, one queue per connection, one frame per event.
     A connection opened with `?group=G` also gets the events published to that group alone
@@ -232,12 +387,18 @@ async def mail_relay(port: int, hang: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
-    parser.add_argument("kind", choices=["keybin", "plain", "websocket-floor", "mail-relay"])
+    parser.add_argument(
+        "kind",
+        choices=["keybin", "plain", "plain-sql", "plain-pg", "websocket-floor", "mail-relay"],
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("--count-sql", action="store_true")
-    parser.add_argument("--file", type=Path, help="response body / frame for the floors")
+    parser.add_argument(
+        "--file", type=Path, help="response body / frame / SQLite database for the floors"
+    )
     parser.add_argument("--hang", action="store_true", help="mail relay: never answer")
+    parser.add_argument("--url", help="plain-pg: the PostgreSQL database")
     args = parser.parse_args()
     pin(args.cpu)
     raise_file_limit()
@@ -249,6 +410,10 @@ def main() -> None:
         app = keybin_app(args.count_sql)
     elif args.kind == "plain":
         app = plain_app(args.file)
+    elif args.kind == "plain-sql":
+        app = plain_sql_app(args.file)
+    elif args.kind == "plain-pg":
+        app = plain_pg_app(args.url)
     else:
         app = websocket_floor_app(args.file)
     # The same settings for keybin and its floors: one process, uvloop, httptools.

@@ -27,7 +27,7 @@ from bench import load, seed, stats
 from bench.cases import nested, small
 from bench.context import ROOT, CaseResult, Context, run_async
 from bench.report import Row, unavailable
-from bench.servers import HOST, Server, free_port, pin
+from bench.servers import HOST, Server, bench_python, free_port, pin
 
 NAME = "peer"
 VERSION = "4.14.1"
@@ -348,7 +348,19 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
         ctx.server_cpu,
         ready_path="/graphql",
     )
-    with keybin, kept, peer:
+    # What the small target allows at all: the same two reads, the same answer, written by
+    # hand (bench/serve.py, plain_pg_app), on the same CPU as the others.
+    hand_port = free_port()
+    by_hand = Server(
+        "plain-pg",
+        bench_python("bench.serve", "plain-pg", "--port", str(hand_port), "--url", url),
+        hand_port,
+        ctx.log_dir,
+        {"PYTHONPATH": str(ROOT)},
+        ctx.server_cpu,
+        cwd=ROOT,
+    )
+    with keybin, kept, peer, by_hand:
         requests = {
             "nested": (
                 load.graphql_request(
@@ -365,6 +377,7 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
                 load.graphql_request(HOST, kept.port, small.QUERY, token=token),
             ),
         }
+        hand_raw = load.graphql_request(HOST, by_hand.port, small.QUERY, token=token)
 
         async def measure() -> dict[str, Any]:
             found: dict[str, Any] = {}
@@ -387,13 +400,20 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
                         check=lambda r: b'"errors"' not in r.body,
                     )
 
+                if kept_raw is not None:
+                    hand_data = _body(await load.request_once(HOST, by_hand.port, hand_raw))
+                    if values(hand_data, True) != values(ours_data, True):
+                        raise RuntimeError(f"{name}: keybin and the hand-written reads differ")
                 for _ in range(rounds):
                     if kept_raw is not None:
                         kept_runs.append(await load_run(kept.port, kept_raw))
+                        hand_runs.append(await load_run(by_hand.port, hand_raw))
                     ours.append(await load_run(keybin.port, ours_raw))
                     theirs.append(await load_run(peer.port, theirs_raw))
                 found[name] = (ours, theirs, kept_runs)
             return found
+
+        hand_runs: list[load.LoadResult] = []
 
         measured = run_async(measure())
     rows = []
@@ -433,6 +453,28 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
             "keybin_kept": [r.summary() for r in kept_runs],
             "postgraphile": [r.summary() for r in theirs],
         }
+    hand_rps = stats.median([r.rps for r in hand_runs])
+    small_rps = stats.median([r.rps for r in measured["small"][0]])
+    peer_small = stats.median([r.rps for r in measured["small"][1]])
+    rows += [
+        Row(
+            NAME,
+            "small query requests/s of the same reads written by hand (not keybin)",
+            "rps",
+            hand_rps,
+            peer_small,
+            f"PostGraphile {VERSION}",
+        ),
+        Row(
+            NAME,
+            "small query requests/s worked out, against the same reads written by hand",
+            "rps",
+            small_rps,
+            hand_rps,
+            "Starlette + asyncpg by hand",
+        ),
+    ]
+    details["small"]["by_hand"] = [r.summary() for r in hand_runs]
     return CaseResult(rows, details)
 
 
