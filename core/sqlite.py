@@ -26,6 +26,11 @@ else:
 
     sys.modules["sqlite3"] = driver
     sys.modules["sqlite3.dbapi2"] = sqlean.dbapi2
+    # sqlean's `crypto` functions in every connection opened from here on (and no other of
+    # its extensions: file access stays out): the page statements write global ids and
+    # cursors with its base64 `encode`, in SQLite, instead of calling back into Python for
+    # every row (schema/fast/page_dialects.py).
+    driver.extensions.enable("crypto")
 
 __all__ = ["check", "driver"]
 

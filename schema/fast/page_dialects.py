@@ -3,10 +3,11 @@ for SQLite: parameters, JSON building, booleans, global ids and cursors, times.
 
 The mapping of fields to columns (page_columns.py) and the shape of a statement (page_sql.py)
 are written once; each piece whose SQL differs asks the dialect. SQLite keeps to the JSON
-functions of 3.40 (json_object, json_group_array, json), which every SQLite keybin may load
-has. It has no base64 and keeps times as the text Tortoise wrote, so global ids, cursors and
-times in an offset other than UTC are worked out by the same Python the resolvers use,
-registered on the connection as SQL functions."""
+functions of 3.40 (json_object, json_group_array, json). Its base64 is sqlean's `encode`
+(the `crypto` functions core/sqlite.py turns on), which writes global ids and cursors as
+core.ids and schema.base do (tests/test_page_sql.py compares them); it keeps times as the
+text Tortoise wrote, so a time in an offset other than UTC is turned to UTC by the same
+Python the resolvers use, registered on the connection as an SQL function."""
 
 from __future__ import annotations
 
@@ -16,9 +17,6 @@ from typing import Any
 from weakref import WeakSet
 
 from tortoise.fields import DatetimeField
-
-from core.ids import to_global_id
-from schema.base import encode_cursor
 
 
 class Postgres:
@@ -98,14 +96,8 @@ def _utc_text(stored: str | None) -> str | None:
     return value.astimezone(UTC).isoformat(" ") if value is not None else None
 
 
-def _cursor(pk: int | None) -> str | None:
-    return None if pk is None else encode_cursor(pk)
-
-
 # The SQL functions SQLite statements call, each the Python the resolvers answer with.
 FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
-    "keybin_global_id": (2, to_global_id),
-    "keybin_cursor": (1, _cursor),
     "keybin_utc": (1, _utc_text),
 }
 
@@ -145,10 +137,12 @@ class Sqlite:
         return f"json(CASE ({sql}) WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
 
     def global_id(self, type_name: str, id_sql: str) -> str:
-        return f"keybin_global_id('{type_name}', {id_sql})"
+        """core.ids.to_global_id: base64 of "Type:pk" (sqlean's `encode`, core/sqlite.py)."""
+        return f"encode('{type_name}:' || {id_sql}, 'base64')"
 
     def cursor(self, id_sql: str) -> str:
-        return f"keybin_cursor({id_sql})"
+        """schema.base.encode_cursor: URL-safe base64 of "k:pk"."""
+        return f"replace(replace(encode('k:' || {id_sql}, 'base64'), '+', '-'), '/', '_')"
 
     def comparable_time(self, column_sql: str) -> str:
         """A stored time as text that compares with a bound one: Tortoise writes the offset
@@ -184,9 +178,10 @@ class Sqlite:
 
     def read_now(self, client: Any, sql: str, values: list[Any]) -> list[Any] | None:
         """The statement's rows, read on the event loop where the client can (its read-only
-        connection, models/sqlite_client.py); None: ask through Tortoise. The statement calls
-        FUNCTIONS for every id it writes, and in aiosqlite's thread each call would first
-        wait for the GIL, which the event loop holds while it works on other requests."""
+        connection, models/sqlite_client.py); None: ask through Tortoise. The statement may
+        call FUNCTIONS (a time stored with another offset than UTC's), and in aiosqlite's
+        thread each call would first wait for the GIL, which the event loop holds while it
+        works on other requests."""
         read_now = getattr(client, "read_now", None)
         if read_now is None:
             return None
