@@ -27,8 +27,10 @@ class BillingAccount(Model):
     # late must not undo a newer one.
     subscription_changed_at = fields.DatetimeField(null=True)
     # What that subscription charges every month, as Stripe last said (NULL: not known yet).
-    # Billing's round sets it to the association's price when that changes.
+    # Billing's round sets it to the association's price when that changes, and pauses its
+    # charging while the association has no price (resumed when one comes back).
     subscription_price_cents = fields.IntField(null=True)
+    subscription_paused = fields.BooleanField(default=False, db_default=False)
     # Set when billing took the account from ACTIVE to PAST_DUE: a payment gives back only
     # what billing took (a status the association set stays theirs).
     made_past_due = fields.BooleanField(default=False)

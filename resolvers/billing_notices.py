@@ -131,6 +131,27 @@ def autopay_price_changed(before: int, after: int, currency: str) -> Notice:
     )
 
 
+def autopay_paused() -> Notice:
+    return Notice(
+        "Automatic monthly payment is paused",
+        "Your association has no key subscription price at the moment, so nothing is charged "
+        "to your card. Automatic payment starts again by itself if a price is set, and you "
+        "will be told. To end it now, turn off automatic payment in the app. For anything "
+        "else, please contact your Association or MLS office.",
+        email=True,
+    )
+
+
+def autopay_resumed(amount: int, currency: str) -> Notice:
+    return Notice(
+        f"Automatic monthly payment resumes at {money(amount, currency)}",
+        f"The key subscription price for your association is {money(amount, currency)} a "
+        "month. Your automatic payment on the 1st charges it again from the next month "
+        "billed. To pay each bill yourself instead, turn off automatic payment in the app.",
+        email=True,
+    )
+
+
 def active_again() -> Notice:
     return Notice(
         "Your account is active again",

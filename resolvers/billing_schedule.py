@@ -1,7 +1,7 @@
 """Billing's periodic work, a round a minute beside the outbox dispatcher: each month's bill
 (with its reminder) a few days before the 1st, a notice the day after an unpaid due date,
 PAST_DUE once the grace days are over, and autopay's amount kept at the association's price
-(resolvers/autopay.py). Every step is claimed by a write committed with its
+(resolvers/autopay_price.py). Every step is claimed by a write committed with its
 messages and mails (a unique bill per month, a reminder's time, a status that must still be
 ACTIVE), so several instances, or a restart, never do one twice."""
 
@@ -25,7 +25,7 @@ from models.billing import BillingAccount, Invoice
 from models.enums import AccountStatus
 from notify import outbox, sessions
 from notify.tasks import stop_task
-from resolvers import autopay, billing_notices
+from resolvers import autopay_price, billing_notices
 from resolvers.billing import (
     AUTOPAY_STATUSES,
     BILLED_BEFORE,
@@ -65,8 +65,14 @@ async def run_round(settings: Settings) -> Round:
     done.overdue_notices = await send_overdue_notices(settings)
     done.made_past_due = await pause_overdue_accounts(settings)
     done.made_active = await reactivate_paid_accounts(settings)
-    done.repriced = await autopay.reprice_autopay(settings)
-    if done.billed or done.overdue_notices or done.made_past_due or done.made_active:
+    done.repriced = await autopay_price.keep_autopay_at_price(settings)
+    if (
+        done.billed
+        or done.overdue_notices
+        or done.made_past_due
+        or done.made_active
+        or done.repriced
+    ):
         outbox.wake()
     return done
 

@@ -173,39 +173,53 @@ async def cancel_subscription(settings: Settings, subscription_id: str) -> Cance
 
 
 @dataclass(frozen=True)
-class Repriced:
-    before: int  # what the subscription charged every month until now
-    after: int
+class Charging:
+    """What an autopay subscription charges every month, as Stripe said before keybin
+    changed it, and whether its charging was paused."""
+
+    monthly_cents: int
+    paused: bool
 
 
-async def set_subscription_price(settings: Settings, subscription_id: str, cents: int) -> Repriced:
-    """Make the subscription charge `cents` every month from its next renewal on: its one
-    item gets a new monthly price for the same product, with nothing prorated (the month
-    under way was billed at the old price). When it charges that already, Stripe is only
-    read. The key names both amounts, so a price changed back later is a new request."""
+async def keep_subscription_at(
+    settings: Settings, subscription_id: str, cents: int | None
+) -> Charging:
+    """Bring the subscription to charging `cents` every month from its next renewal on, or
+    to charging nothing (None: its collection paused, every invoice voided) until a price
+    comes back. A new price is a new monthly price of the same product for its one item,
+    nothing prorated (the month under way was billed at the old price); what is right
+    already is only read. Returns what it was."""
     try:
         async with _client(settings) as client:
             subscription = await client.v1.subscriptions.retrieve_async(subscription_id)
             item = subscription["items"].data[0]
-            before = int(item.price.unit_amount or 0)
-            if before != cents:
+            was = Charging(int(item.price.unit_amount or 0), bool(subscription.pause_collection))
+            if cents is not None and was.monthly_cents != cents:
                 price_data: Any = {
                     "currency": settings.billing_currency,
                     "product": str(item.price.product),
                     "recurring": {"interval": "month"},
                     "unit_amount": cents,
                 }
+                # Keyed by the price it replaces: two rounds at once make one new price, and
+                # a later change back and forth is a new request (each makes a new price).
                 await client.v1.subscriptions.update_async(
                     subscription_id,
                     params={
                         "items": [{"id": item.id, "price_data": price_data}],
                         "proration_behavior": "none",
                     },
-                    options={"idempotency_key": f"keybin-price-{subscription_id}-{before}-{cents}"},
+                    options={"idempotency_key": f"keybin-price-{item.price.id}-{cents}"},
+                )
+            if was.paused == (cents is not None):
+                # Pausing or resuming twice ends the same: the library's own key is enough.
+                pause: Any = {"behavior": "void"} if cents is None else ""
+                await client.v1.subscriptions.update_async(
+                    subscription_id, params={"pause_collection": pause}
                 )
     except stripe.StripeError as error:
         raise _refused(error) from error
-    return Repriced(before=before, after=cents)
+    return was
 
 
 def verified_event(settings: Settings, payload: bytes, signature: str | None) -> dict[str, Any]:

@@ -476,6 +476,8 @@ async def subscription_state(
         # Another subscription's amount is not this one's: unknown until Stripe says.
         changes["subscription_price_cents"] = monthly_cents
         billing.subscription_price_cents = monthly_cents
+    if billing.subscription_id != subscription:
+        changes["subscription_paused"] = billing.subscription_paused = False
     await BillingAccount.filter(id=billing.id).update(**changes)
     billing.subscription_id, billing.subscription_status = subscription, status
     billing.subscription_changed_at = at

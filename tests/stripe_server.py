@@ -246,8 +246,9 @@ class StripeServer:
         return JSONResponse(subscription)
 
     async def _update_subscription(self, request: Request) -> Response:
-        """POST /v1/subscriptions/{id} with `items` giving an item a new `price_data`: the
-        item charges that from the next renewal (what keybin changes; nothing else is)."""
+        """POST /v1/subscriptions/{id} with `items` giving an item a new `price_data` (the
+        item charges that from the next renewal), or `pause_collection` (what keybin changes;
+        nothing else is)."""
         body, refused = await self._authorized(request)
         if refused is not None:
             return refused
@@ -259,6 +260,8 @@ class StripeServer:
             return _error(404, f"No such subscription: '{request.path_params['id']}'")
         if subscription["status"] == "canceled":
             return _error(400, "A canceled subscription can't be updated.")
+        if "pause_collection" in body:  # "" unsets it, as Stripe's form encoding does
+            subscription["pause_collection"] = body["pause_collection"] or None
         by_id = {item["id"]: item for item in subscription["items"]["data"]}
         for change in body.get("items") or []:
             item = by_id.get(change.get("id"))
@@ -384,6 +387,7 @@ class StripeServer:
                 ],
             },
             "canceled_at": None,
+            "pause_collection": None,
         }
         self.subscriptions[subscription["id"]] = subscription
         return subscription

@@ -1,6 +1,7 @@
 """Autopay follows the association's price: when BILLING_PRICES changes, billing's round sets
 each autopay subscription charging another amount to the new price at Stripe (loopback, a
-real HTTP server) and tells the agent, by message and mail; the next renewal bills the new
+real HTTP server), pauses one whose association has no price any more and resumes it when
+a price comes back, and tells the agent, by message and mail; the next renewal bills the new
 amount. What a second instance, an outage or another association's agent would meet."""
 
 from __future__ import annotations
@@ -220,4 +221,72 @@ async def test_a_stopped_autopay_is_not_repriced(
     # then the cancelled subscription is left alone
     assert subscription_calls(stripe, "POST") == []
     assert CHANGED not in await titles(live_gql, token)
+    del agent
+
+
+PAUSED = "Automatic monthly payment is paused"
+
+
+def unpriced(settings: Settings) -> Settings:
+    """Only Dayton REALTORS keeps a price: every other association has none."""
+    return settings.with_(
+        billing_prices=tuple((n, c) for n, c in settings.billing_prices if n != "*")
+    )
+
+
+async def test_an_association_left_without_a_price_pauses_autopay_until_one_comes_back(
+    live_gql: GraphQLClient, stripe: StripeServer, app_settings: Settings, smtp: SmtpServer
+) -> None:
+    # given an agent paying $25.00 every month, and another of Dayton REALTORS
+    agent, token, subscription = await with_autopay(live_gql, stripe)
+    dayton, dayton_token, dayton_subscription = await with_autopay(
+        live_gql, stripe, association="Dayton REALTORS"
+    )
+    at_stripe = stripe.subscriptions[subscription["id"]]
+    # when the first agent's association is left without a price
+    assert (await run_round(unpriced(app_settings))).repriced == 1
+    # then Stripe charges that subscription nothing (its invoices voided), and the agent
+    # reads why, in the app and in a mail; the Dayton agent's is untouched
+    assert at_stripe["pause_collection"] == {"behavior": "void"}
+    assert monthly(at_stripe) == 2500
+    assert stripe.subscriptions[dayton_subscription["id"]]["pause_collection"] is None
+    assert (await titles(live_gql, token)).count(PAUSED) == 1
+    body = await mail_to(smtp, agent.email or "", PAUSED)
+    assert "no key subscription price at the moment, so nothing is charged" in body
+    assert PAUSED not in await titles(live_gql, dayton_token)
+    # and another round changes nothing more
+    calls = len(stripe.requests)
+    assert (await run_round(unpriced(app_settings))).repriced == 0
+    assert len([r for r in stripe.requests[calls:] if r[0] == "POST"]) == 0
+    # when a price comes back, another than before
+    assert (await run_round(priced(app_settings, 3000))).repriced == 1
+    # then the subscription charges again, the new price, and the agent is told once
+    assert at_stripe["pause_collection"] is None
+    assert monthly(at_stripe) == 3000
+    resumed = "Automatic monthly payment resumes at $30.00"
+    assert (await titles(live_gql, token)).count(resumed) == 1
+    assert CHANGED not in await titles(live_gql, token)
+    billing = await BillingAccount.get(account_id=agent.id)
+    assert (billing.subscription_paused, billing.subscription_price_cents) == (False, 3000)
+    del dayton
+
+
+async def test_a_paused_autopay_can_still_be_stopped(
+    live_gql: GraphQLClient, stripe: StripeServer, app_settings: Settings
+) -> None:
+    # given an agent whose autopay was paused for want of a price
+    agent, token, subscription = await with_autopay(live_gql, stripe)
+    assert (await run_round(unpriced(app_settings))).repriced == 1
+    # when the agent stops it in the app
+    stopped = await live_gql("mutation { stopAutopay { userErrors { code } } }", token=token)
+    # then it is cancelled at Stripe, and a price coming back does not start it again
+    assert stopped["stopAutopay"]["userErrors"] == []
+    assert stripe.subscriptions[subscription["id"]]["status"] == "canceled"
+    assert (await run_round(app_settings)).repriced == 0
+    assert stripe.subscriptions[subscription["id"]]["pause_collection"] == {"behavior": "void"}
+    assert not [
+        t
+        for t in await titles(live_gql, token)
+        if t.startswith("Automatic monthly payment resumes")
+    ]
     del agent
