@@ -1,0 +1,73 @@
+"""The migration that lets autopay follow the price (0008) on a database already holding
+billing rows, as an upgraded deployment has them: the rows stay, their amount is not known
+yet (the next billing round reads it from Stripe) and none is paused. Both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as migrate_api
+
+import db
+from settings import Settings
+from tests import pg
+from tests.conftest import POSTGRES_URL
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    if not POSTGRES_URL:
+        yield f"sqlite://{tmp_path / 'upgrade.sqlite3'}"
+        return
+    name = f"keybin_upgrade_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        admin = await pg._admin(POSTGRES_URL)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    yield pg.url_for(POSTGRES_URL, name)
+    asyncio.run(pg.drop(POSTGRES_URL, name))
+
+
+async def test_billing_rows_stay_with_their_amount_unknown_and_not_paused(
+    empty_database_url: str,
+) -> None:
+    config = db.tortoise_config(Settings(database_url=empty_database_url))
+    # given a database as the release before left it, with an agent paying by autopay
+    await migrate_api(config=config, target="models.0007_email_search")
+    connection = Tortoise.get_connection("default")
+    await connection.execute_script(
+        "INSERT INTO account (id, kind, association, first_name, last_name, status, "
+        "failed_logins, failed_pins, created_at) VALUES (7, 'AGENT', 'Test Association', "
+        "'Avery', 'Agent', 'ACTIVE', 0, 0, '2026-11-01 09:00:00+00:00')"
+    )
+    await connection.execute_script(
+        "INSERT INTO billing_account (account_id, subscription_id, subscription_status, "
+        "made_past_due, created_at) VALUES (7, 'sub_test_1', 'active', "
+        "false, '2026-11-01 09:00:00+00:00')"
+    )
+    await Tortoise.close_connections()
+    # when it is migrated to this release
+    await migrate_api(config=config)
+    connection = Tortoise.get_connection("default")
+    try:
+        rows = await connection.execute_query_dict(
+            "SELECT account_id, subscription_id, subscription_price_cents, subscription_paused "
+            "FROM billing_account"
+        )
+    finally:
+        await Tortoise.close_connections()
+    # then the row is there, as it was, with no amount known and nothing paused
+    assert [
+        (r["account_id"], r["subscription_id"], r["subscription_price_cents"]) for r in rows
+    ] == [(7, "sub_test_1", None)]
+    assert not rows[0]["subscription_paused"]
