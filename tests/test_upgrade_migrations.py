@@ -1,6 +1,6 @@
-"""The migration that lets autopay follow the price (0008) on a database already holding
-billing rows, as an upgraded deployment has them: the rows stay, their amount is not known
-yet (the next billing round reads it from Stripe) and none is paused. Both databases."""
+"""Migrations on a database already holding rows, as an upgraded deployment has them, on
+both databases: autopay following the price (0008) keeps the billing rows, their amount not
+known yet (the next billing round reads it from Stripe) and none paused."""
 
 from __future__ import annotations
 
