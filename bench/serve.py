@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextvars
-from collections.abc import Awaitable, Callable, MutableMapping
+import hashlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,101 +144,100 @@ def plain_app(body_file: Path) -> Starlette:
     )
 
 
+# The small query's reads, written by hand (the floors below): the bearer token's session and
+# account, then the ten newest messages; ? parameters (numbered for PostgreSQL).
+_ACCOUNT_SQL = (
+    'SELECT a."id", a."kind", a."first_name", a."last_name", a."email", s."expires_at" '
+    'FROM "session" s JOIN "account" a ON a."id" = s."account_id" '
+    'WHERE s."token_hash" = ? AND a."deleted_at" IS NULL'
+)
+_MESSAGES_SQL = (
+    'SELECT "id", "kind", "title", "body", "created_at", "read_at" FROM "message" '
+    'WHERE "account_id" = ? ORDER BY "id" DESC LIMIT 10'
+)
+_SIGN_IN = {"errors": [{"message": "sign in"}]}
+
+
+def _token_digest(request: Request) -> str:
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _small_answer(
+    account: Sequence[Any], messages: Iterable[Sequence[Any]], time_text: Callable[[Any], Any]
+) -> Response:
+    """keybin's answer to the small query, from the two reads' rows, with the standard
+    library's json."""
+    account_id, kind, first_name, last_name, email = account[:5]
+    edges = [
+        {
+            "cursor": _b64(f"k:{pk}"),
+            "node": {
+                "id": _b64(f"Message:{pk}"),
+                "kind": message_kind,
+                "title": title,
+                "body": body,
+                "createdAt": time_text(created_at),
+                "readAt": time_text(read_at),
+            },
+        }
+        for pk, message_kind, title, body, created_at, read_at in messages
+    ]
+    me = {
+        "id": _b64(f"{kind.title()}:{account_id}"),
+        "firstName": first_name,
+        "lastName": last_name,
+        "email": email,
+        "messages": {"edges": edges},
+    }
+    answer = json.dumps({"data": {"me": me}}, separators=(",", ":"), ensure_ascii=False)
+    return Response(answer.encode(), media_type="application/json")
+
+
+async def _healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
 def plain_sql_app(database: Path) -> Starlette:
     """A second floor for the small query: the least its answer needs, written by hand. The
     bearer token's session and account (one indexed read, expiry checked), the ten newest
     messages (one), on a read-only sqlite3 connection of the same SQLite library keybin runs
     on, read on the event loop as keybin's short reads are; the JSON built with the standard
     library. No GraphQL and no middleware; an unknown token is a 401."""
-    import base64
-    import hashlib
-    import json
-    from datetime import UTC, datetime
-
     from core.sqlite import driver
 
     reader = driver.connect(
         f"file:{database}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
     )
-    account_sql = (
-        'SELECT a."id", a."kind", a."first_name", a."last_name", a."email", s."expires_at" '
-        'FROM "session" s JOIN "account" a ON a."id" = s."account_id" '
-        'WHERE s."token_hash" = ? AND a."deleted_at" IS NULL'
-    )
-    messages_sql = (
-        'SELECT "id", "kind", "title", "body", "created_at", "read_at" FROM "message" '
-        'WHERE "account_id" = ? ORDER BY "id" DESC LIMIT 10'
-    )
-
-    def b64(text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
 
     def time_text(stored: str | None) -> str | None:
         return None if stored is None else stored.replace(" ", "T")
 
     async def graphql(request: Request) -> Response:
         await request.body()
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        found = reader.execute(account_sql, (digest,)).fetchone()
+        found = reader.execute(_ACCOUNT_SQL, (_token_digest(request),)).fetchone()
         if found is None or datetime.fromisoformat(found[5]) <= datetime.now(UTC):
-            return JSONResponse({"errors": [{"message": "sign in"}]}, status_code=401)
-        account_id, kind, first_name, last_name, email, _ = found
-        edges = [
-            {
-                "cursor": b64(f"k:{pk}"),
-                "node": {
-                    "id": b64(f"Message:{pk}"),
-                    "kind": message_kind,
-                    "title": title,
-                    "body": body,
-                    "createdAt": time_text(created_at),
-                    "readAt": time_text(read_at),
-                },
-            }
-            for pk, message_kind, title, body, created_at, read_at in reader.execute(
-                messages_sql, (account_id,)
-            )
-        ]
-        me = {
-            "id": b64(f"{kind.title()}:{account_id}"),
-            "firstName": first_name,
-            "lastName": last_name,
-            "email": email,
-            "messages": {"edges": edges},
-        }
-        answer = json.dumps({"data": {"me": me}}, separators=(",", ":"), ensure_ascii=False)
-        return Response(answer.encode(), media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+            return JSONResponse(_SIGN_IN, status_code=401)
+        messages = reader.execute(_MESSAGES_SQL, (found[0],))
+        return _small_answer(found, messages, time_text)
 
     return Starlette(
-        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", healthz)]
+        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", _healthz)]
     )
 
 
 def plain_pg_app(url: str) -> Starlette:
     """The same hand-written reads as plain_sql_app, on PostgreSQL: an asyncpg pool, the two
     statements prepared by asyncpg as keybin's are, the JSON built with the standard library."""
-    import base64
-    import hashlib
-    import json
-    from collections.abc import AsyncIterator
-    from contextlib import asynccontextmanager
-    from datetime import UTC, datetime
-
     import asyncpg
 
-    account_sql = (
-        'SELECT a."id", a."kind", a."first_name", a."last_name", a."email", s."expires_at" '
-        'FROM "session" s JOIN "account" a ON a."id" = s."account_id" '
-        'WHERE s."token_hash" = $1 AND a."deleted_at" IS NULL'
-    )
-    messages_sql = (
-        'SELECT "id", "kind", "title", "body", "created_at", "read_at" FROM "message" '
-        'WHERE "account_id" = $1 ORDER BY "id" DESC LIMIT 10'
-    )
+    from models.prepared import numbered
+
+    account_sql, messages_sql = numbered(_ACCOUNT_SQL), numbered(_MESSAGES_SQL)
     pools: list[Any] = []
 
     @asynccontextmanager
@@ -245,51 +249,20 @@ def plain_pg_app(url: str) -> Starlette:
         finally:
             await pool.close()
 
-    def b64(text: str) -> str:
-        return base64.b64encode(text.encode()).decode()
-
     def time_text(value: datetime | None) -> str | None:
         return None if value is None else value.astimezone(UTC).isoformat()
 
     async def graphql(request: Request) -> Response:
         await request.body()
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        digest = hashlib.sha256(token.encode()).hexdigest()
         async with pools[0].acquire() as connection:
-            found = await connection.fetchrow(account_sql, digest)
+            found = await connection.fetchrow(account_sql, _token_digest(request))
             if found is None or found[5] <= datetime.now(UTC):
-                return JSONResponse({"errors": [{"message": "sign in"}]}, status_code=401)
-            account_id, kind, first_name, last_name, email, _ = found
-            rows = await connection.fetch(messages_sql, account_id)
-        edges = [
-            {
-                "cursor": b64(f"k:{row[0]}"),
-                "node": {
-                    "id": b64(f"Message:{row[0]}"),
-                    "kind": row[1],
-                    "title": row[2],
-                    "body": row[3],
-                    "createdAt": time_text(row[4]),
-                    "readAt": time_text(row[5]),
-                },
-            }
-            for row in rows
-        ]
-        me = {
-            "id": b64(f"{kind.title()}:{account_id}"),
-            "firstName": first_name,
-            "lastName": last_name,
-            "email": email,
-            "messages": {"edges": edges},
-        }
-        answer = json.dumps({"data": {"me": me}}, separators=(",", ":"), ensure_ascii=False)
-        return Response(answer.encode(), media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+                return JSONResponse(_SIGN_IN, status_code=401)
+            messages = await connection.fetch(messages_sql, found[0])
+        return _small_answer(found, messages, time_text)
 
     return Starlette(
-        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", healthz)],
+        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/healthz", _healthz)],
         lifespan=lifespan,
     )
 

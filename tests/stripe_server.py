@@ -217,6 +217,13 @@ class StripeServer:
         session = self.sessions.get(request.path_params["id"])
         return JSONResponse(session) if session else _error(404, "No such checkout.session")
 
+    def _subscription(self, request: Request) -> dict[str, Any] | Response:
+        """The subscription a path names, or Stripe's 404 for an unknown one."""
+        subscription = self.subscriptions.get(request.path_params["id"])
+        if subscription is None:
+            return _error(404, f"No such subscription: '{request.path_params['id']}'")
+        return subscription
+
     async def _cancel_subscription(self, request: Request) -> Response:
         """DELETE /v1/subscriptions/{id}: cancelled at once. Stripe answers an already
         cancelled one with an error unless the request repeats an idempotency key."""
@@ -226,9 +233,9 @@ class StripeServer:
         replayed = self._replayed(request)
         if replayed is not None:
             return replayed
-        subscription = self.subscriptions.get(request.path_params["id"])
-        if subscription is None:
-            return _error(404, f"No such subscription: '{request.path_params['id']}'")
+        subscription = self._subscription(request)
+        if isinstance(subscription, Response):
+            return subscription
         if subscription["status"] == "canceled":
             return _error(400, "This subscription is already canceled.")
         subscription.update(status="canceled", canceled_at=int(time.time()))
@@ -240,10 +247,8 @@ class StripeServer:
         _, refused = await self._authorized(request)
         if refused is not None:
             return refused
-        subscription = self.subscriptions.get(request.path_params["id"])
-        if subscription is None:
-            return _error(404, f"No such subscription: '{request.path_params['id']}'")
-        return JSONResponse(subscription)
+        subscription = self._subscription(request)
+        return subscription if isinstance(subscription, Response) else JSONResponse(subscription)
 
     async def _update_subscription(self, request: Request) -> Response:
         """POST /v1/subscriptions/{id} with `items` giving an item a new `price_data` (the
@@ -255,9 +260,9 @@ class StripeServer:
         replayed = self._replayed(request)
         if replayed is not None:
             return replayed
-        subscription = self.subscriptions.get(request.path_params["id"])
-        if subscription is None:
-            return _error(404, f"No such subscription: '{request.path_params['id']}'")
+        subscription = self._subscription(request)
+        if isinstance(subscription, Response):
+            return subscription
         if subscription["status"] == "canceled":
             return _error(400, "A canceled subscription can't be updated.")
         if "pause_collection" in body:  # "" unsets it, as Stripe's form encoding does
