@@ -17,6 +17,7 @@ from models.accounts import Account
 from models.enums import MessageKind, OutboxChannel
 from models.outbox import OutboxMessage
 from notify import outbox
+from notify.live_events import TAIL_POLL_SECONDS
 from resolvers.notifications import post_message
 from tests.conftest import POSTGRES_URL
 from tests.factories import make_contractor
@@ -43,7 +44,12 @@ def observations(metrics: Any) -> float:
     return sum(s.value for s in family.samples if s.name.endswith("_count"))
 
 
-async def next_title(ws: ClientConnection, within: float = 1.0) -> str:
+# How long a frame that must come may take: generous, because the server shares this event
+# loop and the machine may be busy; the tests that say "nothing comes" wait far less.
+ARRIVES = 5.0
+
+
+async def next_title(ws: ClientConnection, within: float = ARRIVES) -> str:
     async with asyncio.timeout(within):
         frame = json.loads(await ws.recv())
     assert frame["type"] == "next", frame
@@ -99,8 +105,8 @@ async def test_a_message_committed_without_a_wake_still_arrives(live: Live) -> N
         # when a writer forgets to wake anyone (another process, a new code path)
         async with in_transaction():
             await post_message(contractor.id, MessageKind.ACCOUNT, "Unannounced", "body")
-        # then it arrives all the same, within a second
-        assert await next_title(ws, within=1.5) == "Unannounced"
+        # then it arrives all the same, within a few of the tail's looks
+        assert await next_title(ws, within=6 * TAIL_POLL_SECONDS) == "Unannounced"
 
 
 async def test_resuming_sends_the_missed_messages_first_then_live_ones_once(

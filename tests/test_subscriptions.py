@@ -71,7 +71,7 @@ async def test_grantee_receives_access_granted_live_and_no_one_else_does(
         # when
         _, grant_id = await grant_to(live, grantee.email or "")
         # then
-        async with asyncio.timeout(1):
+        async with asyncio.timeout(5):
             event = json.loads(await grantee_ws.recv())
         assert event["type"] == "next" and event["id"] == "1"
         message = event["payload"]["data"]["messageAdded"]
