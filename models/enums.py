@@ -71,6 +71,11 @@ class OutboxChannel(StrEnum):
     EMAIL = "EMAIL"
     SMS = "SMS"
     EVENT = "EVENT"
+    # Pushes, one channel per service: a service that hangs holds back only its own phones.
+    FCM = "FCM"
+    APNS = "APNS"
+    # A push queued by a release that had one channel for both (during an upgrade): the FCM
+    # lane takes it, and sends it to the service its payload names.
     PUSH = "PUSH"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -39,8 +40,38 @@ class ApnsClient:
         self._key: ec.EllipticCurvePrivateKey | None = None
         self._token: str | None = None
         self._issued_at = 0.0
+        # Until a push has gone through, one at a time opens the connection. Several pushes
+        # waiting on one HTTP/2 connection being opened would each, should it fail, open
+        # another on that failed connection, which the pool has let go of and never closes
+        # (httpcore 1.0). And when APNs cannot be reached, one push finds it out, not all.
+        self._opening = asyncio.Lock()
+        self._connected = False
+        self._failures = 0
 
     async def send(self, notification: Notification) -> None:
+        if not self._connected:
+            failures = self._failures
+            async with self._opening:
+                if self._failures != failures:
+                    raise PushUnavailable(
+                        "APNs not reached: the connection another push was opening failed"
+                    )
+                if not self._connected:
+                    await self._send(notification)
+                    return
+        await self._send(notification)
+
+    async def _send(self, notification: Notification) -> None:
+        try:
+            response = await self._post(notification)
+        except (httpx.TransportError, TimeoutError, asyncio.CancelledError):
+            self._connected = False
+            self._failures += 1
+            raise
+        self._connected = True
+        self._judge(response)
+
+    async def _post(self, notification: Notification) -> httpx.Response:
         body: dict[str, Any] = {
             "aps": {
                 "alert": {"title": notification.title, "body": notification.body},
@@ -48,7 +79,7 @@ class ApnsClient:
             },
             **notification.data,
         }
-        response = await self.http.post(
+        return await self.http.post(
             f"{self.base_url}/3/device/{quote(notification.token, safe='')}",
             json=body,
             headers={
@@ -58,7 +89,6 @@ class ApnsClient:
                 "apns-priority": "10",
             },
         )
-        self._judge(response)
 
     def _judge(self, response: httpx.Response) -> None:
         status = response.status_code

@@ -67,10 +67,17 @@ class Lane:
     """One channel's deliveries, a few at once: a provider that hangs holds only its own rows."""
 
     def __init__(
-        self, dispatcher: Dispatcher, channel: OutboxChannel, deliver: Deliverer, slots: int
+        self,
+        dispatcher: Dispatcher,
+        channel: OutboxChannel,
+        deliver: Deliverer,
+        slots: int,
+        also: tuple[OutboxChannel, ...] = (),
     ) -> None:
         self.dispatcher = dispatcher
         self.channel = channel
+        # The rows it claims: its channel's, and those of any channel it stands in for.
+        self.channels = (channel, *also)
         self.deliver = deliver
         self.slots = slots
         self.wakeup = asyncio.Event()
@@ -95,7 +102,7 @@ class Lane:
         """Deliver what is due now, `slots` at a time; returns how many rows were attempted."""
         attempted = 0
         while attempted < BATCH:
-            rows = await self.dispatcher.claim(self.channel, self.slots)
+            rows = await self.dispatcher.claim(self.channels, self.slots)
             await asyncio.gather(*(self.dispatcher.deliver(self, row) for row in rows))
             attempted += len(rows)
             if len(rows) < self.slots:
@@ -103,7 +110,7 @@ class Lane:
         return attempted
 
     async def _fill(self, free: int) -> int:
-        rows = await self.dispatcher.claim(self.channel, free)
+        rows = await self.dispatcher.claim(self.channels, free)
         for row in rows:
             task = asyncio.create_task(
                 self.dispatcher.deliver(self, row), name=f"outbox-{self.channel}-{row.id}"
@@ -158,7 +165,16 @@ class Dispatcher:
         self.lanes = [
             Lane(self, OutboxChannel.EMAIL, self._email, settings.outbox_email_concurrency),
             Lane(self, OutboxChannel.SMS, self._sms, settings.outbox_sms_concurrency),
-            Lane(self, OutboxChannel.PUSH, self._push, settings.outbox_push_concurrency),
+            # A lane per push service, each with the push slots: a hung APNs holds back
+            # iPhones only, never Android phones (and the other way round).
+            Lane(
+                self,
+                OutboxChannel.FCM,
+                self._push,
+                settings.outbox_push_concurrency,
+                also=(OutboxChannel.PUSH,),
+            ),
+            Lane(self, OutboxChannel.APNS, self._push, settings.outbox_push_concurrency),
             # One at a time: a subscriber sees its messages in the order they were written.
             Lane(self, OutboxChannel.EVENT, self._event, 1),
         ]
@@ -184,16 +200,17 @@ class Dispatcher:
         """Deliver what is due now in every lane; returns how many rows were attempted."""
         return sum(await asyncio.gather(*(lane.run_once() for lane in self.lanes)))
 
-    async def claim(self, channel: OutboxChannel, limit: int) -> list[OutboxMessage]:
-        """Up to `limit` due rows of one channel, claimed by a conditional update: of several
-        dispatchers, exactly one wins each row, and the claim's own name finds the winnings."""
+    async def claim(self, channels: tuple[OutboxChannel, ...], limit: int) -> list[OutboxMessage]:
+        """Up to `limit` due rows of one lane's channels, claimed by a conditional update: of
+        several dispatchers, exactly one wins each row, and the claim's own name finds the
+        winnings."""
         now = clock.now()
-        due = await _due(channel, now).order_by("id").limit(limit).values_list("id", flat=True)
+        due = await _due(channels, now).order_by("id").limit(limit).values_list("id", flat=True)
         if not due:
             return []
         claim = f"{self.name}:{next(self._claims)}"
         await (
-            _due(channel, now)
+            _due(channels, now)
             .filter(id__in=due)
             .update(
                 claimed_until=now + timedelta(seconds=self.settings.outbox_claim_seconds),
@@ -290,11 +307,12 @@ class Dispatcher:
             raise RetryLater(str(error), error.retry_after) from error
 
 
-def _due(channel: OutboxChannel, now: datetime) -> QuerySet[OutboxMessage]:
-    """One channel's rows waiting to be sent, whose time has come and that no one holds."""
+def _due(channels: tuple[OutboxChannel, ...], now: datetime) -> QuerySet[OutboxMessage]:
+    """A lane's rows waiting to be sent, whose time has come and that no one holds."""
+    channel = {"channel": channels[0]} if len(channels) == 1 else {"channel__in": channels}
     return OutboxMessage.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-        channel=channel,
+        **channel,
         status=OutboxStatus.PENDING,
         next_attempt_at__lte=now,
     )

@@ -61,10 +61,14 @@ class Notification:
         )
 
 
+# Each service has its own lane in the outbox.
+CHANNELS = {PushPlatform.FCM: OutboxChannel.FCM, PushPlatform.APNS: OutboxChannel.APNS}
+
+
 async def queue(notification: Notification, account_id: int) -> OutboxMessage:
     """Call inside the transaction of the change; the dispatcher sends it after commit."""
     return await OutboxMessage.create(
-        channel=OutboxChannel.PUSH,
+        channel=CHANNELS[notification.platform],
         recipient=str(notification.token_id),
         payload=notification.payload(),
         account_id=account_id,

@@ -50,8 +50,9 @@ LIVE_WITHIN = 1.0  # seconds from grantAccess's answer
 MAILS = 5  # one more than the mail lane's slots: the lane is full and has a queue
 TEXTS = 5  # likewise for SMS
 EARLIER = "Earlier message"
-# An APNs request waiting for the connection another is opening may give up waiting first.
-APNS_TIMEOUTS = ("ConnectTimeout", "PoolTimeout")
+# While APNs cannot be reached, one push at a time tries to connect; one waiting for it is
+# told at once that the attempt failed (notify/apns.py).
+APNS_TIMEOUTS = ("ConnectTimeout", "APNs not reached")
 MAIL = {"name": "x", "key_id": None, "link": "l"}
 
 
@@ -113,8 +114,14 @@ async def providers(
 
 
 @pytest.fixture
-def settings_overrides(providers: Providers) -> dict[str, Any]:
-    return providers.settings()
+def slower() -> dict[str, Any]:
+    """Settings a test changes besides the providers' (by parametrizing `slower`)."""
+    return {}
+
+
+@pytest.fixture
+def settings_overrides(providers: Providers, slower: dict[str, Any]) -> dict[str, Any]:
+    return {**providers.settings(), **slower}
 
 
 @dataclass
@@ -173,16 +180,20 @@ def waiting_for(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return checked
 
 
-async def settled(channel: OutboxChannel) -> bool:
-    return not await OutboxMessage.filter(channel=channel, status=OutboxStatus.PENDING).exists()
+PUSHES = (OutboxChannel.FCM, OutboxChannel.APNS)
 
 
-async def each_tried(channel: OutboxChannel) -> bool:
-    return not await OutboxMessage.filter(channel=channel, attempts=0).exists()
+async def settled(*channels: OutboxChannel) -> bool:
+    pending = OutboxMessage.filter(channel__in=channels, status=OutboxStatus.PENDING)
+    return not await pending.exists()
 
 
-async def rows(channel: OutboxChannel) -> list[OutboxMessage]:
-    return await OutboxMessage.filter(channel=channel).order_by("id")
+async def each_tried(*channels: OutboxChannel) -> bool:
+    return not await OutboxMessage.filter(channel__in=channels, attempts=0).exists()
+
+
+async def rows(*channels: OutboxChannel) -> list[OutboxMessage]:
+    return await OutboxMessage.filter(channel__in=channels).order_by("id")
 
 
 async def mail_arrived(p: Providers, owed: Owed) -> None:
@@ -202,7 +213,7 @@ async def pushes_arrived(p: Providers, owed: Owed) -> None:
 
 async def delivered_once(p: Providers, owed: Owed) -> None:
     """Every channel settled, and each mail, SMS and push received exactly once."""
-    for channel in (OutboxChannel.EMAIL, OutboxChannel.SMS, OutboxChannel.PUSH):
+    for channel in (OutboxChannel.EMAIL, OutboxChannel.SMS, *PUSHES):
         await eventually(lambda channel=channel: settled(channel))
     await asyncio.sleep(0.3)  # room for a duplicate to show up, if one were on its way
     assert sorted(mail["To"] for mail in p.smtp.inbox) == sorted(owed.mail_to)
@@ -212,7 +223,7 @@ async def delivered_once(p: Providers, owed: Owed) -> None:
     assert [attempt.token for attempt in p.apns.delivered] == [APNS_TOKEN] * owed.messages
     # A stalled attempt never reached the working service.
     assert len(p.fcm.attempts) == len(p.apns.attempts) == owed.messages
-    sent = await OutboxMessage.filter(channel__in=["EMAIL", "SMS", "PUSH"]).values_list(
+    sent = await OutboxMessage.filter(channel__in=["EMAIL", "SMS", "FCM", "APNS"]).values_list(
         "status", flat=True
     )
     assert set(sent) == {OutboxStatus.SENT}
@@ -300,14 +311,44 @@ async def test_fcm_and_apns_that_hang_hold_back_pushes_and_nothing_else(
     assert message["kind"] == "ACCESS_GRANTED"
     assert providers.fcm.attempts == providers.apns.attempts == []
     # and each push waits its service's timeout, and is kept to be tried again
-    await eventually(lambda: each_tried(OutboxChannel.PUSH))
-    for row in await rows(OutboxChannel.PUSH):
+    await eventually(lambda: each_tried(*PUSHES))
+    for row in await rows(*PUSHES):
         assert row.status == OutboxStatus.PENDING
         timeouts = ("ReadTimeout",) if row.payload["platform"] == "FCM" else APNS_TIMEOUTS
         assert row.last_error and row.last_error.startswith(timeouts)
     # when both services recover
     providers.recover()
     # then each phone gets every push, once
+    await pushes_arrived(providers, owed)
+    await delivered_once(providers, owed)
+
+
+# Two push slots, and a hung service's attempts that each hold one for five seconds: with one
+# lane for both services, the working one's pushes would wait behind them.
+TWO_SLOTS = {"outbox_push_concurrency": 2, "push_connect_timeout": 5.0, "push_read_timeout": 5.0}
+
+
+@pytest.mark.parametrize(("hanging", "slower"), [(("apns",), TWO_SLOTS), (("fcm",), TWO_SLOTS)])
+async def test_a_push_service_that_hangs_holds_back_its_own_phones_only(
+    live: Live, gql: GraphQLClient, providers: Providers
+) -> None:
+    # given one push service hanging (APNs: a TLS handshake that never ends; FCM: requests
+    # never answered), and three earlier messages: more of its pushes owed than it has slots
+    owed = Owed(await contractor_with_two_phones(gql))
+    [hung] = providers.stalled
+    working, stuck = (
+        (providers.apns, providers.fcm) if hung == "fcm" else (providers.fcm, providers.apns)
+    )
+    await owed.earlier_messages(3)
+    # when a grant follows
+    await owed.grant(live)
+    # then the other service's phone gets every push at once, the grant's too
+    async with asyncio.timeout(LIVE_WITHIN):
+        await eventually(waiting_for(lambda: len(working.delivered) >= owed.messages))
+    assert stuck.attempts == []
+    # when the hung service recovers
+    providers.recover()
+    # then its phone gets every push it was owed, once
     await pushes_arrived(providers, owed)
     await delivered_once(providers, owed)
 

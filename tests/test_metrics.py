@@ -214,7 +214,7 @@ async def test_outbox_depth_and_oldest_age_by_channel(live: Live, smtp: SmtpServ
     # then the mails wait in the EMAIL channel, the oldest for two minutes; nothing elsewhere
     assert value(found, "keybin_outbox_pending", channel="EMAIL") == 2
     assert 120 <= value(found, "keybin_outbox_oldest_pending_seconds", channel="EMAIL") < 180
-    for channel in ("SMS", "PUSH"):
+    for channel in ("SMS", "FCM", "APNS"):
         assert value(found, "keybin_outbox_pending", channel=channel) == 0
         assert value(found, "keybin_outbox_oldest_pending_seconds", channel=channel) == 0
     assert value(found, "keybin_outbox_failures_total", channel="EMAIL", outcome="retry") >= 2

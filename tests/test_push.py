@@ -107,13 +107,16 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) 
     raise AssertionError(f"still not so after {seconds} s")
 
 
+PUSH_CHANNELS = (OutboxChannel.FCM, OutboxChannel.APNS)
+
+
 async def push_rows(**filters: Any) -> list[OutboxMessage]:
-    return await OutboxMessage.filter(channel=OutboxChannel.PUSH, **filters).order_by("id")
+    return await OutboxMessage.filter(channel__in=PUSH_CHANNELS, **filters).order_by("id")
 
 
 async def all_settled() -> bool:
     return not await OutboxMessage.filter(
-        channel=OutboxChannel.PUSH, status=OutboxStatus.PENDING
+        channel__in=PUSH_CHANNELS, status=OutboxStatus.PENDING
     ).exists()
 
 
@@ -239,11 +242,11 @@ async def test_a_message_reaches_both_phones_through_fcm_and_apns(
     # when
     message = await post(contractor, grant)
     await eventually(lambda: _delivered(fcm_server, apns_server, 1))
-    # then: one row per device, queued with the message and sent
+    # then: one row per device, queued with the message in its service's channel, and sent
     rows = await push_rows(account_id=contractor.id)
-    assert [(r.payload["platform"], r.status) for r in rows] == [
-        ("FCM", OutboxStatus.SENT),
-        ("APNS", OutboxStatus.SENT),
+    assert [(r.channel, r.payload["platform"], r.status) for r in rows] == [
+        (OutboxChannel.FCM, "FCM", OutboxStatus.SENT),
+        (OutboxChannel.APNS, "APNS", OutboxStatus.SENT),
     ]
     data = {
         "messageId": to_global_id("Message", message.id),
@@ -458,6 +461,37 @@ async def test_a_push_queued_before_sign_out_is_not_sent(
     [row] = await push_rows()
     assert row.status == OutboxStatus.DEAD
     assert fcm_server.attempts == []
+
+
+async def test_pushes_queued_in_the_one_channel_of_before_go_to_their_service(
+    settings: Settings, orm: None, fcm_server: FcmServer, apns_server: ApnsServer
+) -> None:
+    # given a push for each phone queued as the release before queued them (one PUSH channel),
+    # as an instance not yet upgraded does while the others are
+    configured = settings.with_(**push_settings(fcm_server, apns_server))
+    push.configure(configured)
+    contractor = await make_contractor()
+    for device_id, platform, token in (
+        ("android", PushPlatform.FCM, FCM_TOKEN),
+        ("iphone", PushPlatform.APNS, APNS_TOKEN),
+    ):
+        device = await Device.create(account=contractor, device_id=device_id, name=device_id)
+        await PushToken.create(device=device, platform=platform, token=token)
+    await post(contractor)
+    queued = await push_rows()
+    assert {r.channel for r in queued} == set(PUSH_CHANNELS)
+    await OutboxMessage.filter(id__in=[r.id for r in queued]).update(channel=OutboxChannel.PUSH)
+    # when this release's dispatcher runs
+    dispatcher = Dispatcher(configured, PubSub())
+    await dispatcher.run_once()
+    await dispatcher.stop()
+    # then each reached its own service, once
+    assert [m["token"] for m in fcm_server.delivered] == [FCM_TOKEN]
+    assert [a.token for a in apns_server.delivered] == [APNS_TOKEN]
+    statuses = await OutboxMessage.filter(channel=OutboxChannel.PUSH).values_list(
+        "status", flat=True
+    )
+    assert statuses == [OutboxStatus.SENT, OutboxStatus.SENT]
 
 
 async def _delivered(fcm: FcmServer, apns: ApnsServer, count: int) -> bool:

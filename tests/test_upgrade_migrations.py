@@ -1,6 +1,7 @@
 """Migrations on a database already holding rows, as an upgraded deployment has them, on
 both databases: autopay following the price (0008) keeps the billing rows, their amount not
-known yet (the next billing round reads it from Stripe) and none paused."""
+known yet (the next billing round reads it from Stripe) and none paused; a channel per push
+service (0009) moves the pushes in the outbox to their service's channel."""
 
 from __future__ import annotations
 
@@ -71,3 +72,50 @@ async def test_billing_rows_stay_with_their_amount_unknown_and_not_paused(
         (r["account_id"], r["subscription_id"], r["subscription_price_cents"]) for r in rows
     ] == [(7, "sub_test_1", None)]
     assert not rows[0]["subscription_paused"]
+
+
+# Two pushes queued and one sent in the one channel pushes had, and a mail.
+OUTBOX_BEFORE = """INSERT INTO outbox (id, channel, recipient, payload, status, attempts,
+    next_attempt_at, created_at) VALUES
+    (1, 'PUSH', '', '{"platform": "FCM"}', 'PENDING', 0, '2026-11-01 09:00:00+00:00',
+        '2026-11-01 09:00:00+00:00'),
+    (2, 'PUSH', '', '{"platform": "APNS"}', 'PENDING', 0, '2026-11-01 09:00:00+00:00',
+        '2026-11-01 09:00:00+00:00'),
+    (3, 'PUSH', '', '{"platform": "APNS"}', 'SENT', 1, '2026-11-01 09:00:00+00:00',
+        '2026-11-01 09:00:00+00:00'),
+    (4, 'EMAIL', '', '{"to": "a@example.com"}', 'PENDING', 0, '2026-11-01 09:00:00+00:00',
+        '2026-11-01 09:00:00+00:00')"""
+
+
+async def test_queued_and_sent_pushes_move_to_their_services_channel(
+    empty_database_url: str,
+) -> None:
+    config = db.tortoise_config(Settings(database_url=empty_database_url))
+    # given the outbox as the release before left it: pushes in one channel, and a mail
+    await migrate_api(config=config, target="models.0008_autopay_price")
+    connection = Tortoise.get_connection("default")
+    await connection.execute_script(OUTBOX_BEFORE)
+    await Tortoise.close_connections()
+    # when it is migrated to this release
+    await migrate_api(config=config)
+    connection = Tortoise.get_connection("default")
+    try:
+        rows = await connection.execute_query_dict(
+            "SELECT id, channel, status FROM outbox ORDER BY id"
+        )
+        # and the index of rows still to send is still there (SQLite's table not rebuilt)
+        indexes = await connection.execute_query_dict(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outbox_pending'"
+            if not POSTGRES_URL
+            else "SELECT indexname AS name FROM pg_indexes WHERE indexname = 'outbox_pending'"
+        )
+    finally:
+        await Tortoise.close_connections()
+    # then each push is in its service's channel, as it was otherwise; the mail is untouched
+    assert [(r["id"], r["channel"], r["status"]) for r in rows] == [
+        (1, "FCM", "PENDING"),
+        (2, "APNS", "PENDING"),
+        (3, "APNS", "SENT"),
+        (4, "EMAIL", "PENDING"),
+    ]
+    assert [i["name"] for i in indexes] == ["outbox_pending"]
