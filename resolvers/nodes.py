@@ -4,6 +4,7 @@ otherwise, so another account's objects read the same as missing ones."""
 from __future__ import annotations
 
 from models.accounts import Account, Device
+from models.billing import Invoice, Payment
 from models.listings import Listing, Lockbox
 from models.messages import Message
 
@@ -29,3 +30,12 @@ async def own_listing(reader: Account, pk: int) -> Listing | None:
 
 async def assigned_lockbox(reader: Account, pk: int) -> Lockbox | None:
     return await Lockbox.get_or_none(id=pk, assigned_to_id=reader.id)
+
+
+async def own_invoice(reader: Account, pk: int) -> Invoice | None:
+    """An agent's own bills only: what Agent.billing shows, and no one else."""
+    return await Invoice.get_or_none(id=pk, account_id=reader.id)
+
+
+async def own_payment(reader: Account, pk: int) -> Payment | None:
+    return await Payment.get_or_none(id=pk, account_id=reader.id)

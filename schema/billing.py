@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import strawberry
 
+from core.ids import to_global_id
 from models import enums
 from models.enums import BillingState, PaymentKind, PaymentMethod
 from resolvers import billing as billing_ops
-from schema.base import Connection, build_connection, check_first, decode_cursor
+from schema.base import Connection, Node, build_connection, check_first, decode_cursor
 from schema.context import Info
 from schema.errors import forbidden
+
+if TYPE_CHECKING:
+    from models.billing import Invoice as InvoiceModel
+    from models.billing import Payment as PaymentModel
 
 strawberry.enum(
     enums.BillingState,
@@ -29,7 +35,7 @@ CENTS = "In cents (an integer) of `currency`."
 
 
 @strawberry.type(description="One month of the key subscription, due on its first day.")
-class Invoice:
+class Invoice(Node):
     period_start: date
     period_end: date = strawberry.field(description="The first day after the month billed.")
     amount: int = strawberry.field(description=CENTS)
@@ -39,15 +45,39 @@ class Invoice:
         description="Whether the payments cover it (they settle the oldest bills first)."
     )
 
+    @classmethod
+    def from_model(cls, row: InvoiceModel, paid: bool) -> Invoice:
+        return cls(
+            id=strawberry.ID(to_global_id("Invoice", row.id)),
+            period_start=row.period_start,
+            period_end=row.period_end,
+            amount=row.amount_cents,
+            currency=row.currency,
+            due_on=row.due_on,
+            paid=paid,
+        )
+
 
 @strawberry.type(description="Money received or refunded, or a payment that did not go through.")
-class Payment:
+class Payment(Node):
     kind: PaymentKind
     method: PaymentMethod
     amount: int = strawberry.field(description=CENTS)
     currency: str
     occurred_at: datetime
     reason: str | None = strawberry.field(description="Why a payment failed, when known.")
+
+    @classmethod
+    def from_model(cls, row: PaymentModel) -> Payment:
+        return cls(
+            id=strawberry.ID(to_global_id("Payment", row.id)),
+            kind=row.kind,
+            method=row.method,
+            amount=row.amount_cents,
+            currency=row.currency,
+            occurred_at=row.occurred_at,
+            reason=row.detail or None,
+        )
 
 
 @strawberry.type
@@ -86,17 +116,7 @@ class Billing:
         limit = check_first(first)
         rows = await billing_ops.invoices(self.account_pk, limit + 1, decode_cursor(after))
         paid = await billing_ops.paid_invoice_ids(self.account_pk) if rows else set()
-        nodes = [
-            Invoice(
-                period_start=row.period_start,
-                period_end=row.period_end,
-                amount=row.amount_cents,
-                currency=row.currency,
-                due_on=row.due_on,
-                paid=row.id in paid,
-            )
-            for row in rows
-        ]
+        nodes = [Invoice.from_model(row, row.id in paid) for row in rows]
         return build_connection(
             InvoiceConnection,
             nodes,
@@ -112,17 +132,7 @@ class Billing:
     ) -> PaymentConnection:
         limit = check_first(first)
         rows = await billing_ops.payments(self.account_pk, limit + 1, decode_cursor(after))
-        nodes = [
-            Payment(
-                kind=row.kind,
-                method=row.method,
-                amount=row.amount_cents,
-                currency=row.currency,
-                occurred_at=row.occurred_at,
-                reason=row.detail or None,
-            )
-            for row in rows
-        ]
+        nodes = [Payment.from_model(row) for row in rows]
         return build_connection(
             PaymentConnection,
             nodes,

@@ -106,3 +106,22 @@ async def _one_day_code_issue(info: Info, pk: int) -> Node | None:
 
     row = await visible_code_issue(info.context.require_account(), pk)
     return OneDayCodeIssue.from_model(row) if row else None
+
+
+@node_resolver("Invoice")
+async def _invoice(info: Info, pk: int) -> Node | None:
+    from resolvers.billing import paid_invoice_ids
+    from schema.billing import Invoice
+
+    row = await nodes.own_invoice(info.context.require_account(), pk)
+    if row is None:
+        return None
+    return Invoice.from_model(row, row.id in await paid_invoice_ids(row.account_id))  # type: ignore[attr-defined]
+
+
+@node_resolver("Payment")
+async def _payment(info: Info, pk: int) -> Node | None:
+    from schema.billing import Payment
+
+    row = await nodes.own_payment(info.context.require_account(), pk)
+    return Payment.from_model(row) if row else None
