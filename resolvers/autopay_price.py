@@ -15,12 +15,14 @@ import logging
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
+from core import clock
 from core.errors import DomainError
 from models import prepared
 from models.accounts import Account
 from models.billing import BillingAccount
 from resolvers import billing_notices, stripe_api
 from resolvers.billing import AUTOPAY_STATUSES, autopay_on
+from resolvers.stripe_webhooks import subscription_state
 from settings import Settings
 
 log = logging.getLogger("keybin.billing")
@@ -87,6 +89,11 @@ async def _keep(settings: Settings, account: Account) -> int:
         billing = await BillingAccount.select_for_update().get(id=known.id)
         if billing.subscription_id != subscription or not autopay_on(billing):
             return 0
+        if was.ended is not None:
+            # Ended at Stripe, and its event never came: Stripe's answer now is its newest word.
+            # Autopay is off and the agent told, so the bills go back to being paid by hand.
+            await subscription_state(account, billing, subscription, was.ended, clock.now())
+            return 1
         currency = settings.billing_currency
         notice: billing_notices.Notice | None
         if price is None:

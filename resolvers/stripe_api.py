@@ -18,6 +18,7 @@ import stripe
 
 from core import clock
 from core.errors import DomainError
+from resolvers.billing import ENDED_STATUSES
 from settings import Settings
 
 log = logging.getLogger("keybin.stripe")
@@ -175,10 +176,12 @@ async def cancel_subscription(settings: Settings, subscription_id: str) -> Cance
 @dataclass(frozen=True)
 class Charging:
     """What an autopay subscription charges every month, as Stripe said before keybin
-    changed it, and whether its charging was paused."""
+    changed it, and whether its charging was paused; or that it has ended (`ended`: its
+    status), which keybin was not told (a webhook missed) and so did not change."""
 
     monthly_cents: int
     paused: bool
+    ended: str | None = None
 
 
 async def keep_subscription_at(
@@ -188,12 +191,14 @@ async def keep_subscription_at(
     to charging nothing (None: its collection paused, every invoice voided) until a price
     comes back. A new price is a new monthly price of the same product for its one item,
     nothing prorated (the month under way was billed at the old price); what is right
-    already is only read. Returns what it was."""
+    already is only read, and one that has ended is left as it is. Returns what it was."""
     try:
         async with _client(settings) as client:
             subscription = await client.v1.subscriptions.retrieve_async(subscription_id)
             item = subscription["items"].data[0]
             was = Charging(int(item.price.unit_amount or 0), bool(subscription.pause_collection))
+            if (status := str(subscription.status)) in ENDED_STATUSES:
+                return Charging(was.monthly_cents, was.paused, ended=status)
             if cents is not None and was.monthly_cents != cents:
                 price_data: Any = {
                     "currency": settings.billing_currency,

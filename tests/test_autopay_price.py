@@ -224,6 +224,34 @@ async def test_a_stopped_autopay_is_not_repriced(
     del agent
 
 
+async def test_autopay_ended_at_stripe_with_its_event_lost_is_ended_here_and_told(
+    live_gql: GraphQLClient, stripe: StripeServer, app_settings: Settings, smtp: SmtpServer
+) -> None:
+    # given an agent paying every month whose subscription was cancelled at Stripe (in its
+    # dashboard), the webhook telling keybin lost, and then a new price
+    agent, token, subscription = await with_autopay(live_gql, stripe)
+    stripe.subscriptions[subscription["id"]].update(status="canceled", canceled_at=1)
+    assert (await bill(live_gql, token))["autopay"] is True
+    # when billing's round runs
+    assert (await run_round(priced(app_settings, 3000))).repriced == 1
+    # then the ended subscription was read, not changed, and autopay is off here too
+    assert subscription_calls(stripe, "POST") == []
+    assert (await bill(live_gql, token))["autopay"] is False
+    billing = await BillingAccount.get(account_id=agent.id)
+    assert billing.subscription_status == "canceled"
+    # and the agent was told the bills are theirs to pay again, by message and mail
+    stopped = "Automatic monthly payment has stopped"
+    assert (await titles(live_gql, token)).count(stopped) == 1
+    assert "Your bills will appear in the app each month" in await mail_to(
+        smtp, agent.email or "", stopped
+    )
+    assert CHANGED not in await titles(live_gql, token)
+    # and the next round asks Stripe nothing more
+    reads = len(subscription_calls(stripe, "GET"))
+    assert (await run_round(priced(app_settings, 3000))).repriced == 0
+    assert len(subscription_calls(stripe, "GET")) == reads
+
+
 PAUSED = "Automatic monthly payment is paused"
 
 
