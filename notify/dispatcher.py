@@ -159,6 +159,9 @@ class Dispatcher:
         self.metrics = metrics if metrics is not None else DeliveryCounters(CollectorRegistry())
         self.name = secrets.token_hex(6)
         self._claims = itertools.count(1)
+        # The rows this instance is delivering now: never claimed again meanwhile, even if
+        # their claim ran out (the clock jumped, the loop stalled), so never sent twice here.
+        self._in_flight: set[int] = set()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.push = PushSender(settings)
@@ -205,12 +208,15 @@ class Dispatcher:
         several dispatchers, exactly one wins each row, and the claim's own name finds the
         winnings."""
         now = clock.now()
-        due = await _due(channels, now).order_by("id").limit(limit).values_list("id", flat=True)
+        busy = list(self._in_flight)
+        due = await (
+            _due(channels, now, busy).order_by("id").limit(limit).values_list("id", flat=True)
+        )
         if not due:
             return []
         claim = f"{self.name}:{next(self._claims)}"
         await (
-            _due(channels, now)
+            _due(channels, now, busy)
             .filter(id__in=due)
             .update(
                 claimed_until=now + timedelta(seconds=self.settings.outbox_claim_seconds),
@@ -220,6 +226,13 @@ class Dispatcher:
         return await OutboxMessage.filter(id__in=due, claimed_by=claim).order_by("id")
 
     async def deliver(self, lane: Lane, row: OutboxMessage) -> None:
+        self._in_flight.add(row.id)
+        try:
+            await self._deliver(lane, row)
+        finally:
+            self._in_flight.discard(row.id)
+
+    async def _deliver(self, lane: Lane, row: OutboxMessage) -> None:
         try:
             await lane.deliver(row)
         except PermanentFailure as error:
@@ -307,12 +320,16 @@ class Dispatcher:
             raise RetryLater(str(error), error.retry_after) from error
 
 
-def _due(channels: tuple[OutboxChannel, ...], now: datetime) -> QuerySet[OutboxMessage]:
-    """A lane's rows waiting to be sent, whose time has come and that no one holds."""
+def _due(
+    channels: tuple[OutboxChannel, ...], now: datetime, busy: list[int]
+) -> QuerySet[OutboxMessage]:
+    """A lane's rows waiting to be sent, whose time has come and that no one holds (and that
+    are not among `busy`, this instance's deliveries under way)."""
     channel = {"channel": channels[0]} if len(channels) == 1 else {"channel__in": channels}
-    return OutboxMessage.filter(
+    due = OutboxMessage.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
         **channel,
         status=OutboxStatus.PENDING,
         next_attempt_at__lte=now,
     )
+    return due.exclude(id__in=busy) if busy else due

@@ -15,6 +15,7 @@ import pytest
 from tortoise.transactions import in_transaction
 from websockets.asyncio.client import ClientConnection
 
+from core import clock
 from models.accounts import Account
 from models.enums import OutboxChannel, OutboxStatus
 from models.outbox import OutboxMessage
@@ -458,6 +459,34 @@ async def test_two_instances_running_lanes_deliver_each_row_once(
     }
     assert claimed_by <= {dispatcher.name for dispatcher in instances}
     assert await OutboxMessage.filter(status=OutboxStatus.SENT).count() == 80
+
+
+async def test_a_delivery_under_way_is_not_claimed_again_when_its_claim_runs_out(
+    settings: Settings, orm: None
+) -> None:
+    # given a mail whose delivery has begun and is still under way
+    row = await outbox.email("someone@example.com", "password_reset", MAIL)
+    dispatcher = Dispatcher(settings, PubSub())
+    [mail_lane] = [lane for lane in dispatcher.lanes if lane.channel == OutboxChannel.EMAIL]
+    sent: list[int] = []
+    release = asyncio.Event()
+
+    async def slow_relay(queued: OutboxMessage) -> None:
+        sent.append(queued.id)
+        if len(sent) == 1:
+            await release.wait()  # the first delivery takes its time
+
+    mail_lane.deliver = slow_relay
+    first = asyncio.create_task(mail_lane.run_once())
+    await eventually(waiting_for(lambda: sent == [row.id]))
+    # when its claim runs out meanwhile (the clock jumps past it) and the lane looks again
+    clock.travel(settings.outbox_claim_seconds + 1)
+    assert await mail_lane.run_once() == 0
+    # then it was not handed out a second time, and the first delivery still finishes it
+    release.set()
+    assert await first == 1
+    assert sent == [row.id]
+    assert (await OutboxMessage.get(id=row.id)).status == OutboxStatus.SENT
 
 
 def test_a_claim_must_outlast_the_delivery_deadline(tmp_path: Path) -> None:
