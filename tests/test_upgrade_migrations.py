@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tortoise import Tortoise
@@ -39,34 +40,50 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
     asyncio.run(pg.drop(POSTGRES_URL, name))
 
 
-async def test_billing_rows_stay_with_their_amount_unknown_and_not_paused(
-    empty_database_url: str,
-) -> None:
-    config = db.tortoise_config(Settings(database_url=empty_database_url))
-    # given a database as the release before left it, with an agent paying by autopay
-    await migrate_api(config=config, target="models.0007_email_search")
+async def upgraded(
+    database_url: str, release: str, rows: list[str], queries: list[str]
+) -> list[list[dict[str, Any]]]:
+    """Migrates an empty database to `release`, inserts `rows` as that release would have
+    them, migrates it to this release, and answers `queries` there."""
+    config = db.tortoise_config(Settings(database_url=database_url))
+    await migrate_api(config=config, target=release)
     connection = Tortoise.get_connection("default")
-    await connection.execute_script(
-        "INSERT INTO account (id, kind, association, first_name, last_name, status, "
-        "failed_logins, failed_pins, created_at) VALUES (7, 'AGENT', 'Test Association', "
-        "'Avery', 'Agent', 'ACTIVE', 0, 0, '2026-11-01 09:00:00+00:00')"
-    )
-    await connection.execute_script(
-        "INSERT INTO billing_account (account_id, subscription_id, subscription_status, "
-        "made_past_due, created_at) VALUES (7, 'sub_test_1', 'active', "
-        "false, '2026-11-01 09:00:00+00:00')"
-    )
+    for statement in rows:
+        await connection.execute_script(statement)
     await Tortoise.close_connections()
-    # when it is migrated to this release
     await migrate_api(config=config)
     connection = Tortoise.get_connection("default")
     try:
-        rows = await connection.execute_query_dict(
-            "SELECT account_id, subscription_id, subscription_price_cents, subscription_paused "
-            "FROM billing_account"
-        )
+        return [await connection.execute_query_dict(query) for query in queries]
     finally:
         await Tortoise.close_connections()
+
+
+# An agent paying by autopay.
+BILLING_BEFORE = [
+    "INSERT INTO account (id, kind, association, first_name, last_name, status, "
+    "failed_logins, failed_pins, created_at) VALUES (7, 'AGENT', 'Test Association', "
+    "'Avery', 'Agent', 'ACTIVE', 0, 0, '2026-11-01 09:00:00+00:00')",
+    "INSERT INTO billing_account (account_id, subscription_id, subscription_status, "
+    "made_past_due, created_at) VALUES (7, 'sub_test_1', 'active', "
+    "false, '2026-11-01 09:00:00+00:00')",
+]
+
+
+async def test_billing_rows_stay_with_their_amount_unknown_and_not_paused(
+    empty_database_url: str,
+) -> None:
+    # given a database as the release before left it, with an agent paying by autopay
+    # when it is migrated to this release
+    [rows] = await upgraded(
+        empty_database_url,
+        "models.0007_email_search",
+        BILLING_BEFORE,
+        [
+            "SELECT account_id, subscription_id, subscription_price_cents, "
+            "subscription_paused FROM billing_account"
+        ],
+    )
     # then the row is there, as it was, with no amount known and nothing paused
     assert [
         (r["account_id"], r["subscription_id"], r["subscription_price_cents"]) for r in rows
@@ -90,27 +107,20 @@ OUTBOX_BEFORE = """INSERT INTO outbox (id, channel, recipient, payload, status, 
 async def test_queued_and_sent_pushes_move_to_their_services_channel(
     empty_database_url: str,
 ) -> None:
-    config = db.tortoise_config(Settings(database_url=empty_database_url))
     # given the outbox as the release before left it: pushes in one channel, and a mail
-    await migrate_api(config=config, target="models.0008_autopay_price")
-    connection = Tortoise.get_connection("default")
-    await connection.execute_script(OUTBOX_BEFORE)
-    await Tortoise.close_connections()
     # when it is migrated to this release
-    await migrate_api(config=config)
-    connection = Tortoise.get_connection("default")
-    try:
-        rows = await connection.execute_query_dict(
-            "SELECT id, channel, status FROM outbox ORDER BY id"
-        )
-        # and the index of rows still to send is still there (SQLite's table not rebuilt)
-        indexes = await connection.execute_query_dict(
+    rows, indexes = await upgraded(
+        empty_database_url,
+        "models.0008_autopay_price",
+        [OUTBOX_BEFORE],
+        [
+            "SELECT id, channel, status FROM outbox ORDER BY id",
+            # the index of rows still to send (SQLite's table must not have been rebuilt)
             "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outbox_pending'"
             if not POSTGRES_URL
-            else "SELECT indexname AS name FROM pg_indexes WHERE indexname = 'outbox_pending'"
-        )
-    finally:
-        await Tortoise.close_connections()
+            else "SELECT indexname AS name FROM pg_indexes WHERE indexname = 'outbox_pending'",
+        ],
+    )
     # then each push is in its service's channel, as it was otherwise; the mail is untouched
     assert [(r["id"], r["channel"], r["status"]) for r in rows] == [
         (1, "FCM", "PENDING"),
