@@ -28,6 +28,7 @@ from ble.messages import (
     read_revocations,
 )
 from ble.outcomes import HOLDER_VERIFIED, AccessOutcome
+from ble.receipt import ReceiptVerdict
 from ble.records import peek_record
 from ble.revocation import RevocationsVerdict, newest_for
 from ble.serials import same_serial
@@ -97,9 +98,9 @@ class LockboxClient:
             after = _last_seq(batch, after)
         return records
 
-    async def ack(self, upto: int) -> None:
-        """Let the lockbox drop records up to seq `upto`: call once the server has them."""
-        read_ack(await self._exchange(AckRequest(upto=upto)))
+    async def ack(self, receipt: str) -> ReceiptVerdict:
+        """Hand the lockbox the server's receipt for an upload: it drops the records named."""
+        return read_ack(await self._exchange(AckRequest(receipt=receipt)))
 
     async def _handshake(self) -> None:
         self._answers = asyncio.Queue()  # nothing from an earlier connection may be read

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ble.outcomes import AccessOutcome
+from ble.receipt import ReceiptVerdict
 from ble.revocation import KEPT, RevocationsVerdict
 
 
@@ -31,7 +32,7 @@ class RecordsRequest:
 
 @dataclass(frozen=True)
 class AckRequest:
-    upto: int  # the server has these records: the lockbox may drop them
+    receipt: str  # the server-signed receipt for stored records, see ble/receipt.py
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,10 @@ def revocations_answer(verdict: RevocationsVerdict, seq: int | None) -> bytes:
     return _dump({"ok": verdict in KEPT, "verdict": verdict.value, "seq": seq})
 
 
-def ack_answer() -> bytes:
-    return _dump({"ok": True})
+def ack_answer(verdict: ReceiptVerdict, dropped: int) -> bytes:
+    """The verdict on the receipt, and how many records the lockbox dropped for it."""
+    ok = verdict is ReceiptVerdict.ACCEPTED
+    return _dump({"ok": ok, "verdict": verdict.value, "dropped": dropped})
 
 
 def error_answer(error: str) -> bytes:
@@ -109,9 +112,11 @@ def read_revocations(data: bytes) -> RevocationsVerdict:
     return RevocationsVerdict(verdict)
 
 
-def read_ack(data: bytes) -> None:
-    if _answer(data).get("ok") is not True:
-        raise ProtocolError("acknowledgement not confirmed")
+def read_ack(data: bytes) -> ReceiptVerdict:
+    verdict = _answer(data).get("verdict")
+    if not isinstance(verdict, str) or verdict not in ReceiptVerdict.__members__:
+        raise ProtocolError("answer without a known receipt verdict")
+    return ReceiptVerdict(verdict)
 
 
 def _answer(data: bytes) -> dict[str, Any]:

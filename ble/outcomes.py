@@ -20,7 +20,8 @@ class AccessOutcome(StrEnum):
 
 # The lockbox checks the server signature, the holder's nonce signature and `aud` before
 # anything else, so every other outcome proves the phone holds a genuine credential for this
-# lockbox. Only such a phone may read or acknowledge the access log.
+# lockbox. Only such a phone may read the access log; dropping records takes the server's
+# receipt for them (ble/receipt.py), so even a verified holder cannot erase a visit unseen.
 HOLDER_VERIFIED = frozenset(AccessOutcome) - {
     AccessOutcome.DENIED_INVALID_CREDENTIAL,
     AccessOutcome.DENIED_WRONG_LOCKBOX,

@@ -29,6 +29,7 @@ from ble.messages import (
 )
 from ble.onedaycode import check_one_day_code
 from ble.outcomes import HOLDER_VERIFIED, AccessMethod, AccessOutcome
+from ble.receipt import InvalidReceipt, ReceiptVerdict, decode_receipt
 from ble.records import AccessRecord, encode_record
 from ble.recurrence import within_recurrence
 from ble.revocation import InvalidRevocations, RevocationsVerdict, decode_revocations
@@ -132,8 +133,21 @@ class LockboxSimulator:
             batch.append(record)
         return batch
 
-    def drop_records(self, upto: int) -> None:
-        self._log = [(seq, record) for seq, record in self._log if seq > upto]
+    def acknowledge(self, token: str) -> tuple[ReceiptVerdict, int]:
+        """Drop the records a server-signed receipt names: only the server's word that it
+        stored them makes a lockbox forget a visit. Returns the verdict and how many went."""
+        try:
+            receipt = decode_receipt(token, self._trusted)
+        except InvalidReceipt:
+            return ReceiptVerdict.REFUSED_INVALID, 0
+        if not same_serial(receipt.aud, self.serial):
+            return ReceiptVerdict.REFUSED_WRONG_LOCKBOX, 0
+        if self._clock().timestamp() >= receipt.exp:
+            return ReceiptVerdict.REFUSED_EXPIRED, 0
+        kept = [(seq, record) for seq, record in self._log if not receipt.names(seq)]
+        dropped = len(self._log) - len(kept)
+        self._log = kept
+        return ReceiptVerdict.ACCEPTED, dropped
 
     def present(self, credential: str, sig: str, nonce: bytes | None) -> AccessOutcome:
         """Judge a credential shown with a signature over `nonce` (None once it is spent)."""
@@ -220,11 +234,11 @@ class LockboxSession:
                 # Anyone may deliver one: the server's signature is what it is judged by.
                 verdict = self._lockbox.load_revocations(token)
                 return revocations_answer(verdict, self._lockbox.revocations_seq)
-            case AckRequest(upto=upto) if self._holder_verified:
-                self._lockbox.drop_records(upto)
-                return ack_answer()
-        # The log names who came and when: only a verified credential holder may read it,
-        # and only one may acknowledge (erase) it.
+            case AckRequest(receipt=receipt):
+                # Like a revocation list, judged by the server's signature alone: a receipt
+                # drops only records the server already holds, whoever delivers it.
+                return ack_answer(*self._lockbox.acknowledge(receipt))
+        # The log names who came and when: only a verified credential holder may read it.
         return error_answer("holder_not_verified")
 
     def _open(self, credential: str, sig: str) -> AccessOutcome:

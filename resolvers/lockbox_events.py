@@ -38,6 +38,9 @@ _ATTEMPTS = 3
 class Report:
     accepted: int
     duplicates: int
+    lockbox_serial: str
+    # Every seq of the upload now on the server, new or already there: what a receipt names.
+    stored: frozenset[int] = frozenset()
 
 
 async def report_lockbox_events(serial: str, tokens: Sequence[str]) -> Report:
@@ -125,7 +128,12 @@ async def _store(lockbox: Lockbox, records: list[AccessRecord]) -> Report:
         opened = [record for record in fresh if record.outcome is RecordOutcome.OPENED]
         if opened:
             await _note_openings(lockbox, listing, opened, grants, actors)
-    return Report(accepted=len(fresh), duplicates=duplicates)
+    return Report(
+        accepted=len(fresh),
+        duplicates=duplicates,
+        lockbox_serial=lockbox.serial_number,
+        stored=frozenset(record.seq for record in records),
+    )
 
 
 async def _new_records(

@@ -10,6 +10,7 @@ from ble.client import LockboxClient
 from ble.credential import cnf_claim, sign_credential
 from ble.inmemory import InMemoryTransport
 from ble.outcomes import AccessOutcome
+from ble.receipt import Receipt, seq_ranges, sign_receipt
 from ble.records import AccessRecord, verify_record
 from ble.simulator import LockboxSimulator
 
@@ -64,6 +65,14 @@ class Lockbox:
         }
         return claims | overrides
 
+    def receipt(
+        self, seqs: list[int], *, aud: str = SERIAL, key: Ed25519PrivateKey | None = None
+    ) -> str:
+        """The server's receipt for records `seqs`, valid a day from now."""
+        now = int(self.clock().timestamp())
+        receipt = Receipt("https://keybin.test", aud, now, now + 86400, seq_ranges(seqs))
+        return sign_receipt(key or self.server_key, KID, receipt)
+
     def client(self, device_key: Ed25519PrivateKey | None = None, mtu: int = 23) -> LockboxClient:
         transport = InMemoryTransport(self.simulator, mtu=mtu)
         return LockboxClient(transport, device_key or self.device_key, timeout=2)
@@ -80,6 +89,10 @@ async def try_open(
 def last_record(lockbox: Lockbox) -> AccessRecord:
     """The newest record, checked against the lockbox secret as the server checks it."""
     return verify_record(lockbox.simulator.pending_records()[-1], lockbox.secret)
+
+
+def pending_seqs(lockbox: Lockbox) -> list[int]:
+    return [verify_record(r, lockbox.secret).seq for r in lockbox.simulator.pending_records()]
 
 
 def make_lockbox(now: datetime = NOON, time_zone: str = "UTC") -> Lockbox:

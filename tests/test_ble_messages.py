@@ -43,7 +43,7 @@ from ble.transport import TransportError
         (OpenRequest("a.b.c", "c2ln"), b'{"op":"open","credential":"a.b.c","sig":"c2ln"}'),
         (CodeRequest("12345678"), b'{"op":"code","code":"12345678"}'),
         (RecordsRequest(3), b'{"op":"records","after":3}'),
-        (AckRequest(9), b'{"op":"ack","upto":9}'),
+        (AckRequest("a.b.c"), b'{"op":"ack","receipt":"a.b.c"}'),
     ],
 )
 def test_requests_on_the_wire(request_: Request, wire: bytes) -> None:
@@ -61,7 +61,8 @@ def test_requests_on_the_wire(request_: Request, wire: bytes) -> None:
         b'{"op":"code"}',
         b'{"op":"code","code":12345678}',
         b'{"op":"records","after":true}',
-        b'{"op":"ack","upto":1,"also":2}',
+        b'{"op":"ack","receipt":"a.b.c","also":2}',
+        b'{"op":"ack","upto":9}',
         b"\xff",
     ],
 )

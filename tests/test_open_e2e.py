@@ -23,6 +23,7 @@ from ble.inmemory import InMemoryTransport
 from ble.jwks import parse_jwks, raw_public_key
 from ble.messages import OpenRequest, encode_request, read_outcome
 from ble.outcomes import AccessOutcome
+from ble.receipt import ReceiptVerdict, decode_receipt
 from ble.records import verify_record
 from ble.simulator import LockboxSimulator
 from core import clock
@@ -53,6 +54,13 @@ REPORT = """
 mutation Report($serial: String!, $records: [String!]!) {
   reportLockboxEvents(input: {lockboxSerial: $serial, records: $records}) {
     accepted duplicates userErrors { code field message }
+  }
+}
+"""
+REPORT_RECEIPT = """
+mutation Report($serial: String!, $records: [String!]!) {
+  reportLockboxEvents(input: {lockboxSerial: $serial, records: $records}) {
+    accepted receipt userErrors { code field message }
   }
 }
 """
@@ -271,7 +279,8 @@ async def test_a_credential_for_another_lockbox_is_refused_and_logged(
     assert uploaded["accepted"] == 1
     assert await stored_outcomes(other) == ["DENIED_WRONG_LOCKBOX"]
     event = await AccessEvent.get(lockbox_id=other.id)
-    assert event.grant_id is None  # type: ignore[attr-defined]  (not a grant on this lockbox)
+    # not a grant on this lockbox
+    assert event.grant_id is None  # type: ignore[attr-defined]
     assert event.actor_name == "Carl Cleaner"
 
 
@@ -525,6 +534,50 @@ async def test_a_record_of_another_lockbox_is_refused(
     assert unknown["userErrors"][0]["code"] == "NOT_FOUND"
     assert too_long["userErrors"][0]["code"] == "NOT_FOUND"
     assert await AccessEvent.all().count() == 0
+
+
+async def test_the_servers_receipt_lets_the_lockbox_drop_exactly_what_was_uploaded(
+    scene: Scene, gql: GraphQLClient, http: httpx.AsyncClient
+) -> None:
+    # given a visit whose record the phone brought back, and a record made after it left
+    await make_grant(
+        scene.agent, scene.contractor, scene.lockbox, timedelta(hours=-1), timedelta(hours=3)
+    )
+    phone = await sign_in_phone(gql, scene.contractor)
+    _, records = await visit(scene, phone, await tokens_of(gql, phone))
+    scene.simulator.enter_code("00000000")
+    # and another lockbox's upload, whose receipt the phone also carries
+    other = await make_lockbox(scene.agent)
+    other_box = await trusted_simulator(http, other)
+    other_box.enter_code("00000000")
+    serial = scene.lockbox.serial_number
+    # when the phone uploads, then hands the receipts to this lockbox on its next visit
+    uploaded = await gql(REPORT_RECEIPT, {"serial": serial, "records": records}, token=phone.token)
+    foreign = await gql(
+        REPORT_RECEIPT,
+        {"serial": other.serial_number, "records": other_box.pending_records()},
+        token=phone.token,
+    )
+    receipt = uploaded["reportLockboxEvents"]["receipt"]
+    async with LockboxClient(InMemoryTransport(scene.simulator), phone.key, timeout=2) as client:
+        wrong = await client.ack(foreign["reportLockboxEvents"]["receipt"])
+        right = await client.ack(receipt)
+    # then the receipt is the server's, for this lockbox and the seq it stored
+    keys = parse_jwks((await http.get("/.well-known/jwks.json")).json())
+    assert decode_receipt(receipt, keys).aud == serial
+    assert decode_receipt(receipt, keys).seq == ((1, 1),)
+    assert (wrong, right) == (ReceiptVerdict.REFUSED_WRONG_LOCKBOX, ReceiptVerdict.ACCEPTED)
+    # and the lockbox keeps only the record the server has not seen
+    kept = [verify_record(r, scene.lockbox.secret) for r in scene.simulator.pending_records()]
+    assert [(r.seq, r.method.value) for r in kept] == [(2, "ONE_DAY_CODE")]
+    assert len(other_box.pending_records()) == 1
+
+
+async def test_an_empty_upload_gets_no_receipt(scene: Scene, gql: GraphQLClient) -> None:
+    phone = await sign_in_phone(gql, scene.agent)
+    serial = scene.lockbox.serial_number
+    payload = await gql(REPORT_RECEIPT, {"serial": serial, "records": []}, token=phone.token)
+    assert payload["reportLockboxEvents"] == {"accepted": 0, "receipt": None, "userErrors": []}
 
 
 async def test_uploading_needs_a_session(scene: Scene, gql: GraphQLClient) -> None:

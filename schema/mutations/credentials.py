@@ -7,6 +7,7 @@ import strawberry
 from core.errors import DomainError
 from resolvers.credentials import sync_credentials
 from resolvers.lockbox_events import report_lockbox_events
+from resolvers.receipts import upload_receipt
 from schema.context import Info
 from schema.credentials import CredentialBundle, LockboxCredential, LockboxRevocationList
 from schema.errors import UserError, user_errors
@@ -36,6 +37,14 @@ class ReportLockboxEventsInput:
 class ReportLockboxEventsPayload:
     accepted: int = 0
     duplicates: int = 0
+    receipt: str | None = strawberry.field(
+        default=None,
+        description=(
+            "The server's signed receipt for the records it now holds (accepted or duplicates),"
+            " a compact JWS like credentials: the app hands it to the lockbox, which then drops"
+            " exactly those records. Null when nothing was stored."
+        ),
+    )
     user_errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -85,4 +94,7 @@ class CredentialMutation:
             report = await report_lockbox_events(input.lockbox_serial, input.records)
         except DomainError as error:
             return ReportLockboxEventsPayload(user_errors=user_errors(error))
-        return ReportLockboxEventsPayload(accepted=report.accepted, duplicates=report.duplicates)
+        receipt = upload_receipt(info.context.settings, report.lockbox_serial, report.stored)
+        return ReportLockboxEventsPayload(
+            accepted=report.accepted, duplicates=report.duplicates, receipt=receipt
+        )
