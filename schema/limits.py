@@ -1,4 +1,5 @@
-"""Input limits applied to every operation: no NUL characters, no oversized strings."""
+"""Input limits applied to every operation: no NUL characters, no lone surrogates, no
+oversized strings."""
 
 from __future__ import annotations
 
@@ -11,23 +12,40 @@ from strawberry.extensions import SchemaExtension
 
 MAX_STRING = 10_000
 _NUL_ESCAPE = re.compile(r"\\u0000", re.IGNORECASE)
+# U+D800-U+DFFF are halves of UTF-16 pairs, not characters: JSON's "\ud800" escape decodes to
+# one, and every later encode (hashing, the database driver, a log line) fails on it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+NUL_TEXT = "Text may not contain NUL characters."
+NOT_UNICODE = "Text must be valid Unicode characters."
+
+
+def writable_name(operation_name: str | None) -> str | None:
+    """An operation name that can be quoted back: operation names are ASCII, so one with
+    half a surrogate pair names none, and is refused as any unknown name is."""
+    if operation_name is None:
+        return None
+    return _SURROGATE.sub("\ufffd", operation_name)
 
 
 def bad_text(value: Any) -> str | None:
     if isinstance(value, str):
         if "\x00" in value:
-            return "Text may not contain NUL characters."
+            return NUL_TEXT
+        if _SURROGATE.search(value):
+            return NOT_UNICODE
         if len(value) > MAX_STRING:
             return f"Text may not be longer than {MAX_STRING} characters."
     elif isinstance(value, dict):
-        return next((m for v in value.values() if (m := bad_text(v))), None)
+        # Names too: an unknown field's name comes back in the error message.
+        return next((m for item in value.items() for v in item if (m := bad_text(v))), None)
     elif isinstance(value, list):
         return next((m for v in value if (m := bad_text(v))), None)
     return None
 
 
 class RejectBadText(SchemaExtension):
-    """PostgreSQL refuses NUL bytes that SQLite accepts: refuse them at the edge, for both.
+    """PostgreSQL refuses NUL bytes that SQLite accepts, and no encoder takes a lone
+    surrogate: refuse both at the edge, for every request's variables and document.
 
     It also labels the errors of a request GraphQL itself refused (a syntax error, an
     unknown field, a date that does not parse) with INVALID_INPUT, so every answer to
@@ -39,7 +57,9 @@ class RejectBadText(SchemaExtension):
         query = context.query or ""
         problem = bad_text(context.variables or {})
         if problem is None and ("\x00" in query or _NUL_ESCAPE.search(query)):
-            problem = "Text may not contain NUL characters."
+            problem = NUL_TEXT
+        if problem is None and _SURROGATE.search(query):
+            problem = NOT_UNICODE
         if problem is not None:
             # Set before validation runs, so Strawberry answers with this error only.
             context.pre_execution_errors = [

@@ -29,7 +29,7 @@ from schema.fast import answer_cache
 from schema.fast.admitted import Admitted, admits, run_admitted
 from schema.fast.plans import CompiledExecutor
 from schema.grants import AccessEvent, Grant
-from schema.limits import RejectBadText, label_refusals
+from schema.limits import RejectBadText, label_refusals, writable_name
 from schema.listings import Listing, Lockbox
 from schema.messages import Message
 from schema.mutations.auth import AuthMutation
@@ -124,7 +124,7 @@ class KeybinSchema(strawberry.Schema):
             variable_values,
             context_value,
             root_value,
-            operation_name,
+            writable_name(operation_name),
             allowed_operation_types,
             operation_extensions,
         )
