@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -12,7 +13,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import audit_pages, auth, billing_pages, csrf, oidc, routes
+from console import audit_pages, auth, billing_pages, csrf, oidc, params, routes
 from console.headers import SecurityHeaders
 from console.pages import render
 from console.session import SessionCookies
@@ -20,6 +21,9 @@ from resolvers.ratelimit import RateLimiter
 from settings import Settings
 
 STATIC = Path(__file__).parent / "static"
+# `{name:id}`: an id too large for the id columns matches no route (a 404), so no query is
+# ever made with it (on PostgreSQL that would fail, the columns being 32-bit).
+register_url_convertor("id", params.IdConvertor())
 
 
 def _get(path: str, endpoint: csrf.Endpoint) -> Route:
@@ -37,7 +41,7 @@ async def favicon(request: Request) -> Response:
 
 
 def console_routes() -> list[BaseRoute]:
-    account = "/accounts/{account_id:int}"
+    account = "/accounts/{account_id:id}"
     return [
         _get("/", routes.home),
         _get("/login", auth.login_page),
@@ -55,13 +59,13 @@ def console_routes() -> list[BaseRoute]:
         _get(account + "/email/edit", routes.email_edit),
         _post(account + "/email", routes.email_save),
         _post(account + "/security-answers", routes.reveal_answers),
-        _post(account + "/devices/{device_id:int}/remove", routes.remove_device),
+        _post(account + "/devices/{device_id:id}/remove", routes.remove_device),
         _post(account + "/payment-link", billing_pages.send_link),
         _get(account + "/delete", routes.delete_confirm),
         _post(account + "/delete", routes.delete_account),
         _get("/staff", routes.staff_list),
-        _get("/staff/{staff_id:int}/disable", routes.staff_disable_confirm),
-        _post("/staff/{staff_id:int}/{action:str}", routes.staff_set_disabled),
+        _get("/staff/{staff_id:id}/disable", routes.staff_disable_confirm),
+        _post("/staff/{staff_id:id}/{action:str}", routes.staff_set_disabled),
         _get("/audit", audit_pages.audit_page),
         _get("/audit.csv", audit_pages.audit_csv),
         _get("/favicon.ico", favicon),

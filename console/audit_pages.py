@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from console import params
 from console.auth import client_address, staff_required
 from console.pages import render
 from core import clock
@@ -44,9 +45,8 @@ class Filters:
     errors: list[str]
 
 
-def _number(text: str) -> int | None:
-    text = text.strip().lstrip("#")
-    return int(text) if text.isdigit() and len(text) < 12 else None
+def _id(text: str) -> int | None:
+    return params.number(text.strip().lstrip("#"))
 
 
 def _day(text: str) -> date | None:
@@ -75,8 +75,8 @@ def read_filters(request: Request) -> Filters:
         return value
 
     where = audit.AuditFilter(
-        staff_id=parsed("staff", _number, "a staff member"),
-        account_id=parsed("account", _number, "an account number"),
+        staff_id=parsed("staff", _id, "a staff member"),
+        account_id=parsed("account", _id, "an account number"),
         action=parsed("action", _action, "an action"),
         since=parsed("from", _day, "a date"),
         until=parsed("to", _day, "a date"),
@@ -90,7 +90,8 @@ def _query(values: dict[str, str], **extra: int) -> str:
 
 
 def _position(request: Request, name: str) -> int | None:
-    return _number(request.query_params.get(name, ""))
+    # A line's id (64-bit); one that is not starts at the newest page.
+    return params.number(request.query_params.get(name, ""), params.MAX_BIG_ID)
 
 
 @staff_required(StaffRole.SYSADMIN)

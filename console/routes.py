@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import billing_pages, session
+from console import billing_pages, params, session
 from console.auth import actor, client_address, staff_required, url
 from console.htmx import is_htmx, redirect, trigger
 from console.pages import render
@@ -36,8 +36,8 @@ async def _account(request: Request) -> Account:
 
 
 def _before(request: Request, name: str = "before") -> int | None:
-    value = request.query_params.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    # A position that is not an event id starts the log at its newest page.
+    return params.number(request.query_params.get(name, ""))
 
 
 async def _log_context(account: Account, before: int | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ EXPORT_BATCH = 500
 # in between, is the same look: a reload, Back, or htmx firing twice for one settled input.
 REPEAT_WINDOW = timedelta(minutes=1)
 REDACTED = "[deleted]"
-_NOT_DIGIT = re.compile(r"\D")
+_NOT_DIGIT = re.compile(r"[^0-9]")
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters
 
 # What the page needs of the account a row names, read in the same statement as the rows:
@@ -203,7 +203,8 @@ class AuditFilter:
             query = query.filter(action=self.action)
         if self.since is not None:
             query = query.filter(at__gte=_midnight(self.since))
-        if self.until is not None:
+        # The last day there is has no next midnight (the date type ends): it bounds nothing.
+        if self.until is not None and self.until < date.max:
             query = query.filter(at__lt=_midnight(self.until + timedelta(days=1)))
         return query
 

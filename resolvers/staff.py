@@ -101,7 +101,9 @@ def _matching_step(secret: str, code: str) -> int | None:
 async def login(email: str, password: str, code: str, client_address: str | None = None) -> Staff:
     """The staff member, or DomainError INVALID_CREDENTIALS / ACCOUNT_LOCKED; either way a
     line in the audit trail (never the password or the code that were typed)."""
-    staff = await Staff.get_or_none(email=email.strip().lower()[:254])
+    # PostgreSQL refuses a NUL in text: an address with one is no member's, and is not asked.
+    typed = email.strip().lower()[:254]
+    staff = None if "\x00" in typed else await Staff.get_or_none(email=typed)
     try:
         staff = await _check_login(staff, password, code)
     except DomainError as error:
@@ -157,7 +159,7 @@ async def _audit_failed_login(
     await audit.record(
         StaffAction.SIGN_IN_FAILED,
         None,
-        label=typed_email.strip()[:254],
+        label=typed_email.strip().replace("\x00", "\ufffd")[:254],
         target_staff_id=staff.id if staff is not None else None,
         detail=reason,
         client_address=client_address,

@@ -38,8 +38,11 @@ QUERY_MAX_LENGTH = 100
 EMAIL_PART_MIN_LENGTH = 3
 # What agents read out from a caller's number; each length has its index (0005_console).
 PHONE_ENDINGS = (4, 7)
-_KEY_ID_PART = re.compile(r"\d{1,9}")
-_PHONE_LIKE = re.compile(r"[\d\s+().\-/]+")
+# ASCII digits only: `\d` also takes other scripts' digits, which no phone or Key ID holds.
+_KEY_ID_PART = re.compile(r"[0-9]{1,9}")
+_PHONE_LIKE = re.compile(r"[0-9\s+().\-/]+")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_SURROGATES = range(0xD800, 0xE000)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,15 @@ async def search_accounts(text: str, limit: int = SEARCH_LIMIT) -> SearchResult:
     return SearchResult(rows[:limit], len(rows) > limit)
 
 
+def _next_character(char: str) -> str | None:
+    """The first character after `char` that text can hold: the surrogates (U+D800-U+DFFF)
+    are skipped, no string to store or encode has one alone. None after the last one."""
+    code = ord(char) + 1
+    if code in _SURROGATES:
+        code = _SURROGATES.stop
+    return chr(code) if code <= sys.maxunicode else None
+
+
 def _search_condition(text: str, dialect: str) -> tuple[str, list[Any]]:
     """Name (partial, any case), email (any part of it), phone in any format (digits prefix,
     or its last 4 or 7 digits), Key ID (spaces ignored), as one SQL condition with ?
@@ -138,13 +150,14 @@ def _search_condition(text: str, dialect: str) -> tuple[str, list[Any]]:
         # `p <= x < p'` (p' = p with its last character bumped) is a prefix match that an
         # ordinary B-tree index answers; LIKE 'p%' is not, on SQLite. Skipped when longer
         # than anything the column holds, or when the last character has no successor.
-        if len(value) <= _MAX_LENGTH[column] and ord(value[-1]) < sys.maxunicode:
+        after = _next_character(value[-1])
+        if len(value) <= _MAX_LENGTH[column] and after is not None:
             options.append(f'("{column}" >= ? AND "{column}" < ?)')
-            params.extend([value, value[:-1] + chr(ord(value[-1]) + 1)])
+            params.extend([value, value[:-1] + after])
 
     # Emails are stored lower-cased and phones as E.164: prefix lookups on their indexes.
     prefix("email", text.lower())
-    digits = re.sub(r"\D", "", text)
+    digits = _NOT_DIGIT.sub("", text)
     phone_like = _is_phone_like(text)
     if len(text) >= EMAIL_PART_MIN_LENGTH and " " not in text and not phone_like:
         # Any part of an email ("smith", "@example.com"), from a trigram index on both
