@@ -35,7 +35,8 @@ MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 TOTP_ISSUER = "keybin"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_CODE = re.compile(r"\d{6}")
+# ASCII digits only: `\d` also takes other scripts' digits ("١٢٣٤٥٦"), which no TOTP code holds.
+_CODE = re.compile(r"[0-9]{6}")
 BAD_LOGIN = "Wrong email, password or code."
 DISABLED = "Your console access has been disabled by a system administrator."
 LOCKED = "Too many failed attempts: try again in 15 minutes."
@@ -60,7 +61,7 @@ def one_time_password() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
     while True:
         value = "".join(secrets.choice(alphabet) for _ in range(16))
-        if re.search(r"[A-Z]", value) and re.search(r"[a-z]", value) and re.search(r"\d", value):
+        if re.search(r"[A-Z]", value) and re.search(r"[a-z]", value) and re.search(r"[0-9]", value):
             return value
 
 
