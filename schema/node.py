@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from core.ids import from_global_id, to_global_id
+from core.ids import from_global_id, pk_of, to_global_id
 from resolvers import nodes
 from schema.accounts import account_from_model
 from schema.base import Node
@@ -28,12 +28,12 @@ def node_resolver(*type_names: str) -> Callable[[NodeResolver], NodeResolver]:
 
 
 async def resolve_node(info: Info, global_id: str) -> Node | None:
-    account = info.context.require_account()
+    info.context.require_account()
     parsed = from_global_id(global_id)
-    if parsed is None or not parsed[1].isdigit() or parsed[0] not in RESOLVERS:
+    # An id no row can have (not ASCII digits, past the id column) is missing, as any other.
+    if parsed is None or parsed[0] not in RESOLVERS or (pk := pk_of(parsed[1])) is None:
         return None
-    del account
-    return await RESOLVERS[parsed[0]](info, int(parsed[1]))
+    return await RESOLVERS[parsed[0]](info, pk)
 
 
 @node_resolver("Agent", "Contractor")
