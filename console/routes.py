@@ -88,23 +88,38 @@ async def search(request: Request) -> Response:
     return render(request, "search.html", context, fragment="_results.html")
 
 
+async def render_account(
+    request: Request,
+    account: Account,
+    page: str,
+    context: dict[str, Any],
+    *,
+    fragment: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """A page that shows the account's personal data, or a section of it for an htmx swap.
+    A whole page shown is a view in the trail, whichever route drew it; a section swapped
+    into a page already shown is not a view again."""
+    if fragment is None or not is_htmx(request):
+        await audit.record_look(
+            StaffAction.ACCOUNT_VIEWED,
+            request.state.staff,
+            account_id=account.id,
+            client_address=client_address(request),
+        )
+    return render(request, page, context, fragment=fragment, status_code=status_code)
+
+
 @staff_required()
 async def account_page(request: Request) -> Response:
     account = await _account(request)
     # The event log's page is in the address (events_before), so Back and a reload keep it.
     before = _before(request, "events_before")
-    # Only whole-page loads are views: the sections' htmx refreshes reach other routes.
-    await audit.record_look(
-        StaffAction.ACCOUNT_VIEWED,
-        request.state.staff,
-        account_id=account.id,
-        client_address=client_address(request),
-    )
     context = await account_context(account, before)
     if account.kind == AccountKind.AGENT:
         settings = request.app.state.settings
         context["billing"] = await billing_pages.section(settings, account)
-    return render(request, "account.html", context)
+    return await render_account(request, account, "account.html", context)
 
 
 @staff_required()
@@ -137,7 +152,9 @@ async def email_edit(request: Request) -> Response:
     account = await _account(request)
     _contractor(account)
     context = await account_context(account, editing_email=True)
-    return render(request, "account.html", context, fragment="_email_row.html")
+    return await render_account(
+        request, account, "account.html", context, fragment="_email_row.html"
+    )
 
 
 @staff_required()
@@ -154,7 +171,9 @@ async def email_save(request: Request) -> Response:
         context = await account_context(
             account, editing_email=True, email_error=error.message, email_value=new_email
         )
-        return render(request, "account.html", context, fragment="_email_row.html", status_code=422)
+        return await render_account(
+            request, account, "account.html", context, fragment="_email_row.html", status_code=422
+        )
     if not is_htmx(request):
         session.flash(request, "Email changed.")
         return redirect(request, url(request, f"/accounts/{account.id}"))
@@ -171,7 +190,9 @@ async def reveal_answers(request: Request) -> Response:
     settings = request.app.state.settings
     answers = await support.reveal_security_answers(settings.secret_key, account, actor(request))
     context = await account_context(account, answers=answers)
-    response = render(request, "account.html", context, fragment="_security.html")
+    response = await render_account(
+        request, account, "account.html", context, fragment="_security.html"
+    )
     return trigger(response, ACCOUNT_CHANGED)
 
 
@@ -200,7 +221,9 @@ async def remove_device(request: Request) -> Response:
 async def delete_confirm(request: Request) -> Response:
     account = await _account(request)
     _contractor(account)
-    return render(request, "delete.html", {"account": account, "error": None})
+    return await render_account(
+        request, account, "delete.html", {"account": account, "error": None}
+    )
 
 
 @staff_required()
@@ -210,7 +233,7 @@ async def delete_account(request: Request) -> Response:
     form = await request.form()
     if form.get("confirm") != "yes":
         context = {"account": account, "error": "Tick the box to confirm the deletion."}
-        return render(request, "delete.html", context, status_code=422)
+        return await render_account(request, account, "delete.html", context, status_code=422)
     await deletion.delete_account(account.id, actor(request))
     # The flash rides in a cookie the staff member's browser can read: it names no one.
     session.flash(request, "Account deleted.")
