@@ -35,7 +35,7 @@ from resolvers.notifications import post_message
 from settings import Settings
 from tests.conftest import POSTGRES_URL
 from tests.factories import PASSWORD, SIGN_IN, make_agent, make_contractor, make_staff
-from tests.live import Live, eventually, subscribed
+from tests.live import MESSAGE_ADDED, Live, eventually, subscribed
 from tests.server import keybin_server
 from tests.smtp import SmtpServer, text_body
 
@@ -493,3 +493,98 @@ async def test_signing_out_on_one_instance_closes_the_socket_on_another(
                 # then B closes the socket within a second
                 assert await closed_with(ws) == SESSION_ENDED
         assert await refused_with(ws_b, token) == REFUSED
+
+
+async def test_a_session_whose_lifetime_runs_out_closes_its_socket_with_no_event(
+    live: Live,
+) -> None:
+    # given a contractor whose session has two seconds left, subscribed
+    contractor = await make_contractor()
+    token = await sign_in_on(live, contractor.email or "", "phone")
+    await Session.filter(token_hash=token_digest(token)).update(
+        expires_at=clock.now() + timedelta(seconds=2)
+    )
+    async with subscribed(live, token) as ws:
+        await live.wait_for_subscribers(1)
+        # when its time runs out, with nothing happening: then the socket closes
+        assert await closed_with(ws) == SESSION_ENDED
+    await nothing_live_for(live, contractor)
+    await signed_out_everywhere(live, token)
+
+
+async def test_after_its_session_expired_a_socket_gets_no_event_and_no_new_subscription(
+    live: Live,
+) -> None:
+    # given a contractor subscribed, the first message received
+    contractor = await make_contractor()
+    token = await sign_in_on(live, contractor.email or "", "phone")
+    async with subscribed(live, token) as ws:
+        await live.wait_for_subscribers(1)
+        await post_to(contractor, "Before")
+        await received(ws, "Before")
+        # when the session's lifetime is over (the clock moves past it) and a message comes
+        session = await Session.get(token_hash=token_digest(token))
+        clock.travel((session.expires_at - clock.now()).total_seconds() + 1)
+        await delivered(live, await post_to(contractor, "After"))
+        # then the socket closes instead of sending it
+        assert await closed_with(ws) == SESSION_ENDED
+    assert await refused_with(live.ws_url, token) == REFUSED
+
+
+async def test_a_new_subscription_on_an_expired_sessions_socket_closes_it(live: Live) -> None:
+    # given an agent's socket, signed in, with no subscription yet
+    agent = await make_agent()
+    token = await sign_in_on(live, agent.email or "", "phone")
+    async with connect(live.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        # when the session has expired and the client subscribes
+        session = await Session.get(token_hash=token_digest(token))
+        clock.travel((session.expires_at - clock.now()).total_seconds() + 1)
+        subscribe = {"id": "1", "type": "subscribe", "payload": {"query": MESSAGE_ADDED}}
+        await ws.send(json.dumps(subscribe))
+        # then nothing is subscribed and the socket closes
+        assert await closed_with(ws) == SESSION_ENDED
+    assert live.app.state.pubsub.subscriber_count() == 0
+
+
+async def test_one_connection_runs_at_most_fifty_subscriptions_at_once(live: Live) -> None:
+    # given a contractor's socket running 50 subscriptions
+    contractor = await make_contractor()
+    token = await sign_in_on(live, contractor.email or "", "phone")
+    async with connect(live.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        for n in range(50):
+            subscribe = {"id": str(n), "type": "subscribe", "payload": {"query": MESSAGE_ADDED}}
+            await ws.send(json.dumps(subscribe))
+        await live.wait_for_subscribers(50)
+        # when it asks for one more
+        extra = {"id": "extra", "type": "subscribe", "payload": {"query": MESSAGE_ADDED}}
+        await ws.send(json.dumps(extra))
+        # then that one is refused, and the connection goes on
+        async with asyncio.timeout(5):
+            refused = json.loads(await ws.recv())
+        assert refused["id"] == "extra" and refused["type"] == "error", refused
+        assert refused["payload"][0]["extensions"]["code"] == "TOO_MANY_ATTEMPTS"
+        # and once one completes, another may start
+        await ws.send(json.dumps({"id": "0", "type": "complete"}))
+        await eventually(lambda: live.app.state.pubsub.subscriber_count() == 49)
+        await ws.send(json.dumps(extra))
+        await eventually(lambda: live.app.state.pubsub.subscriber_count() == 50)
+        await post_to(contractor, "Each once")
+        frames = []
+        with __import__("contextlib").suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while True:
+                    frames.append(json.loads(await ws.recv()))
+        print(
+            "DEBUG",
+            len(frames),
+            sorted(set([str(n) for n in range(1, 50)] + ["extra"]) - {f["id"] for f in frames}),
+        )
+        assert sorted(frame["id"] for frame in frames) == sorted(
+            [str(n) for n in range(1, 50)] + ["extra"]
+        )
