@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-_HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)|24:00")
+# [0-9], not \d: \d also matches other scripts' digits ("٠٩:00"), which would be stored and
+# signed into the credential's `rec` claim for a lockbox that reads ASCII.
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
 
 
 class InvalidRecurrence(ValueError):

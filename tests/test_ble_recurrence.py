@@ -60,6 +60,10 @@ def test_claim_round_trip() -> None:
         {"tz": "Nowhere/Town", "days": [1], "start": "09:00", "end": "10:00"},
         {"tz": "../../etc/passwd", "days": [1], "start": "09:00", "end": "10:00"},
         {"tz": 1, "days": [1], "start": "09:00", "end": "10:00"},
+        # other scripts' digits: \d takes them, a lockbox reading ASCII does not
+        {"tz": "UTC", "days": [1], "start": "0\u0669:00", "end": "10:00"},
+        {"tz": "UTC", "days": [1], "start": "09:00", "end": "1\u0660:00"},
+        {"tz": "UTC", "days": [1], "start": "\uff10\uff19:00", "end": "10:00"},
     ],
 )
 def test_bad_claims_are_refused(claim: object) -> None:

@@ -255,6 +255,8 @@ REFUSALS: list[tuple[str, str, list[str] | None]] = [
     ("not an email", "INVALID_INPUT", ["input", "granteeEmail"]),
     ("no weekdays", "INVALID_INPUT", ["input", "recurrence", "weekdays"]),
     ("bad start time", "INVALID_INPUT", ["input", "recurrence", "dailyStart"]),
+    ("start in other digits", "INVALID_INPUT", ["input", "recurrence", "dailyStart"]),
+    ("end in other digits", "INVALID_INPUT", ["input", "recurrence", "dailyEnd"]),
     ("end before start", "INVALID_INPUT", ["input", "recurrence", "dailyEnd"]),
     ("long idempotency key", "INVALID_INPUT", ["input", "idempotencyKey"]),
 ]
@@ -285,6 +287,10 @@ async def _changes_for(case: str, s: Scene) -> dict[str, Any]:
             return {"recurrence": {**rec, "weekdays": []}}
         case "bad start time":
             return {"recurrence": {**rec, "dailyStart": "9:00"}}
+        case "start in other digits":  # Arabic-Indic 9
+            return {"recurrence": {**rec, "dailyStart": "0\u0669:00"}}
+        case "end in other digits":  # Arabic-Indic 0
+            return {"recurrence": {**rec, "dailyEnd": "1\u0660:00"}}
         case "end before start":
             return {"recurrence": {**rec, "dailyEnd": "08:00"}}
         case "long idempotency key":
