@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +43,7 @@ from schema.persisted.view import with_document
 from schema.schema import KeybinSchema, build_schema
 from schema.transport import SessionTransportHandler
 from settings import Settings, from_env
+from web.body_limit import BodyLimit
 from web.confirm import confirm_page
 from web.invitation import invitation_page
 from web.logs import RequestIds
@@ -134,6 +136,14 @@ class KeybinGraphQL(GraphQL[Context, None]):
             request, request_adapter, sub_response, context, root_value, found
         )
 
+    def decode_json(self, data: str | bytes) -> object:
+        """As Strawberry's; JSON nested deeper than the parser goes is malformed JSON too (a
+        400 over HTTP, 4400 on a WebSocket), not an unexpected error."""
+        try:
+            return json.loads(data)
+        except RecursionError as error:
+            raise json.JSONDecodeError("nested too deeply", "", 0) from error
+
     def encode_json(self, data: object) -> str:
         """As Strawberry's, with the pages the database wrote as JSON sent as they came."""
         return json_fragments.encode(data)
@@ -184,6 +194,11 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+# The largest /graphql request body: far above a document the token limit admits, with its
+# variables (each string at most 10,000 characters), and far below what would stall the server.
+MAX_BODY = 1024 * 1024
+
+
 def create_app(settings: Settings | None = None, *, serving: bool = False) -> Starlette:
     settings = settings or from_env()
     push.configure(settings)  # which push services new messages are queued for
@@ -222,7 +237,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
             await Tortoise.close_connections()
 
     routes: list[BaseRoute] = [
-        Route("/graphql", metrics.timed(kept_answers), methods=["GET", "POST"]),
+        Route(
+            "/graphql", metrics.timed(BodyLimit(kept_answers, MAX_BODY)), methods=["GET", "POST"]
+        ),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/metrics", metrics_page),  # only with METRICS_TOKEN (web/metrics.py)
