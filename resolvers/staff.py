@@ -243,18 +243,7 @@ async def change_password(
     """Needs the current password (the one-time one at first login); a wrong one counts toward
     the lockout. Ends every session of the staff member, the changer's included, and returns
     the token of the changer's new one: no copy of any cookie from before survives."""
-    if staff.locked_until and staff.locked_until > clock.now():
-        raise DomainError("ACCOUNT_LOCKED", LOCKED)
-    if not staff.password_hash:
-        # A member made by the company's sign-in has no local password, and gets none here:
-        # break-glass accounts are made with `keybin staff add`.
-        raise invalid_input(NO_LOCAL_PASSWORD, "current")
-    if not await verify_secret_async(staff.password_hash, current):
-        if await _count_failure(staff):
-            # Whoever is guessing at an open console is signed out, with every other session.
-            await ConsoleSession.filter(staff_id=staff.id).delete()
-            raise DomainError("ACCOUNT_LOCKED", LOCKED)
-        raise DomainError("INVALID_CREDENTIALS", WRONG_CURRENT, ["input", "current"])
+    await _check_current_password(staff, current, client_address)
     if new_password != confirmation:
         raise invalid_input("The two passwords differ.", "confirmation")
     check_password_policy(new_password, "password")
@@ -269,6 +258,42 @@ async def change_password(
         await ConsoleSession.filter(staff_id=staff.id).delete()
         await audit.record(StaffAction.PASSWORD_CHANGED, staff, client_address=client_address)
         return await open_session(staff, client_address)
+
+
+async def _check_current_password(staff: Staff, current: str, client_address: str | None) -> None:
+    """A wrong current password is a guess at the member's password, as at sign-in: it counts
+    toward the same lockout and is written to the trail the same way, the lock with it."""
+    if staff.locked_until and staff.locked_until > clock.now():
+        await _audit_password_form(staff, "locked", client_address)
+        raise DomainError("ACCOUNT_LOCKED", LOCKED)
+    if not staff.password_hash:
+        # A member made by the company's sign-in has no local password, and gets none here:
+        # break-glass accounts are made with `keybin staff add`.
+        raise invalid_input(NO_LOCAL_PASSWORD, "current")
+    if await verify_secret_async(staff.password_hash, current):
+        return
+    if await _count_failure(staff):
+        async with in_transaction():
+            # Whoever is guessing at an open console is signed out, with every other session.
+            await ConsoleSession.filter(staff_id=staff.id).delete()
+            await _audit_password_form(
+                staff, "wrong current password: locked, every session ended", client_address
+            )
+        raise DomainError("ACCOUNT_LOCKED", LOCKED)
+    await _audit_password_form(staff, "wrong current password", client_address)
+    raise DomainError("INVALID_CREDENTIALS", WRONG_CURRENT, ["input", "current"])
+
+
+async def _audit_password_form(staff: Staff, reason: str, client_address: str | None) -> None:
+    """A failed check of the member's own password, by their open session: the member is both
+    the actor and the target, so filtering the trail by them shows it beside sign-in attempts."""
+    await audit.record(
+        StaffAction.SIGN_IN_FAILED,
+        staff,
+        target_staff_id=staff.id,
+        detail=f"password form: {reason}",
+        client_address=client_address,
+    )
 
 
 async def list_staff() -> list[Staff]:
