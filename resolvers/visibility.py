@@ -8,6 +8,7 @@ its contact details, Key ID, status and belongings stay its own."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from models.accounts import Account
 from models.grants import Grant
@@ -55,3 +56,35 @@ async def visible_grant(
     if not grant_is_between(grant, reader):
         listing = await listing_of(grant.listing_id)  # type: ignore[attr-defined]
     return grant if grant_is_visible(grant, reader, listing) else None
+
+
+@dataclass(frozen=True)
+class LockboxSight:
+    """What a reader sees of a lockbox's present: where it is (listing, since when, region,
+    holder) and its last use."""
+
+    place: bool
+    uses: bool
+
+
+async def lockbox_sight(
+    reader_pk: int | None,
+    holder_pk: int | None,
+    listing_pk: int | None,
+    via_listing_pk: int | None,
+    agent_of: Callable[[int], Awaitable[int | None]],
+) -> LockboxSight:
+    """The lockbox's holder, and the agent of the listing it is on, see all of it. Whoever
+    reached it through a record on a listing (their grant, an access event, a code issued)
+    sees where it is only while it is still on that listing, and never its uses: a grant
+    covers one listing's lockbox for a while, not where the lockbox goes next, who takes it
+    or who opens it since. `via_listing_pk` is that record's listing; `agent_of` (the
+    caller's DataLoader) is asked only when the reader may be that listing's agent."""
+    if reader_pk is None:
+        return LockboxSight(place=False, uses=False)
+    if reader_pk == holder_pk:
+        return LockboxSight(place=True, uses=True)
+    if listing_pk is None or listing_pk != via_listing_pk:
+        return LockboxSight(place=False, uses=False)
+    listing_agent = await agent_of(listing_pk)
+    return LockboxSight(place=True, uses=reader_pk == listing_agent)

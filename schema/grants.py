@@ -14,7 +14,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 import schema.enums  # noqa: F401  (registers the enums used below)
-from core.ids import to_global_id
+from core.ids import pk_of, to_global_id
 from models.enums import AccessMethod, AccessOutcome
 from resolvers import access_log as log_ops
 from resolvers import grants as grant_ops
@@ -107,7 +107,7 @@ class Grant(Node):
         from schema.listings import Lockbox
 
         row = await info.context.loaders.batched(rows.lockboxes).load(self.lockbox_pk)
-        return Lockbox.from_model(row)  # type: ignore[arg-type]
+        return Lockbox.from_model(row, via_listing_pk=self.listing_pk)  # type: ignore[arg-type]
 
     @strawberry.field
     async def granted_by(self, info: Info) -> Annotated[Agent, strawberry.lazy("schema.accounts")]:
@@ -182,7 +182,7 @@ class AccessEvent(Node):
         from schema.listings import Lockbox
 
         row = await info.context.loaders.batched(rows.lockboxes).load(self.lockbox_pk)
-        return Lockbox.from_model(row)  # type: ignore[arg-type]
+        return Lockbox.from_model(row, via_listing_pk=self.listing_pk)  # type: ignore[arg-type]
 
     @strawberry.field
     async def listing(
@@ -359,12 +359,13 @@ def decode_event_cursor(cursor: str | None) -> Position | None:
         return None
     try:
         prefix, micros, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        if prefix != "e" or not event_id.isdigit():
+        pk = pk_of(event_id)
+        if prefix != "e" or pk is None:
             raise ValueError(cursor)
         at = datetime.fromtimestamp(0, UTC) + timedelta(microseconds=int(micros))
     except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise bad_argument("The cursor is not valid.") from None
-    return at, int(event_id)
+    return at, pk
 
 
 def _event_connection(

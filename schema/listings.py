@@ -82,7 +82,7 @@ class Listing(Node):
     @strawberry.field
     async def lockbox(self, info: Info) -> Lockbox | None:
         row = await _lockbox_by_listing(info).load(self.pk)
-        return Lockbox.from_model(row) if row else None
+        return Lockbox.from_model(row, self.pk, self.agent_pk) if row else None
 
     @strawberry.field
     async def on_listing_since(self, info: Info) -> date | None:
@@ -155,11 +155,31 @@ class Lockbox(Node):
         description="Bluetooth Low Energy lockboxes take app credentials; others take "
         "One Day Codes."
     )
-    on_listing_since: date | None
-    last_access_at: datetime | None
     assigned_pk: strawberry.Private[int | None]
     listing_pk: strawberry.Private[int | None]
     region_code: strawberry.Private[str | None]
+    since: strawberry.Private[date | None]
+    last_access: strawberry.Private[datetime | None]
+    # The listing of the record the reader reached the lockbox through (a grant, an access
+    # event, a code issued, the listing itself), and that listing's agent when known.
+    via_listing_pk: strawberry.Private[int | None]
+    via_agent_pk: strawberry.Private[int | None]
+
+    async def _sight(self, info: Info) -> visibility.LockboxSight:
+        async def agent_of(listing_pk: int) -> int | None:
+            if self.via_agent_pk is not None:
+                return self.via_agent_pk
+            row = await info.context.loaders.batched(rows.listings).load(listing_pk)
+            return row.agent_id if row else None  # type: ignore[attr-defined]
+
+        account = info.context.account
+        return await visibility.lockbox_sight(
+            account.id if account else None,
+            self.assigned_pk,
+            self.listing_pk,
+            self.via_listing_pk,
+            agent_of,
+        )
 
     @strawberry.field
     async def assigned_to(
@@ -167,7 +187,7 @@ class Lockbox(Node):
     ) -> Annotated[Agent, strawberry.lazy("schema.accounts")] | None:
         from schema.accounts import Agent, account_seen_by
 
-        if self.assigned_pk is None:
+        if self.assigned_pk is None or not (await self._sight(info)).place:
             return None
         row = await info.context.loaders.batched(rows.accounts).load(self.assigned_pk)
         row = visibility.still_exists(row)
@@ -176,28 +196,43 @@ class Lockbox(Node):
 
     @strawberry.field
     async def listing(self, info: Info) -> Listing | None:
-        if self.listing_pk is None:
+        if self.listing_pk is None or not (await self._sight(info)).place:
             return None
         row = await info.context.loaders.batched(rows.listings).load(self.listing_pk)
         return Listing.from_model(row) if row else None
 
     @strawberry.field
+    async def on_listing_since(self, info: Info) -> date | None:
+        return self.since if (await self._sight(info)).place else None
+
+    @strawberry.field
     async def region(self, info: Info) -> Region | None:
-        return await _region(info, self.region_code)
+        return await _region(info, self.region_code) if (await self._sight(info)).place else None
+
+    @strawberry.field
+    async def last_access_at(self, info: Info) -> datetime | None:
+        return self.last_access if (await self._sight(info)).uses else None
 
     @classmethod
-    def from_model(cls, row: LockboxModel) -> Lockbox:
+    def from_model(
+        cls,
+        row: LockboxModel,
+        via_listing_pk: int | None = None,
+        via_agent_pk: int | None = None,
+    ) -> Lockbox:
         return cls(
             id=strawberry.ID(to_global_id("Lockbox", row.id)),
             pk=row.id,
             serial_number=row.serial_number,
             model=row.model,
             ble_capable=row.ble,
-            on_listing_since=row.on_listing_since,
-            last_access_at=row.last_access_at,
             assigned_pk=row.assigned_to_id,  # type: ignore[attr-defined]
             listing_pk=row.listing_id,  # type: ignore[attr-defined]
             region_code=row.region_id,  # type: ignore[attr-defined]
+            since=row.on_listing_since,
+            last_access=row.last_access_at,
+            via_listing_pk=via_listing_pk,
+            via_agent_pk=via_agent_pk,
         )
 
 

@@ -57,7 +57,7 @@ class OneDayCodeIssue(Node):
         from schema.listings import Lockbox
 
         row = await info.context.loaders.batched(rows.lockboxes).load(self.lockbox_pk)
-        return Lockbox.from_model(row)  # type: ignore[arg-type]
+        return Lockbox.from_model(row, via_listing_pk=self.listing_pk)  # type: ignore[arg-type]
 
     @strawberry.field(description="Null for a code issued while the lockbox was on no listing.")
     async def listing(
