@@ -194,9 +194,10 @@ async def _upsert(
         if "status" in differences and row[4 + ROSTER_FIELDS.index("status")] == "ACTIVE":
             leaving.append(row[0])
         if differences:
-            changes.append([*roster.values(), row[0]])
+            # The roster's address is the association's word: proven, like a new agent's.
+            changes.append([*roster.values(), roster["email"] is not None, row[0]])
             events.append(_event(row[0], "roster update: " + ", ".join(differences)))
-    await bulk.update(db, Account, ROSTER_FIELDS, changes)
+    await bulk.update(db, Account, (*ROSTER_FIELDS, "email_verified"), changes)
     if new:
         key_ids = await _new_key_ids(len(new))
         await bulk.insert(

@@ -24,6 +24,7 @@ from models.enums import AccountEventKind, StaffAction
 from models.prepared import get_with_related
 from notify import outbox, sessions
 from resolvers import audit, events
+from resolvers.accounts import named_by_email
 from resolvers.events import SELF, Actor
 from settings import Settings
 
@@ -61,7 +62,7 @@ async def accounts_for_login(login: str) -> list[Account]:
     query = Account.filter(deleted_at__isnull=True)
     if KEY_ID.fullmatch(login):
         return await query.filter(key_id=login)
-    return await query.filter(email=normalize_email(login)).order_by("id")
+    return await query.filter(named_by_email(normalize_email(login))).order_by("id")
 
 
 async def sign_in(
