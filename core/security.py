@@ -27,7 +27,9 @@ PASSWORD_RULE = (
     "Password must be 6-20 characters with at least one upper case letter, "
     "one lower case letter and one digit."
 )
-_PIN = re.compile(r"\d{4}")
+# [0-9], not \d: \d also matches other scripts' digits ("١٢٣٤"), which the app's keypad
+# cannot type back.
+_PIN = re.compile(r"[0-9]{4}")
 # A valid hash of nothing in particular: verifying against it when an account is
 # missing keeps the answer time the same whether or not the login exists.
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
@@ -49,7 +51,7 @@ def check_password_policy(password: str, *field: str) -> None:
         6 <= len(password) <= 20
         and re.search(r"[A-Z]", password) is not None
         and re.search(r"[a-z]", password) is not None
-        and re.search(r"\d", password) is not None
+        and re.search(r"[0-9]", password) is not None
     )
     if not ok:
         raise DomainError("WEAK_PASSWORD", PASSWORD_RULE, ["input", *field])

@@ -34,7 +34,7 @@ LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(days=30)
 RESET_LIFETIME = timedelta(hours=1)
 RESET_THROTTLE = timedelta(minutes=1)
-KEY_ID = re.compile(r"\d{9}")
+KEY_ID = re.compile(r"[0-9]{9}")  # not \d, which takes any script's digits
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ import phonenumbers
 
 from core.errors import invalid_input
 
-_ALLOWED = re.compile(r"\+?[\d\s.\-/()]+")
+# ASCII digits only (\d would take any script's): what a phone keypad types and SMS shows.
+_ALLOWED = re.compile(r"\+?[0-9\s.\-/()]+")
 # North American Numbering Plan: area code and exchange never start with 0 or 1.
-_NANP = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
+_NANP = re.compile(r"[2-9][0-9]{2}[2-9][0-9]{6}")
 PHONE_RULE = "Enter a mobile number, e.g. (513) 555-0100 or +44 20 7946 0958."
 # Numbers typed without a country code are read as this region's, and shown without one.
 HOME_REGION = "US"
