@@ -13,6 +13,7 @@ from models.accounts import (
     Account,
     AccountEvent,
     Device,
+    EmailConfirmation,
     Invitation,
     PasswordReset,
     PushToken,
@@ -46,21 +47,29 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
     account = await Account.get_or_none(id=account_id, deleted_at__isnull=True)
     if account is None:
         raise DomainError("NOT_FOUND", "No such account.")
-    # Addresses it used before (signup email, earlier phones) are wiped as well.
+    # Addresses it used before (signup email, earlier emails and phones) are wiped as well.
     earlier = await Verification.filter(account_id=account.id).values_list("email", "phone")
-    emails = sorted({e for e in [account.email, *(row[0] for row in earlier)] if e})
+    claimed = await EmailConfirmation.filter(account_id=account.id).values_list("email", flat=True)
+    emails = sorted({e for e in [account.email, *(row[0] for row in earlier), *claimed] if e})
     phones = sorted({p for p in [account.phone, *(row[1] for row in earlier)] if p})
+    # Waiting grants and open invitations to an address are the account's only if it proved
+    # it: otherwise they wait for whoever holds the mailbox, and typing someone's address in
+    # then deleting must not cancel the access granted to them.
+    proven = [account.email] if account.email and account.email_verified else []
     device_ids = await Device.filter(account_id=account.id).values_list("id", flat=True)
     push_tokens = await PushToken.filter(device_id__in=device_ids).values_list("token", flat=True)
     now = clock.now()
     async with sessions.ending() as ending:
-        its_grants = Q(grantee_id=account.id) | Q(grantee_email__in=emails)
+        its_grants = Q(grantee_id=account.id) | Q(grantee_email__in=proven)
         await _end_grants(its_grants, now, account.full_name)
         await Grant.filter(its_grants).update(grantee_email=None)
-        await Invitation.filter(email__in=emails).update(email=None)
+        await Invitation.filter(
+            Q(email__in=proven) | Q(email__in=emails, accepted_at__isnull=False)
+        ).update(email=None)
         await Verification.filter(
             Q(account_id=account.id) | Q(email__in=emails) | Q(phone__in=phones)
         ).delete()
+        await EmailConfirmation.filter(account_id=account.id).delete()
         await PasswordReset.filter(account_id=account.id).delete()
         await SecurityAnswer.filter(account_id=account.id).delete()
         await PushToken.filter(device_id__in=device_ids).delete()
@@ -68,7 +77,9 @@ async def delete_account(account_id: int, actor: Actor = SELF) -> None:
         ending.account(account.id)  # its open subscriptions close at commit
         await Device.filter(account_id=account.id).delete()
         await Message.filter(account_id=account.id).delete()
-        recipients = [*emails, *phones, *(str(t) for t in push_tokens)]
+        # Mail sent for no account (an invitation) to an address it never proved waits for
+        # that mailbox's owner, not for it.
+        recipients = [*proven, *phones, *(str(t) for t in push_tokens)]
         await OutboxMessage.filter(Q(account_id=account.id) | Q(recipient__in=recipients)).delete()
         # Its log entries stay (kind, time, staff) but say nothing personal any more
         # (device names, for one, are often a person's name).

@@ -17,7 +17,14 @@ from core.errors import DomainError
 from core.ids import to_global_id
 from core.security import new_token, token_digest
 from models.access import AccessEvent
-from models.accounts import Account, AccountEvent, Device, Invitation, PushToken
+from models.accounts import (
+    Account,
+    AccountEvent,
+    Device,
+    EmailConfirmation,
+    Invitation,
+    PushToken,
+)
 from models.enums import (
     AccessMethod,
     AccessOutcome,
@@ -27,6 +34,8 @@ from models.enums import (
     PushPlatform,
 )
 from models.grants import Grant
+from models.messages import Message
+from models.outbox import OutboxMessage
 from notify import outbox
 from resolvers import events
 from resolvers.deletion import delete_account
@@ -45,6 +54,7 @@ from tests.factories import (
 from tests.rows import rows_mentioning, table_counts
 from tests.sms_gateway import SmsGateway
 from tests.smtp import SmtpServer
+from tests.test_email_proof import UPDATE_EMAIL
 from tests.test_revocations import (
     HOURS,
     REPORT,
@@ -72,6 +82,7 @@ mutation($id: ID!, $code: String!) {
 """
 REQUEST_RESET = "mutation($login: String!) { requestPasswordReset(input: {login: $login}) { ok } }"
 EMAIL = "zebulon.q@example.com"
+NEW_EMAIL = "zeb.quill@example.net"
 FIRST, LAST = "Zebulon", "Quillfeather"
 PHONE, NEW_PHONE = "+15135550142", "+19375550177"
 # What must not survive anywhere, as the text and bytes a search would look for; the name
@@ -327,3 +338,54 @@ async def test_deleting_a_contractor_ends_every_grant_not_over_and_tells_the_lis
     assert delivered.revocations is RevocationsVerdict.ACCEPTED
     again = await visit(scene, carls_phone, carls_bundle)
     assert again.outcome is AccessOutcome.DENIED_REVOKED
+
+
+async def test_an_account_that_signed_up_without_an_invitation_and_changed_email_leaves_no_trace(
+    gql: GraphQLClient, sms: SmsGateway, smtp: SmtpServer
+) -> None:
+    # given a contractor who signed up without an invitation (a confirmation link mailed to
+    # the address), then changed its email (another link, and a notice to the old address)
+    contractor = await sign_up(gql, sms)
+    token = await gql.sign_in(EMAIL)
+    changed = await gql(UPDATE_EMAIL, {"email": NEW_EMAIL}, token=token)
+    assert changed["updateEmail"]["userErrors"] == []
+    await smtp.wait_for(3)
+    assert await EmailConfirmation.filter(account_id=contractor.id).count() == 2
+    assert await rows_mentioning(EMAIL, NEW_EMAIL, PHONE[2:]), "the scenario should store them"
+    # when
+    data = await gql(DELETE, {"password": "Secret123"}, token=token)
+    # then no column of any table holds either address or the phone
+    assert data["deleteMyAccount"] == {"ok": True, "userErrors": []}
+    assert await rows_mentioning(EMAIL, NEW_EMAIL, PHONE[2:]) == []
+
+
+async def test_deleting_an_account_that_typed_someone_elses_email_leaves_their_access_waiting(
+    gql: GraphQLClient, smtp: SmtpServer
+) -> None:
+    # given a grant and its invitation waiting for an address, and an account that put the
+    # address on itself without proving it
+    agent = await make_agent()
+    waiting = await grant_to(agent, EMAIL, timedelta(days=1))
+    invitation_token = new_token()
+    async with in_transaction():
+        await Invitation.create(token_hash=token_digest(invitation_token), email=EMAIL)
+        await outbox.email(
+            EMAIL,
+            "invitation",
+            {"agent_name": "A", "address": "B", "starts_at": "C", "ends_at": "D", "link": "E"},
+        )
+    claimer = await make_contractor(email="claimer@example.com")
+    token = await gql.sign_in(claimer.email or "")
+    await gql(UPDATE_EMAIL, {"email": EMAIL}, token=token)
+    # when it deletes its account
+    data = await gql(DELETE, {"password": "Secret123"}, token=token)
+    # then the grant still waits for the mailbox's owner, who can still sign up with the
+    # invitation, and the listing agent is told of no cancellation
+    assert data["deleteMyAccount"] == {"ok": True, "userErrors": []}
+    await waiting.refresh_from_db()
+    assert (waiting.revoked_at, waiting.grantee_email) == (None, EMAIL)
+    assert await Invitation.filter(email=EMAIL, accepted_at__isnull=True).count() == 1
+    assert await OutboxMessage.filter(recipient=EMAIL, account_id__isnull=True).count() == 1
+    assert not await Message.filter(account_id=agent.id).exists()
+    # and nothing of the deleted account's own remains
+    assert await rows_mentioning("claimer@example.com", claimer.phone or "") == []
