@@ -51,7 +51,12 @@ class Lockbox(Model):
     listing: fields.OneToOneNullableRelation[Listing] = fields.OneToOneField(
         "models.Listing", related_name="lockbox", null=True, on_delete=fields.SET_NULL
     )
-    on_listing_since = fields.DateField(null=True)
+    on_listing_since = fields.DateField(null=True)  # as the agent states it, for people
+    # When the holder took it, and when it was put on its listing, by the server's clock: a
+    # record uploaded late belongs to whoever held it at the record's time, and these say
+    # whether that was the present holder. Null: not held (not on a listing), or not known.
+    assigned_at = fields.DatetimeField(null=True)
+    listed_at = fields.DatetimeField(null=True)
     region: fields.ForeignKeyNullableRelation[Region] = fields.ForeignKeyField(
         "models.Region", related_name="lockboxes", null=True, on_delete=fields.SET_NULL
     )

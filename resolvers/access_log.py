@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 
@@ -32,10 +32,14 @@ def _page(query: QuerySet[AccessEvent], position: Position | None) -> QuerySet[A
 
 def visible_to(account: Account) -> Q:
     """Agents: uses at their listings, and uses of the lockboxes they hold made off any
-    listing. Contractors: their own. A lockbox changes hands: its uses at the previous
-    holder's listings stay that agent's record."""
+    listing since they took them. Contractors: their own. A lockbox changes hands: its uses
+    before, at a listing or not, are never the next holder's to see."""
     if account.kind == AccountKind.AGENT:
-        off_listing = Q(listing_id__isnull=True, lockbox__assigned_to_id=account.id)
+        off_listing = Q(
+            listing_id__isnull=True,
+            lockbox__assigned_to_id=account.id,
+            occurred_at__gte=F("lockbox__assigned_at"),
+        )
         return Q(listing__agent_id=account.id) | off_listing
     return Q(actor_id=account.id)
 

@@ -104,16 +104,28 @@ def _plausible(record: AccessRecord, lockbox: Lockbox) -> bool:
     return same_serial(record.serial, lockbox.serial_number) and in_range
 
 
+@dataclass(frozen=True)
+class _Filing:
+    """Where a record goes: the listing it happened at, and the agent whose record it is."""
+
+    listing: Listing | None
+    agent_id: int | None
+
+
+_NOWHERE = _Filing(None, None)
+
+
 async def _store(lockbox: Lockbox, records: list[AccessRecord]) -> Report:
     fresh, duplicates = await _new_records(lockbox, records)
-    listing_id = lockbox.listing_id  # type: ignore[attr-defined]
-    listing = await Listing.get_or_none(id=listing_id) if fresh and listing_id else None
     grants = await _grants(lockbox, fresh)
+    listings = await _listings(lockbox, grants.values()) if fresh else {}
     actors = await _actors(fresh)
+    filings = {record.seq: _filing(lockbox, record, grants, listings) for record in fresh}
     async with in_transaction():
         for record in fresh:
             grant = grants.get(_pk(record.jti, "Grant") or 0)
             actor = actors.get(_pk(record.sub, "Agent", "Contractor") or 0)
+            listing = filings[record.seq].listing
             await AccessEvent.create(
                 lockbox_id=lockbox.id,
                 seq=record.seq,
@@ -127,13 +139,51 @@ async def _store(lockbox: Lockbox, records: list[AccessRecord]) -> Report:
             )
         opened = [record for record in fresh if record.outcome is RecordOutcome.OPENED]
         if opened:
-            await _note_openings(lockbox, listing, opened, grants, actors)
+            await _note_openings(lockbox, opened, filings, grants, actors)
     return Report(
         accepted=len(fresh),
         duplicates=duplicates,
         lockbox_serial=lockbox.serial_number,
         stored=frozenset(record.seq for record in records),
     )
+
+
+def _filing(
+    lockbox: Lockbox,
+    record: AccessRecord,
+    grants: dict[int, Grant],
+    listings: dict[int, Listing],
+) -> _Filing:
+    """A record may arrive long after it was made, the lockbox since moved to another listing
+    or agent: it belongs where the lockbox was at the record's time, never where it is now."""
+    grant = grants.get(_pk(record.jti, "Grant") or 0)
+    if grant is not None:
+        listing = listings.get(grant.listing_id)  # type: ignore[attr-defined]
+        return _Filing(listing, grant.granted_by_id)  # type: ignore[attr-defined]
+    # No grant (an agent's key, a One Day Code, a forged credential): only the lockbox's
+    # present holder and listing are known, and only since when they began.
+    at = _time(record)
+    listing = listings.get(lockbox.listing_id or 0)  # type: ignore[attr-defined]
+    if listing is not None and _began_by(lockbox.listed_at, at):
+        return _Filing(listing, listing.agent_id)  # type: ignore[attr-defined]
+    holder = lockbox.assigned_to_id  # type: ignore[attr-defined]
+    if holder is not None and _began_by(lockbox.assigned_at, at):
+        return _Filing(None, holder)
+    return _NOWHERE  # before the present holder: whose it was is not known, so no one's
+
+
+def _began_by(since: datetime | None, at: datetime) -> bool:
+    # Records count whole seconds: one made in the second a stay began may be from before.
+    return since is not None and since <= at
+
+
+async def _listings(lockbox: Lockbox, grants: Iterable[Grant]) -> dict[int, Listing]:
+    """The lockbox's present listing and those of the records' grants."""
+    ids = {grant.listing_id for grant in grants}  # type: ignore[attr-defined]
+    if lockbox.listing_id:  # type: ignore[attr-defined]
+        ids.add(lockbox.listing_id)  # type: ignore[attr-defined]
+    rows = await Listing.filter(id__in=ids) if ids else []
+    return {row.id: row for row in rows}
 
 
 async def _new_records(
@@ -170,8 +220,8 @@ async def _actors(records: Iterable[AccessRecord]) -> dict[int, Account]:
 
 async def _note_openings(
     lockbox: Lockbox,
-    listing: Listing | None,
     opened: list[AccessRecord],
+    filings: dict[int, _Filing],
     grants: dict[int, Grant],
     actors: dict[int, Account],
 ) -> None:
@@ -180,15 +230,14 @@ async def _note_openings(
     await Lockbox.filter(
         Q(last_access_at__isnull=True) | Q(last_access_at__lt=latest), id=lockbox.id
     ).update(last_access_at=latest)
-    recipient = listing.agent_id if listing else lockbox.assigned_to_id  # type: ignore[attr-defined]
-    if recipient is None:
-        return
-    place = _place(lockbox, listing)
     zone = ZoneInfo(lockbox.region.time_zone) if lockbox.region else UTC
     for record in opened:
+        filing = filings[record.seq]
+        recipient = filing.agent_id
         actor = actors.get(_pk(record.sub, "Agent", "Contractor") or 0)
-        if actor is not None and actor.id == recipient:
-            continue  # the agent's own visit needs no message to the agent
+        if recipient is None or (actor is not None and actor.id == recipient):
+            continue  # no one known to tell, or the agent's own visit
+        place = _place(lockbox, filing.listing)
         who = actor.full_name if actor and actor.full_name else "Someone"
         grant = grants.get(_pk(record.jti, "Grant") or 0)
         when = _time(record).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from ble.serials import normalize_serial
@@ -64,7 +65,9 @@ async def assign_lockbox(agent: Account, serial_number: str) -> Lockbox:
     if lockbox is None:
         raise DomainError("NOT_FOUND", "No lockbox has this serial number.", field)
     # Conditional update: of two agents claiming the same lockbox at once, one wins.
-    await Lockbox.filter(id=lockbox.id, assigned_to_id__isnull=True).update(assigned_to_id=agent.id)
+    await Lockbox.filter(id=lockbox.id, assigned_to_id__isnull=True).update(
+        assigned_to_id=agent.id, assigned_at=clock.now()
+    )
     await lockbox.refresh_from_db()
     if lockbox.assigned_to_id != agent.id:  # type: ignore[attr-defined]
         raise DomainError(
@@ -93,7 +96,12 @@ async def unassign_lockbox(agent: Account, lockbox_pk: int) -> Lockbox:
     if await _has_live_grants(lockbox.id):
         raise _in_use("lockboxId")
     await Lockbox.filter(id=lockbox.id, assigned_to_id=agent.id).update(
-        assigned_to_id=None, listing_id=None, on_listing_since=None, region_id=None
+        assigned_to_id=None,
+        assigned_at=None,
+        listing_id=None,
+        listed_at=None,
+        on_listing_since=None,
+        region_id=None,
     )
     await lockbox.refresh_from_db()
     return lockbox
@@ -121,7 +129,13 @@ async def assign_lockbox_to_listing(
         raise _in_use("listingId")
     async with in_transaction():
         if previous is not None:
-            await Lockbox.filter(id=previous.id).update(listing_id=None, on_listing_since=None)
+            await Lockbox.filter(id=previous.id).update(
+                listing_id=None, on_listing_since=None, listed_at=None
+            )
+        # A new stay starts when the lockbox moves; a new date or region for the same one not.
+        await Lockbox.filter(
+            Q(listing_id__isnull=True) | ~Q(listing_id=listing.id), id=lockbox.id
+        ).update(listed_at=clock.now())
         await Lockbox.filter(id=lockbox.id).update(
             listing_id=listing.id, on_listing_since=on_listing_since, region_id=region.code
         )

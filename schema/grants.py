@@ -201,7 +201,13 @@ class AccessEvent(Node):
     @strawberry.field
     async def grant(self, info: Info) -> Grant | None:
         grant_pk = self.grant_pk
-        row = await info.context.loaders.batched(rows.grants).load(grant_pk) if grant_pk else None
+        loaders = info.context.loaders
+        row = await loaders.batched(rows.grants).load(grant_pk) if grant_pk else None
+        # The event may be the reader's (their lockbox's) while the grant is someone else's:
+        # it reads as null then, as Query.node would answer for it.
+        row = await visibility.visible_grant(
+            row, info.context.account, loaders.batched(rows.listings).load
+        )
         return Grant.from_model(row) if row else None
 
     @strawberry.field(description="Null once the account is deleted.")

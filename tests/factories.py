@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,6 +24,8 @@ def hash_secret(value: str) -> str:
     return _hashes[value]
 
 
+# A lockbox made with a holder or a listing has been there all along, as far as records go.
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 PASSWORD = "Secret123"
 PIN = "1234"
 _seq = itertools.count(1)
@@ -169,6 +172,8 @@ async def make_lockbox(
         listing=listing,
         region=region,
         on_listing_since=fields.pop("on_listing_since", None),
+        assigned_at=fields.pop("assigned_at", LONG_AGO if agent else None),
+        listed_at=fields.pop("listed_at", LONG_AGO if listing else None),
         **fields,
     )
 

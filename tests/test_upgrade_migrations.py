@@ -1,13 +1,15 @@
 """Migrations on a database already holding rows, as an upgraded deployment has them, on
 both databases: autopay following the price (0008) keeps the billing rows, their amount not
 known yet (the next billing round reads it from Stripe) and none paused; a channel per push
-service (0009) moves the pushes in the outbox to their service's channel."""
+service (0009) moves the pushes in the outbox to their service's channel; lockboxes held
+(0010) count as taken at the upgrade."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,39 @@ async def test_queued_and_sent_pushes_move_to_their_services_channel(
         (4, "EMAIL", "PENDING"),
     ]
     assert [i["name"] for i in indexes] == ["outbox_pending"]
+
+
+# A lockbox an agent holds on a listing, one held off any listing, and one nobody holds.
+LOCKBOXES_BEFORE = [
+    BILLING_BEFORE[0],
+    "INSERT INTO listing (id, agent_id, source, status, line1, city, state, postal_code, "
+    "created_at) VALUES (3, 7, 'MANUAL', 'ACTIVE', '12 Elm Street', 'Cincinnati', 'OH', "
+    "'45202', '2026-11-01 09:00:00+00:00')",
+    "INSERT INTO lockbox (id, serial_number, model, ble, secret, assigned_to_id, listing_id) "
+    "VALUES (1, 'LB1', 'VBox BLE', true, 'JBSWY3DPEHPK3PXP', 7, 3), "
+    "(2, 'LB2', 'VBox BLE', true, 'JBSWY3DPEHPK3PXP', 7, NULL), "
+    "(3, 'LB3', 'VBox BLE', true, 'JBSWY3DPEHPK3PXP', NULL, NULL)",
+]
+
+
+async def test_lockboxes_held_before_count_as_taken_at_the_upgrade(
+    empty_database_url: str,
+) -> None:
+    # given lockboxes as the release before left them
+    # when the database is migrated to this release
+    [rows] = await upgraded(
+        empty_database_url,
+        "models.0009_push_lanes",
+        LOCKBOXES_BEFORE,
+        ["SELECT id, assigned_at, listed_at FROM lockbox ORDER BY id"],
+    )
+    # then held and listed ones are known to be so from now on, not before
+    moments = [(row["id"], row["assigned_at"], row["listed_at"]) for row in rows]
+    assert [(id_, held is not None, listed is not None) for id_, held, listed in moments] == [
+        (1, True, True),
+        (2, True, False),
+        (3, False, False),
+    ]
+    taken = datetime.fromisoformat(str(moments[0][1]))
+    assert taken.tzinfo is not None
+    assert abs(datetime.now(UTC) - taken) < timedelta(minutes=5)
