@@ -25,6 +25,7 @@ from strawberry.types.graphql import OperationType
 
 from core import clock
 from schema.accounts import Agent, Contractor
+from schema.cost import LimitCost, over_limit
 from schema.fast import answer_cache
 from schema.fast.admitted import Admitted, admits, run_admitted
 from schema.fast.plans import CompiledExecutor
@@ -143,6 +144,12 @@ class KeybinSchema(strawberry.Schema):
         """The result, and whether it is a query's answer without any error."""
         admitted = self.admitted
         document = admitted.get(query, request[3]) if admitted is not None else None
+        variables, operation_name = request[0], request[3]
+        # The one limit asked per request: a cost depends on the variables' page sizes.
+        if document is not None and over_limit(
+            self._schema, query or "", document, operation_name, variables
+        ):
+            document = None  # the pipeline answers, with the error
         if document is not None:
             answer = await run_admitted(self, document, *request)
             if answer is not None:
@@ -192,6 +199,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         RejectBadText,
+        LimitCost,
     ]
     if settings.env != "development":
         extensions.append(MaskUnexpected)

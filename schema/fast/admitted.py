@@ -38,6 +38,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as AllowedType
 from strawberry.utils.await_maybe import await_maybe
 
+from schema.cost import LimitCost
 from schema.limits import RejectBadText, bad_text
 
 MAX_DOCUMENTS = 256
@@ -52,6 +53,7 @@ DOCUMENT_LEVEL: tuple[type[SchemaExtension], ...] = (
     ValidationCache,
     MaskErrors,
     RejectBadText,
+    LimitCost,  # per request too (its variables' page sizes): KeybinSchema asks it again
 )
 
 Key = tuple[str, str | None]
