@@ -17,6 +17,8 @@ _NUL_ESCAPE = re.compile(r"\\u0000", re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 NUL_TEXT = "Text may not contain NUL characters."
 NOT_UNICODE = "Text must be valid Unicode characters."
+MAX_NESTING = 32
+NESTED_TOO_DEEP = f"Input may not be nested more than {MAX_NESTING} levels deep."
 
 
 def writable_name(operation_name: str | None) -> str | None:
@@ -28,18 +30,31 @@ def writable_name(operation_name: str | None) -> str | None:
 
 
 def bad_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            return NUL_TEXT
-        if _SURROGATE.search(value):
-            return NOT_UNICODE
-        if len(value) > MAX_STRING:
-            return f"Text may not be longer than {MAX_STRING} characters."
-    elif isinstance(value, dict):
-        # Names too: an unknown field's name comes back in the error message.
-        return next((m for item in value.items() for v in item if (m := bad_text(v))), None)
-    elif isinstance(value, list):
-        return next((m for v in value if (m := bad_text(v))), None)
+    """What is wrong with a request's variables, if anything. Walked with a stack of its own,
+    not by recursion: no input of the schema nests more than a few levels, and JSON nested
+    hundreds deep must be refused, not exhaust Python's recursion limit."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if problem := _bad_string(item):
+                return problem
+        elif isinstance(item, dict | list):
+            if depth >= MAX_NESTING:
+                return NESTED_TOO_DEEP
+            # A dict's names too: an unknown field's name comes back in the error message.
+            members = [v for pair in item.items() for v in pair] if isinstance(item, dict) else item
+            stack.extend((member, depth + 1) for member in reversed(members))
+    return None
+
+
+def _bad_string(value: str) -> str | None:
+    if "\x00" in value:
+        return NUL_TEXT
+    if _SURROGATE.search(value):
+        return NOT_UNICODE
+    if len(value) > MAX_STRING:
+        return f"Text may not be longer than {MAX_STRING} characters."
     return None
 
 

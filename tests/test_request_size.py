@@ -100,3 +100,44 @@ async def test_a_websocket_frame_nested_past_the_parser_closes_with_4400(live: L
                 await ws.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4400
+
+
+@pytest.mark.parametrize("depth", [40, 600, 900])
+async def test_variables_nested_past_any_input_are_refused_with_invalid_input(
+    live: Live, depth: int
+) -> None:
+    # given a document already answered cleanly (so admitted, skipping the pipeline)
+    async with httpx.AsyncClient() as client:
+        for _ in range(3):
+            clean = await client.post(live.http_url, json={"query": "{ __typename }"})
+            assert clean.json() == {"data": {"__typename": "Query"}}
+        # when its variables nest deeper than any input of the schema
+        body = '{"query":"{ __typename }","variables":{"x":' + "[" * depth + "]" * depth + "}}"
+        response = await client.post(
+            live.http_url, content=body, headers={"content-type": "application/json"}
+        )
+    # then
+    assert response.status_code == 200, response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "INVALID_INPUT"
+    assert "nested" in error["message"]
+
+
+async def test_a_subscription_with_variables_nested_too_deep_is_refused(live: Live) -> None:
+    async with connect(live.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        deep = "[" * 600 + "]" * 600
+        query = "subscription { messageAdded { title } }"
+        await ws.send(
+            '{"id":"1","type":"subscribe","payload":{"query":"'
+            + query
+            + '","variables":{"x":'
+            + deep
+            + "}}}"
+        )
+        async with asyncio.timeout(5):
+            frame = json.loads(await ws.recv())
+    assert frame["type"] == "error", frame
+    assert frame["payload"][0]["extensions"]["code"] == "INVALID_INPUT"
+    assert "nested" in frame["payload"][0]["message"]
