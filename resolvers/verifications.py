@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
@@ -38,45 +39,90 @@ async def send_code(
 ) -> Verification:
     """Create (or renew, for the same email/account and phone) a verification and queue its SMS.
 
-    Call after validating everything else: the throttles are the last check, and on
-    success the SMS is committed with the row. The caller wakes the outbox.
+    Call after validating everything else: the throttles are the last check. The send is
+    claimed first, then its code hashed and the SMS queued. The caller wakes the outbox.
     """
-    now = clock.now()
-    await _check_throttle(purpose, phone, account, now)
+    async with in_transaction() as connection:
+        # Claimed holding the phone and the account, so that of sends arriving at once one
+        # passes and the others find its row; hashed after, outside: argon2 takes a while,
+        # and a refused send costs none.
+        await _hold(connection, purpose, phone, account)
+        now = clock.now()
+        await _check_throttle(purpose, phone, account, now)
+        verification = await _claim(purpose, phone, email, account, invitation_id, now)
     code = new_code(CODE_DIGITS)
-    code_hash = await hash_secret_async(code)  # hashed before the transaction: argon2 takes a while
-    renewable = await _renewable(purpose, phone, email, account, now)
+    code_hash = await hash_secret_async(code)
     async with in_transaction():
-        if renewable is None:
-            verification = await Verification.create(
-                id=uuid.uuid4(),
-                purpose=purpose,
-                account=account,
-                email=email,
-                phone=phone,
-                code_hash=code_hash,
-                invitation_id=invitation_id,
-                expires_at=now + CODE_LIFETIME,
-                last_sent_at=now,
-            )
-        else:
-            # Conditional on last_sent_at: of two concurrent resends only one sends.
-            renewed = await Verification.filter(
-                id=renewable.id, last_sent_at=renewable.last_sent_at
-            ).update(
-                code_hash=code_hash,
-                sends=F("sends") + 1,
-                attempts=0,
-                last_sent_at=now,
-                expires_at=now + CODE_LIFETIME,
-                verified_at=None,
-                invitation_id=invitation_id,
-            )
-            if not renewed:
-                raise _too_soon()
-            verification = await Verification.get(id=renewable.id)
+        # Until now the row held no code that could match (an empty hash matches nothing).
+        filled = await Verification.filter(id=verification.id, last_sent_at=now).update(
+            code_hash=code_hash
+        )
+        if not filled:
+            raise _too_soon()
         await outbox.sms(phone, sms_text(code), account_id=account.id if account else None)
     return verification
+
+
+async def _claim(
+    purpose: VerificationPurpose,
+    phone: str,
+    email: str | None,
+    account: Account | None,
+    invitation_id: int | None,
+    now: datetime,
+) -> Verification:
+    """A new verification, or the open one renewed, its code not yet chosen."""
+    renewable = await _renewable(purpose, phone, email, account, now)
+    if renewable is None:
+        return await Verification.create(
+            id=uuid.uuid4(),
+            purpose=purpose,
+            account=account,
+            email=email,
+            phone=phone,
+            code_hash="",
+            invitation_id=invitation_id,
+            expires_at=now + CODE_LIFETIME,
+            last_sent_at=now,
+        )
+    # Conditional on last_sent_at: of two concurrent resends only one sends.
+    renewed = await Verification.filter(
+        id=renewable.id, last_sent_at=renewable.last_sent_at
+    ).update(
+        code_hash="",
+        sends=F("sends") + 1,
+        attempts=0,
+        last_sent_at=now,
+        expires_at=now + CODE_LIFETIME,
+        verified_at=None,
+        invitation_id=invitation_id,
+    )
+    if not renewed:
+        raise _too_soon()
+    return await Verification.get(id=renewable.id)
+
+
+async def _hold(
+    connection: BaseDBAsyncClient,
+    purpose: VerificationPurpose,
+    phone: str,
+    account: Account | None,
+) -> None:
+    """Hold back, until this transaction ends, every other send for the phone or the account.
+
+    SQLite needs nothing: the process's one connection runs one transaction at a time.
+    PostgreSQL takes a transaction-level advisory lock per subject (released at commit, none
+    left on the pooled connection), in one order, so that two sends cannot deadlock.
+    """
+    if connection.capabilities.dialect != "postgres":
+        return
+    subjects = [f"sms:{purpose.value}:phone:{phone}"]
+    if account is not None:
+        subjects.append(f"sms:{purpose.value}:account:{account.id}")
+    for subject in sorted(subjects):
+        await connection.execute_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [subject]
+        )
 
 
 def _too_soon() -> DomainError:
