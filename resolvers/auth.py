@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from tortoise.expressions import F
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from ble.b64 import b64url_decode, b64url_encode
 from core import clock
 from core.errors import DomainError, invalid_input
 from core.security import (
@@ -34,6 +37,7 @@ LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(days=30)
 RESET_LIFETIME = timedelta(hours=1)
 RESET_THROTTLE = timedelta(minutes=1)
+ED25519_KEY_TEXT = 43  # 32 bytes in base64url without padding
 KEY_ID = re.compile(r"[0-9]{9}")  # not \d, which takes any script's digits
 
 
@@ -76,19 +80,113 @@ async def sign_in(
 ) -> SignedIn:
     if not device_id.strip() or len(device_id) > MAX_DEVICE_ID:
         raise invalid_input(f"A device id of 1-{MAX_DEVICE_ID} characters is required.", "deviceId")
+    device_key = device_public_key(public_key)
     account = await _check_password(login, password, Actor(client_address=client_address))
-    device = await _register_device(settings, account, device_id, device_name, public_key)
     token = new_token()
     async with in_transaction():
+        # Only while the password checked is still the account's: a reset or change committed
+        # since then refuses the sign-in. On PostgreSQL the update holds the row until commit,
+        # so a reset or change waits, and then ends this session with the others.
+        current = await Account.filter(
+            id=account.id, password_hash=account.password_hash, deleted_at__isnull=True
+        ).update(failed_logins=0)
+        if not current:
+            raise DomainError("INVALID_CREDENTIALS", "Wrong login or password.")
+        device = await _register_device(settings, account, device_id, device_name, device_key)
         await Session.create(
             token_hash=token_digest(token),
             account=account,
             device=device,
             expires_at=clock.now() + SESSION_LIFETIME,
         )
-        await Account.filter(id=account.id).update(failed_logins=0)
         await events.record(account, AccountEventKind.SIGNED_IN, f"device {device.name}")
     return SignedIn(token=token, account=account, device=device)
+
+
+def device_public_key(text: str | None) -> str | None:
+    """The app's key as credentials carry it in cnf.jwk: a raw Ed25519 public key, 32 bytes,
+    base64url without padding; written back canonically. None when the app sends none."""
+    if not text:
+        return None
+    try:
+        raw = b64url_decode(text) if len(text) <= 2 * ED25519_KEY_TEXT else b""
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise invalid_input(
+            "The device key must be an Ed25519 public key: 32 bytes, base64url without padding.",
+            "devicePublicKey",
+        ) from None
+    return b64url_encode(raw)
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """A count of wrong answers kept on the account row, and the time it refuses them until."""
+
+    failures: str
+    locked_until: str
+    limit: int
+
+
+PASSWORD_LOCKOUT = Lockout("failed_logins", "locked_until", MAX_FAILED_LOGINS)
+PIN_LOCKOUT = Lockout("failed_pins", "pin_locked_until", MAX_FAILED_PINS)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One answer allowed to be checked; `locked_until` is set when taking it reached the limit."""
+
+    account_id: int
+    lockout: Lockout
+    locked_until: datetime | None
+
+
+async def take_attempt(account_id: int, lockout: Lockout) -> Attempt | None:
+    """Count an answer as wrong before checking it (None while locked).
+
+    Counted first and conditionally, so however many answers arrive at once, at most `limit`
+    are checked per lock: the one that reaches the limit locks at once, and only a right
+    answer gives the count back.
+    """
+    now = clock.now()
+    unlocked: dict[str, Any] = {f"{lockout.locked_until}__isnull": True}
+    expired: dict[str, Any] = {f"{lockout.locked_until}__lte": now}
+    open_ = Q(**unlocked) | Q(**expired)
+    until = now + LOCKOUT
+    async with in_transaction():
+        taken = await Account.filter(open_, id=account_id).update(
+            **{lockout.failures: F(lockout.failures) + 1}
+        )
+        if not taken:
+            return None
+        reached = await Account.filter(
+            id=account_id, **{f"{lockout.failures}__gte": lockout.limit}
+        ).update(**{lockout.failures: 0, lockout.locked_until: until})
+    return Attempt(account_id, lockout, until if reached else None)
+
+
+async def attempt_succeeded(attempt: Attempt) -> None:
+    """A right answer clears the count, and the lock that taking it set."""
+    changes: dict[str, object] = {attempt.lockout.failures: 0}
+    if attempt.locked_until is not None:
+        changes[attempt.lockout.locked_until] = None
+    await Account.filter(id=attempt.account_id).update(**changes)
+
+
+async def _give_back(attempt: Attempt) -> None:
+    """The password was another account's of the same email: this one saw no wrong answer."""
+    failures, lock = attempt.lockout.failures, attempt.lockout.locked_until
+    if attempt.locked_until is not None:
+        changes = {failures: attempt.lockout.limit - 1, lock: None}
+        await Account.filter(id=attempt.account_id).update(**changes)
+    else:
+        await Account.filter(id=attempt.account_id, **{f"{failures}__gt": 0}).update(
+            **{failures: F(failures) - 1}
+        )
+
+
+def _locked() -> DomainError:
+    return DomainError("ACCOUNT_LOCKED", "Too many wrong passwords: try again in 15 minutes.")
 
 
 async def _check_password(login: str, password: str, actor: Actor) -> Account:
@@ -96,40 +194,43 @@ async def _check_password(login: str, password: str, actor: Actor) -> Account:
     if not candidates:
         await verify_secret_async(None, password)  # same work, same timing, as a real check
         raise DomainError("INVALID_CREDENTIALS", "Wrong login or password.")
-    now = clock.now()
+    missed: list[tuple[Account, Attempt]] = []
     for account in candidates:
-        if account.locked_until and account.locked_until > now:
-            continue
+        attempt = await take_attempt(account.id, PASSWORD_LOCKOUT)
+        if attempt is None:
+            continue  # locked: its password is not even checked
         if await verify_secret_async(account.password_hash, password):
+            await attempt_succeeded(attempt)
+            for _, other in missed:
+                await _give_back(other)
             return account
-    locked = [a for a in candidates if a.locked_until and a.locked_until > now]
-    if len(locked) == len(candidates):
-        raise DomainError("ACCOUNT_LOCKED", "Too many wrong passwords: try again in 15 minutes.")
-    for account in candidates:
-        if account not in locked:
-            await register_failed_password(account, actor)
+        missed.append((account, attempt))
+    if not missed:
+        raise _locked()
+    for account, attempt in missed:
+        await register_failed_password(account, attempt, actor)
     raise DomainError("INVALID_CREDENTIALS", "Wrong login or password.")
 
 
-async def register_failed_password(account: Account, actor: Actor = SELF) -> None:
-    """Count a wrong password; the fifth in a row locks sign-in for 15 minutes."""
-    await Account.filter(id=account.id).update(failed_logins=F("failed_logins") + 1)
-    await account.refresh_from_db(fields=["failed_logins"])
+async def register_failed_password(account: Account, attempt: Attempt, actor: Actor = SELF) -> None:
+    """Log a wrong password (counted when it was taken); the fifth in a row locked sign-in."""
     await events.record(account, AccountEventKind.SIGN_IN_FAILED, "wrong password", actor)
-    if account.failed_logins >= MAX_FAILED_LOGINS:
-        await Account.filter(id=account.id).update(
-            failed_logins=0, locked_until=clock.now() + LOCKOUT
-        )
+    if attempt.locked_until is not None:
         await events.record(account, AccountEventKind.ACCOUNT_LOCKED, "5 wrong passwords", actor)
 
 
-async def check_password_of(account: Account, password: str, *field: str) -> None:
-    """Re-authentication for sensitive changes; wrong answers count toward the lockout."""
-    if account.locked_until and account.locked_until > clock.now():
-        raise DomainError("ACCOUNT_LOCKED", "Too many wrong passwords: try again in 15 minutes.")
-    if not await verify_secret_async(account.password_hash, password):
-        await register_failed_password(account)
-        raise DomainError("INVALID_CREDENTIALS", "The password is not right.", ["input", *field])
+async def check_password_of(account: Account, password: str, *field: str) -> str:
+    """Re-authentication for sensitive changes; wrong answers count toward the lockout.
+    Returns the hash that was checked, read afresh (not the one loaded with the session)."""
+    attempt = await take_attempt(account.id, PASSWORD_LOCKOUT)
+    if attempt is None:
+        raise _locked()
+    stored = (await Account.filter(id=account.id).only("id", "password_hash").get()).password_hash
+    if stored is not None and await verify_secret_async(stored, password):
+        await attempt_succeeded(attempt)
+        return stored
+    await register_failed_password(account, attempt)
+    raise DomainError("INVALID_CREDENTIALS", "The password is not right.", ["input", *field])
 
 
 async def _register_device(
@@ -197,18 +298,23 @@ async def request_password_reset(settings: Settings, login: str) -> None:
     for account in await accounts_for_login(login):
         if not account.email:
             continue
-        # A burst of requests sends one mail; a link already used (or expired) holds
-        # nothing back.
-        recent = await PasswordReset.filter(
-            account=account,
-            created_at__gte=now - RESET_THROTTLE,
-            used_at__isnull=True,
-            expires_at__gt=now,
-        ).exists()
-        if recent:
-            continue
         token = new_token()
         async with in_transaction():
+            # A burst of requests sends one mail; a link already used (or expired) holds
+            # nothing back. The account row is held until commit (on SQLite the transaction
+            # alone is), so of requests arriving at once the first creates the link and the
+            # others find it.
+            held = await Account.filter(id=account.id, deleted_at__isnull=True).update(
+                failed_logins=F("failed_logins")
+            )
+            recent = await PasswordReset.filter(
+                account=account,
+                created_at__gte=now - RESET_THROTTLE,
+                used_at__isnull=True,
+                expires_at__gt=now,
+            ).exists()
+            if not held or recent:
+                continue
             await PasswordReset.create(
                 token_hash=token_digest(token), account=account, expires_at=now + RESET_LIFETIME
             )
@@ -235,17 +341,30 @@ async def reset_password(token: str, new_password: str) -> Account:
     password_hash = await hash_secret_async(new_password)  # before the transaction: slow
     account_id: int = reset.account_id  # type: ignore[attr-defined]
     async with sessions.ending() as ending:
-        # Conditional update: two concurrent uses of one link, only one succeeds.
-        used = await PasswordReset.filter(id=reset.id, used_at__isnull=True).update(used_at=now)
+        # Conditional update: of two concurrent uses of one link, or a use and a change that
+        # ends the link, only one succeeds.
+        used = await PasswordReset.filter(
+            id=reset.id, used_at__isnull=True, expires_at__gt=now
+        ).update(used_at=now)
         if not used:
-            raise DomainError("INVALID_TOKEN", "This reset link has already been used.")
+            raise DomainError("INVALID_TOKEN", "This reset link is invalid or has expired.")
         await Account.filter(id=account_id).update(
             password_hash=password_hash, failed_logins=0, locked_until=None
         )
+        await expire_password_resets(account_id)
         # Whoever knew the old password is signed out everywhere, pushes to their devices too.
         await _end_sessions(ending, account_id)
         await events.record(account_id, AccountEventKind.PASSWORD_RESET)
     return await Account.get(id=account_id)
+
+
+async def expire_password_resets(account_id: int) -> None:
+    """The account's outstanding reset links stop working, answered as expired: each vouched
+    for the password and the mailbox it was sent with, and one of them has changed."""
+    now = clock.now()
+    await PasswordReset.filter(
+        account_id=account_id, used_at__isnull=True, expires_at__gt=now
+    ).update(expires_at=now)
 
 
 async def _end_sessions(
@@ -266,11 +385,19 @@ async def _end_sessions(
 async def change_password(auth: Authenticated, current: str, new_password: str) -> None:
     """Every other session of the account ends: the one that asked stays signed in."""
     account = auth.account
-    await check_password_of(account, current, "currentPassword")
+    checked = await check_password_of(account, current, "currentPassword")
     check_password_policy(new_password, "newPassword")
     password_hash = await hash_secret_async(new_password)
     async with sessions.ending() as ending:
-        await Account.filter(id=account.id).update(password_hash=password_hash)
+        # Over the password just checked only: a reset committed meanwhile stands.
+        changed = await Account.filter(id=account.id, password_hash=checked).update(
+            password_hash=password_hash
+        )
+        if not changed:
+            raise DomainError(
+                "INVALID_CREDENTIALS", "The password is not right.", ["input", "currentPassword"]
+            )
+        await expire_password_resets(account.id)
         await _end_sessions(ending, account.id, except_session=auth.session)
         await events.record(account, AccountEventKind.PASSWORD_CHANGED)
 
@@ -292,37 +419,32 @@ async def check_pin(account: Account, pin: str, *field: str) -> None:
     Runs before (outside) the operation's transaction, so a miss is counted even
     though the operation itself changes nothing.
     """
-    await account.refresh_from_db(fields=["failed_pins", "pin_locked_until", "pin_hash"])
+    await account.refresh_from_db(fields=["pin_hash"])
     path = ["input", *field] if field else ["input", "pin"]
-    if account.pin_locked_until and account.pin_locked_until > clock.now():
-        raise DomainError(
-            "TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path
-        )
     if account.pin_hash is None:
         raise DomainError(
             "INVALID_PIN", "Choose a PIN first (your password confirms it), then try again.", path
         )
+    attempt = await take_attempt(account.id, PIN_LOCKOUT)
+    if attempt is None:
+        raise DomainError(
+            "TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path
+        )
     if await verify_secret_async(account.pin_hash, pin):
-        if account.failed_pins:
-            await Account.filter(id=account.id).update(failed_pins=0)
+        await attempt_succeeded(attempt)
         return
-    if await register_failed_pin(account):
+    if await register_failed_pin(account, attempt):
         raise DomainError(
             "TOO_MANY_ATTEMPTS", "Too many wrong PINs: try again in 15 minutes.", path
         )
     raise DomainError("INVALID_PIN", "The PIN is not right.", path)
 
 
-async def register_failed_pin(account: Account, detail: str = "") -> bool:
-    """Count a failed step-up (a wrong PIN, a refused device signature); the third in a row
-    locks PIN operations for 15 minutes. True when this one locked them."""
-    await Account.filter(id=account.id).update(failed_pins=F("failed_pins") + 1)
-    await account.refresh_from_db(fields=["failed_pins"])
+async def register_failed_pin(account: Account, attempt: Attempt, detail: str = "") -> bool:
+    """Log a failed step-up (a wrong PIN, a refused device signature), counted when it was
+    taken; the third in a row locked PIN operations for 15 minutes. True when this one did."""
     await events.record(account, AccountEventKind.PIN_FAILED, detail)
-    if account.failed_pins < MAX_FAILED_PINS:
+    if attempt.locked_until is None:
         return False
-    await Account.filter(id=account.id).update(
-        failed_pins=0, pin_locked_until=clock.now() + LOCKOUT
-    )
     await events.record(account, AccountEventKind.PIN_LOCKED, "3 wrong PINs")
     return True

@@ -14,7 +14,7 @@ from models.enums import AccountEventKind, AccountKind, ContractorRole, StaffAct
 from models.enums import VerificationPurpose as Purpose
 from notify import outbox
 from resolvers import audit, email_proof, events, verifications
-from resolvers.auth import check_password_of
+from resolvers.auth import check_password_of, expire_password_resets
 from resolvers.emails import check_email_free, valid_email
 from resolvers.events import SELF, Actor
 from resolvers.phones import normalize_phone
@@ -129,6 +129,8 @@ async def _change_email(settings: Settings, account: Account, email: str, actor:
     try:
         async with in_transaction():
             await Account.filter(id=account.id).update(email=email, email_verified=False)
+            # A reset link mailed to the old address must not outlive its power over the account.
+            await expire_password_resets(account.id)
             await email_proof.mail_confirmation(settings, account, email)
             if old:
                 await outbox.email(

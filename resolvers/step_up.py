@@ -18,7 +18,13 @@ from core.errors import DomainError, invalid_input
 from models.accounts import Account, Device, StepUpChallenge, StepUpKey
 from models.enums import AccountEventKind
 from resolvers import events
-from resolvers.auth import check_pin, register_failed_pin
+from resolvers.auth import (
+    PIN_LOCKOUT,
+    attempt_succeeded,
+    check_pin,
+    register_failed_pin,
+    take_attempt,
+)
 
 CHALLENGE_LIFETIME = timedelta(minutes=2)
 NONCE_BYTES = 32
@@ -133,13 +139,14 @@ async def confirm(account: Account, confirmation: Confirmation, operation: Opera
 
 async def _check_device(account: Account, signed: DeviceSignature, operation: Operation) -> None:
     path = ["input", "stepUp"]
-    await account.refresh_from_db(fields=["failed_pins", "pin_locked_until"])
-    _refuse_while_locked(account, path)
+    # Counted before it is checked, as a PIN is: no burst gets past the lockout.
+    attempt = await take_attempt(account.id, PIN_LOCKOUT)
+    if attempt is None:
+        raise DomainError("TOO_MANY_ATTEMPTS", LOCKED, path)
     if await _signature_holds(account, signed, operation):
-        if account.failed_pins:
-            await Account.filter(id=account.id).update(failed_pins=0)
+        await attempt_succeeded(attempt)
         return
-    if await register_failed_pin(account, "device confirmation refused"):
+    if await register_failed_pin(account, attempt, "device confirmation refused"):
         raise DomainError("TOO_MANY_ATTEMPTS", LOCKED, path)
     raise DomainError(
         "INVALID_PIN", "This device's confirmation was not accepted: confirm again.", path

@@ -6,9 +6,12 @@ import asyncio
 import re
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ble.b64 import b64url_encode
+from ble.jwks import raw_public_key
 from core import clock
-from models.accounts import Account, AccountEvent, PasswordReset
+from models.accounts import Account, AccountEvent, Device, PasswordReset
 from models.enums import AccountEventKind
 from tests.factories import SIGN_IN, GraphQLClient, make_agent
 from tests.smtp import SmtpServer, text_body
@@ -254,3 +257,38 @@ async def test_a_reset_asked_for_again_after_the_link_was_used_is_mailed_at_once
     assert fresh != token
     assert (await gql(RESET, {"token": fresh, "pw": "Newer123"}))["resetPassword"]["ok"] is True
     await gql.sign_in(agent.email or "", password="Newer123")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "A" * 100,  # longer than any key
+        "not base64 !!",
+        "AAAA",  # base64url, but 3 bytes
+        "A" * 43 + "=",  # padded
+    ],
+)
+async def test_a_device_key_that_is_no_ed25519_key_is_refused(gql: GraphQLClient, key: str) -> None:
+    # given
+    agent = await make_agent()
+    variables = sign_in_vars(agent.email or "")
+    variables["input"]["devicePublicKey"] = key  # type: ignore[index]
+    # when
+    data = await gql(SIGN_IN, variables)
+    # then the app is told which field is wrong, and nothing was written or counted
+    assert data["signIn"]["token"] is None
+    [error] = data["signIn"]["userErrors"]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", ["input", "devicePublicKey"])
+    assert await Device.filter(account_id=agent.id).count() == 0
+    assert (await Account.get(id=agent.id)).failed_logins == 0
+
+
+async def test_a_device_key_is_kept_as_credentials_carry_it(gql: GraphQLClient) -> None:
+    # given a raw Ed25519 public key, base64url without padding
+    agent = await make_agent()
+    key = b64url_encode(raw_public_key(Ed25519PrivateKey.generate().public_key()))
+    # when
+    await gql.sign_in(agent.email or "", devicePublicKey=key)
+    # then
+    [device] = await Device.filter(account_id=agent.id)
+    assert device.public_key == key

@@ -170,6 +170,7 @@ class ProfileMutation:
     async def update_email(self, info: Info, input: UpdateEmailInput) -> UpdateEmailPayload:
         account = info.context.require_account()
         try:
+            await info.context.rate_limit("password", account=str(account.id))
             updated = await profile.update_email(
                 info.context.settings, account, input.new_email, input.password
             )
@@ -209,10 +210,10 @@ class ProfileMutation:
     async def change_password(
         self, info: Info, input: ChangePasswordInput
     ) -> ChangePasswordPayload:
+        signed_in = info.context.require_auth()
         try:
-            await auth.change_password(
-                info.context.require_auth(), input.current_password, input.new_password
-            )
+            await info.context.rate_limit("password", account=str(signed_in.account.id))
+            await auth.change_password(signed_in, input.current_password, input.new_password)
         except DomainError as error:
             return ChangePasswordPayload(ok=False, user_errors=user_errors(error))
         return ChangePasswordPayload(ok=True)
@@ -235,6 +236,7 @@ class ProfileMutation:
     ) -> DeleteMyAccountPayload:
         account = info.context.require_account()
         try:
+            await info.context.rate_limit("password", account=str(account.id))
             await deletion.delete_my_account(account, input.password)
         except DomainError as error:
             return DeleteMyAccountPayload(ok=False, user_errors=user_errors(error))
