@@ -36,6 +36,10 @@ _EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
 MAX_KEY = 128
 # How far in the past a start may be: the phone's clock and the network's delay.
 START_SKEW = timedelta(minutes=5)
+# How far ahead a start may be. Until it ends a grant keeps its lockbox on the listing (no
+# unassign, no move) and is one more key out: a visit is planned weeks ahead, and a listing
+# rarely stays on the market a year. Past it, nothing real is planned, only typos.
+MAX_START_AHEAD = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,12 @@ def _check_window(settings: Settings, starts_at: datetime, ends_at: datetime) ->
         raise DomainError(
             "INVALID_TIME_WINDOW",
             "The access cannot start in the past: choose a start from now on.",
+            ["input", "startsAt"],
+        )
+    if starts_at > clock.now() + MAX_START_AHEAD:
+        raise DomainError(
+            "INVALID_TIME_WINDOW",
+            f"An access starts at most {MAX_START_AHEAD.days} days from now.",
             ["input", "startsAt"],
         )
     if ends_at - starts_at > timedelta(days=settings.max_grant_days):

@@ -250,6 +250,8 @@ REFUSALS: list[tuple[str, str, list[str] | None]] = [
     ("ends before it starts", "INVALID_TIME_WINDOW", ["input", "endsAt"]),
     ("ends in the past", "INVALID_TIME_WINDOW", ["input", "endsAt"]),
     ("starts hours ago", "INVALID_TIME_WINDOW", ["input", "startsAt"]),
+    ("starts over a year ahead", "INVALID_TIME_WINDOW", ["input", "startsAt"]),
+    ("starts at the end of the calendar", "INVALID_TIME_WINDOW", ["input", "startsAt"]),
     ("longer than 30 days", "INVALID_TIME_WINDOW", ["input", "endsAt"]),
     ("an agent's email", "EMAIL_BELONGS_TO_AGENT", ["input", "granteeEmail"]),
     ("not an email", "INVALID_INPUT", ["input", "granteeEmail"]),
@@ -277,6 +279,10 @@ async def _changes_for(case: str, s: Scene) -> dict[str, Any]:
             return _window(-7200, 1)
         case "starts hours ago":
             return _window(-3 * 3600, 5)
+        case "starts over a year ahead":
+            return _window(366 * 24 * 3600, 2)
+        case "starts at the end of the calendar":  # in UTC, past year 9999
+            return {"startsAt": "9999-12-31T20:00:00-10:00", "endsAt": "9999-12-31T22:00:00-10:00"}
         case "longer than 30 days":
             return _window(3600, 30 * 24 + 1)
         case "an agent's email":
@@ -332,6 +338,13 @@ async def test_grant_needs_a_ble_lockbox_on_the_listing(
         (code, ["input", "listingId"])
     ]
     assert await table_counts() == before
+
+
+async def test_a_grant_may_start_up_to_a_year_ahead(gql: GraphQLClient) -> None:
+    s = await scene(gql)
+    await make_contractor(email="c@example.com")
+    payload = await grant(gql, s, "c@example.com", starts_in=364 * 24 * 3600)
+    assert payload["userErrors"] == [] and payload["grant"]["status"] == "SCHEDULED"
 
 
 async def test_checks_run_in_order_listing_then_pin_then_lockbox(gql: GraphQLClient) -> None:
