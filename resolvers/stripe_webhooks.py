@@ -440,6 +440,17 @@ def _monthly(subscription: dict[str, Any]) -> int | None:
     return amount if isinstance(amount, int) else None
 
 
+# How far on in its life a subscription with this status is (the ended ones never come back).
+_LIFE = {
+    "incomplete": 0,
+    "trialing": 1,
+    "active": 1,
+    "past_due": 2,
+    "unpaid": 3,
+    **dict.fromkeys(ENDED_STATUSES, 4),
+}
+
+
 async def subscription_state(
     account: Account,
     billing: BillingAccount,
@@ -455,6 +466,11 @@ async def subscription_state(
     every month, when the word says. Inside the caller's transaction."""
     known_at = billing.subscription_changed_at
     older = known_at is not None and at < known_at
+    if billing.subscription_id == subscription and at == known_at:
+        # Stripe stamps events in whole seconds and does not order them: within one second,
+        # a subscription only goes on in its life (incomplete, then active, then past due).
+        now, before = _LIFE.get(status), _LIFE.get(billing.subscription_status or "")
+        older = now is not None and before is not None and now < before
     if billing.subscription_id == subscription:
         if billing.subscription_status in ENDED_STATUSES:
             return "ignored: that subscription has ended"

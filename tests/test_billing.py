@@ -333,6 +333,33 @@ async def test_a_subscription_deleted_before_its_creation_arrives_stays_deleted(
     assert billing.subscription_status == "canceled"
 
 
+async def test_events_of_the_same_second_never_move_a_subscription_back_in_its_life(
+    live_gql: GraphQLClient, stripe: StripeServer
+) -> None:
+    # given an autopay checkout paid at Stripe
+    agent = await billed_agent()
+    token = await live_gql.sign_in(agent.email or "")
+    await start(live_gql, token, autopay=True)
+    [session] = stripe.sessions.values()
+    paid = stripe.pay(session["id"], GOOD_CARD)
+    assert paid.subscription is not None
+    second = paid.events[0]["created"]
+    # when Stripe's "active" and its earlier "incomplete", stamped in the same second (its
+    # clock counts whole seconds), arrive the wrong way round
+    active = stripe.event(
+        "customer.subscription.updated", {**paid.subscription, "status": "active"}, second
+    )
+    incomplete = stripe.event(
+        "customer.subscription.created", {**paid.subscription, "status": "incomplete"}, second
+    )
+    for event in (*paid.events, active, incomplete):
+        assert (await stripe.deliver(event)).status_code == 200
+    # then autopay is on, and the agent was never told it stopped
+    assert (await bill(live_gql, token))["autopay"] is True
+    assert (await BillingAccount.get(account_id=agent.id)).subscription_status == "active"
+    assert "Automatic monthly payment has stopped" not in await titles(live_gql, token)
+
+
 async def test_a_refund_puts_the_amount_back_on_the_balance_once(
     live_gql: GraphQLClient, stripe: StripeServer
 ) -> None:
