@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Subquery
 from tortoise.functions import Count
+from tortoise.transactions import in_transaction
 
 from ble.onedaycode import one_day_code, one_day_code_window
 from core import clock
@@ -21,6 +22,7 @@ from resolvers import step_up
 from resolvers.account_status import require_active
 from resolvers.lockboxes import own_lockbox, require_agent, zone_of
 from resolvers.step_up import Confirmation
+from settings import Settings
 
 MAX_ISSUED_TO = 200
 
@@ -36,6 +38,7 @@ class IssuedCode:
 
 
 async def generate_one_day_code(
+    settings: Settings,
     agent: Account,
     lockbox_pk: int,
     day: date,
@@ -45,30 +48,53 @@ async def generate_one_day_code(
     """For a lockbox the agent holds; the lockbox computes the same code offline."""
     require_agent(agent)
     require_active(agent)
-    lockbox = await own_lockbox(agent, lockbox_pk, "lockboxId")
+    await own_lockbox(agent, lockbox_pk, "lockboxId")
     await step_up.confirm(agent, confirmation, step_up.Operation.GENERATE_ONE_DAY_CODE)
-    zone = await zone_of(lockbox)
-    if day < clock.now().astimezone(ZoneInfo(zone)).date():
-        raise invalid_input("This date has passed where the lockbox is.", "date")
-    recipient = (issued_to or "").strip() or None
-    if recipient is not None and (len(recipient) > MAX_ISSUED_TO or "\x00" in recipient):
-        raise invalid_input(f"At most {MAX_ISSUED_TO} characters.", "issuedTo")
-    await OneDayCodeIssue.create(
-        lockbox_id=lockbox.id,
-        agent_id=agent.id,
-        listing_id=lockbox.listing_id,  # type: ignore[attr-defined]
-        valid_on=day,
-        issued_to=recipient,
-    )
-    valid_from, valid_until = one_day_code_window(day, zone)
+    async with in_transaction():
+        # Locked until the issue is written: an unassign or a move at the same moment waits,
+        # then finds this code and keeps the lockbox where it is (resolvers/lockboxes.py).
+        lockbox = await own_lockbox(agent, lockbox_pk, "lockboxId", lock=True)
+        zone = await zone_of(lockbox)
+        _check_day(day, zone, settings.max_grant_days)
+        recipient = _recipient(issued_to)
+        # Everything computed before the row is written: a refusal leaves nothing behind.
+        valid_from, valid_until = one_day_code_window(day, zone)
+        code = one_day_code(lockbox.secret, day)
+        await OneDayCodeIssue.create(
+            lockbox_id=lockbox.id,
+            agent_id=agent.id,
+            listing_id=lockbox.listing_id,  # type: ignore[attr-defined]
+            valid_on=day,
+            issued_to=recipient,
+        )
     return IssuedCode(
-        code=one_day_code(lockbox.secret, day),
+        code=code,
         lockbox=lockbox,
         valid_on=day,
         valid_from=valid_from,
         valid_until=valid_until,
         issued_to=recipient,
     )
+
+
+def _check_day(day: date, zone: str, max_days: int) -> None:
+    """From today to `max_days` ahead, where the lockbox is. A code cannot be taken back: the
+    lockbox computes it offline from a secret that never changes, and keeps the lockbox with
+    this agent until its day is over. An agent gives one for a showing they are planning, as
+    they grant access for at most MAX_GRANT_DAYS: a code for a far day would only outlive
+    their hold on the lockbox and open it at someone else's house."""
+    today = clock.now().astimezone(ZoneInfo(zone)).date()
+    if day < today:
+        raise invalid_input("This date has passed where the lockbox is.", "date")
+    if day > today + timedelta(days=max_days):
+        raise invalid_input(f"A code is for a day at most {max_days} days ahead.", "date")
+
+
+def _recipient(issued_to: str | None) -> str | None:
+    recipient = (issued_to or "").strip() or None
+    if recipient is not None and (len(recipient) > MAX_ISSUED_TO or "\x00" in recipient):
+        raise invalid_input(f"At most {MAX_ISSUED_TO} characters.", "issuedTo")
+    return recipient
 
 
 _RANKED = (

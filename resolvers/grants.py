@@ -27,7 +27,7 @@ from resolvers.account_status import require_active
 from resolvers.auth import normalize_email
 from resolvers.grant_status import GrantStatus, in_status, status_filter
 from resolvers.listings import one_line_address, own_listing
-from resolvers.lockboxes import require_agent, zone_of
+from resolvers.lockboxes import held_lockbox_on, require_agent, zone_of
 from resolvers.notifications import post_message
 from resolvers.step_up import Confirmation
 from settings import Settings
@@ -78,28 +78,31 @@ async def grant_access(settings: Settings, agent: Account, request: GrantRequest
     key = _idempotency_key(request.idempotency_key)
     if key is not None and (earlier := await _earlier(agent, key)) is not None:
         return earlier
-    lockbox = await Lockbox.get_or_none(listing_id=listing.id)
-    if lockbox is None:
-        raise DomainError(
-            "NO_LOCKBOX_ASSIGNED", "Put a lockbox on this listing first.", ["input", "listingId"]
-        )
-    if not lockbox.ble:
-        raise DomainError(
-            "LOCKBOX_NOT_BLE",
-            "This lockbox does not take app credentials: give a One Day Code instead.",
-            ["input", "listingId"],
-        )
-    _check_window(settings, request.starts_at, request.ends_at)
-    email = await _check_email(request.grantee_email)
-    zone = await zone_of(lockbox)
-    rec = _check_recurrence(request.recurrence, zone)
     try:
-        return await _create(settings, agent, listing, lockbox, zone, request, email, rec, key)
+        async with in_transaction():
+            # The lockbox stays locked from this check to the grant's insert: an unassign or a
+            # move of it waits, then finds the grant (resolvers/lockboxes.py).
+            lockbox = await held_lockbox_on(agent, listing)
+            if not lockbox.ble:
+                raise DomainError(
+                    "LOCKBOX_NOT_BLE",
+                    "This lockbox does not take app credentials: give a One Day Code instead.",
+                    ["input", "listingId"],
+                )
+            _check_window(settings, request.starts_at, request.ends_at)
+            email = await _check_email(request.grantee_email)
+            zone = await zone_of(lockbox)
+            rec = _check_recurrence(request.recurrence, zone)
+            granted = await _create(
+                settings, agent, listing, lockbox, zone, request, email, rec, key
+            )
     except IntegrityError:
         # The same key raced in from a second request: the first grant stands.
         if key is not None and (earlier := await _earlier(agent, key)) is not None:
             return earlier
         raise
+    outbox.wake()
+    return granted
 
 
 def _idempotency_key(value: str | None) -> str | None:
@@ -199,6 +202,7 @@ async def _create(
     rec: Recurrence | None,
     key: str | None,
 ) -> Granted:
+    """Inside the transaction that holds the lockbox: grant, messages and mail at once."""
     # Only a proven address receives the grant; an unproven claim to it gets an invitation
     # mailed to the address, like anyone else, and a note saying why nothing arrived.
     contractor = await Account.filter(
@@ -206,35 +210,33 @@ async def _create(
     ).first()
     address = one_line_address(listing)
     window = _window(request.starts_at, request.ends_at, zone)
-    async with in_transaction():
-        grant = await Grant.create(
-            listing_id=listing.id,
-            lockbox_id=lockbox.id,
-            granted_by_id=agent.id,
-            grantee_email=email,
-            grantee_id=contractor.id if contractor else None,
-            starts_at=request.starts_at,
-            ends_at=request.ends_at,
-            rec_weekdays=",".join(str(d) for d in rec.days) if rec else None,
-            rec_start=rec.start if rec else None,
-            rec_end=rec.end if rec else None,
-            idempotency_key=key,
-        )
-        if contractor is not None:
-            who = contractor.full_name or "your contractor"
-            await _post_granted(contractor.id, agent.full_name, address, window, grant.id)
-        else:
-            who = "a new contractor (invitation sent)"
-            await _invite(settings, agent, grant, address, zone)
-            await _tell_unproven_claimant(email)
-        await post_message(
-            agent.id,
-            MessageKind.ACCESS_GRANTED,
-            f"Access granted to {who}",
-            f"You granted {who} access to the lockbox at {address} {window}.",
-            grant.id,
-        )
-    outbox.wake()
+    grant = await Grant.create(
+        listing_id=listing.id,
+        lockbox_id=lockbox.id,
+        granted_by_id=agent.id,
+        grantee_email=email,
+        grantee_id=contractor.id if contractor else None,
+        starts_at=request.starts_at,
+        ends_at=request.ends_at,
+        rec_weekdays=",".join(str(d) for d in rec.days) if rec else None,
+        rec_start=rec.start if rec else None,
+        rec_end=rec.end if rec else None,
+        idempotency_key=key,
+    )
+    if contractor is not None:
+        who = contractor.full_name or "your contractor"
+        await _post_granted(contractor.id, agent.full_name, address, window, grant.id)
+    else:
+        who = "a new contractor (invitation sent)"
+        await _invite(settings, agent, grant, address, zone)
+        await _tell_unproven_claimant(email)
+    await post_message(
+        agent.id,
+        MessageKind.ACCESS_GRANTED,
+        f"Access granted to {who}",
+        f"You granted {who} access to the lockbox at {address} {window}.",
+        grant.id,
+    )
     return Granted(grant=grant, invitation_sent=contractor is None)
 
 

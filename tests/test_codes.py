@@ -103,6 +103,9 @@ async def test_refusals_change_nothing(gql: GraphQLClient) -> None:
         (theirs.id, today, "1234", "NOT_FOUND", ["input", "lockboxId"]),
         (unassigned.id, today, "1234", "NOT_FOUND", ["input", "lockboxId"]),
         (mine.id, today - timedelta(days=1), "1234", "INVALID_INPUT", ["input", "date"]),
+        # a code cannot be taken back: none for a day past the horizon, or past any calendar
+        (mine.id, today + timedelta(days=31), "1234", "INVALID_INPUT", ["input", "date"]),
+        (mine.id, date(9999, 12, 31), "1234", "INVALID_INPUT", ["input", "date"]),
         (mine.id, today, "4321", "INVALID_PIN", ["input", "pin"]),
     ]
     for lockbox_pk, day, pin, code, field in cases:
@@ -137,3 +140,69 @@ async def test_contractor_cannot_generate_codes(gql: GraphQLClient) -> None:
     }
     body = await gql.raw(GENERATE, {"input": variables}, token=token)
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_code_is_for_a_day_up_to_max_grant_days_ahead(gql: GraphQLClient) -> None:
+    # given
+    agent = await make_agent()
+    lockbox = await make_lockbox(agent, listing=await make_listing(agent))
+    token = await gql.sign_in(agent.email or "")
+    last = local_today("America/New_York") + timedelta(days=30)  # MAX_GRANT_DAYS
+    variables = {"lockboxId": to_global_id("Lockbox", lockbox.id), "pin": "1234"}
+    # when
+    data = await gql(GENERATE, {"input": {**variables, "date": last.isoformat()}}, token=token)
+    # then
+    assert data["generateOneDayCode"]["userErrors"] == []
+    assert data["generateOneDayCode"]["oneDayCode"]["validOn"] == last.isoformat()
+
+
+UNASSIGN = """
+mutation($id: ID!) {
+  unassignLockbox(input: {lockboxId: $id}) { lockbox { id } userErrors { code field message } }
+}
+"""
+MOVE = """
+mutation($listing: ID!, $lockbox: ID!) {
+  assignLockboxToListing(input: {listingId: $listing, lockboxId: $lockbox,
+                                 onListingSince: "2030-01-01", regionCode: "HI"}) {
+    userErrors { code field }
+  }
+}
+"""
+
+
+async def test_a_lockbox_stays_with_its_agent_and_listing_until_its_codes_day_is_over(
+    gql: GraphQLClient,
+) -> None:
+    # given: a code given for a showing in three days, in Honolulu
+    agent = await make_agent()
+    region = await make_region("HI", "Pacific/Honolulu")
+    lockbox = await make_lockbox(agent, listing=await make_listing(agent), region=region)
+    other_listing = await make_listing(agent)
+    token = await gql.sign_in(agent.email or "")
+    lockbox_id = to_global_id("Lockbox", lockbox.id)
+    day = local_today("Pacific/Honolulu") + timedelta(days=3)
+    variables = {"lockboxId": lockbox_id, "date": day.isoformat(), "pin": "1234"}
+    issued = await gql(GENERATE, {"input": variables}, token=token)
+    assert issued["generateOneDayCode"]["userErrors"] == []
+    move = {"listing": to_global_id("Listing", other_listing.id), "lockbox": lockbox_id}
+    before = await table_counts()
+    # when: the agent gives it up, or takes it to another house
+    unassigned = (await gql(UNASSIGN, {"id": lockbox_id}, token=token))["unassignLockbox"]
+    moved = (await gql(MOVE, move, token=token))["assignLockboxToListing"]
+    # then: the code would open it there, for someone else: refused, nothing changed
+    assert unassigned["lockbox"] is None
+    assert [(e["code"], e["field"]) for e in unassigned["userErrors"]] == [
+        ("LOCKBOX_UNAVAILABLE", ["input", "lockboxId"])
+    ]
+    assert day.isoformat() in unassigned["userErrors"][0]["message"]
+    assert moved["userErrors"] == [{"code": "LOCKBOX_UNAVAILABLE", "field": ["input", "lockboxId"]}]
+    assert await table_counts() == before
+    # when the code's day is over where the lockbox is
+    midnight = datetime.combine(day + timedelta(days=1), datetime.min.time())
+    clock.travel(
+        (midnight.replace(tzinfo=ZoneInfo("Pacific/Honolulu")) - clock.now()).total_seconds()
+    )
+    # then
+    done = (await gql(UNASSIGN, {"id": lockbox_id}, token=token))["unassignLockbox"]
+    assert done == {"lockbox": {"id": lockbox_id}, "userErrors": []}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ import pytest
 from core import clock
 from core.ids import to_global_id
 from core.security import token_digest
+from importers.listings import import_listings
+from importers.report import ImportReport
 from models.access import AccessEvent
 from models.accounts import Account, AccountEvent, Invitation
 from models.enums import AccessMethod, AccessOutcome, AccountStatus, MessageKind
@@ -345,6 +349,40 @@ async def test_a_grant_may_start_up_to_a_year_ahead(gql: GraphQLClient) -> None:
     await make_contractor(email="c@example.com")
     payload = await grant(gql, s, "c@example.com", starts_in=364 * 24 * 3600)
     assert payload["userErrors"] == [] and payload["grant"]["status"] == "SCHEDULED"
+
+
+async def test_a_listing_that_moved_to_another_agent_gives_no_keys_to_the_first_agents_lockbox(
+    gql: GraphQLClient, tmp_path: Path
+) -> None:
+    # given: the roster's next listings file names Bob as the listing agent of Alice's
+    # listing, with Alice's lockbox still on it
+    s = await scene(gql)
+    bob = await make_agent(first_name="Bob")
+    await make_contractor(email="c@example.com")
+    row = {
+        "ListingId": s.listing.mls_number,
+        "StandardStatus": "Active",
+        "UnparsedAddress": s.listing.line1,
+        "City": s.listing.city,
+        "StateOrProvince": s.listing.state,
+        "PostalCode": s.listing.postal_code,
+        "ListAgentMlsId": bob.mls_id,
+    }
+    (tmp_path / "listings.json").write_text(json.dumps({"value": [row]}))
+    report = await import_listings(tmp_path / "listings.json", ImportReport())
+    assert (report.updated, report.skipped) == (1, [])
+    bob_token = await gql.sign_in(bob.email or "")
+    before = await table_counts()
+    # when: Bob grants access on it
+    payload = (
+        await gql(GRANT_ACCESS, grant_input(s.listing_id, "c@example.com"), token=bob_token)
+    )["grantAccess"]
+    # then: the lockbox is Alice's to give keys to, not Bob's
+    assert payload["grant"] is None
+    assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [
+        ("NO_LOCKBOX_ASSIGNED", ["input", "listingId"])
+    ]
+    assert await table_counts() == before
 
 
 async def test_checks_run_in_order_listing_then_pin_then_lockbox(gql: GraphQLClient) -> None:

@@ -142,6 +142,7 @@ class GrantMutation:
             pk = parse_pk(input.lockbox_id, ("Lockbox",), "lockboxId")
             await info.context.rate_limit("pin", account=str(agent.id))
             issued = await code_ops.generate_one_day_code(
+                info.context.settings,
                 agent,
                 pk,
                 input.date,
