@@ -273,7 +273,8 @@ def parse_prices(value: str) -> tuple[tuple[str, int], ...]:
         if not item:
             continue
         association, equals, amount = (piece.strip() for piece in item.rpartition("="))
-        if not equals or not association or not amount.isdigit() or int(amount) <= 0:
+        whole = amount.isascii() and amount.isdigit()  # isdigit() alone also takes "²"
+        if not equals or not association or not whole or int(amount) <= 0:
             raise ConfigurationError(
                 f"BILLING_PRICES: {item!r} is not Association=cents (a whole number above 0)"
             )

@@ -45,7 +45,7 @@ def parse_address(text: str) -> Address:
     if text.startswith("unix:"):
         return Address(path=text.removeprefix("unix:"))
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f"{text!r} is not HOST:PORT or unix:PATH")
     return Address(host=host.strip("[]"), port=int(port))
 

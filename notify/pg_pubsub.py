@@ -9,6 +9,7 @@ import logging
 import asyncpg
 from tortoise import Tortoise
 
+from core.ids import pk_of
 from notify import sessions
 from notify.live_events import CHANNEL
 from notify.pubsub import PubSub
@@ -99,8 +100,9 @@ class PostgresPubSub(PubSub):
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         account, _, message = payload.partition(":")
-        if account.isdigit() and message.isdigit():
-            self.deliver_local(int(account), int(message))
+        account_id, message_id = pk_of(account), pk_of(message)
+        if account_id is not None and message_id is not None:
+            self.deliver_local(account_id, message_id)
 
     def _on_sessions_ended(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         for ended in sessions.decode(payload):

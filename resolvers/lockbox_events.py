@@ -17,7 +17,7 @@ from ble.records import AccessRecord, InvalidRecord, verify_record
 from ble.secret import InvalidSecret
 from ble.serials import normalize_serial, same_serial
 from core.errors import DomainError
-from core.ids import from_global_id
+from core.ids import global_pk
 from models.access import AccessEvent
 from models.accounts import Account
 from models.enums import AccessMethod, AccessOutcome, MessageKind
@@ -261,8 +261,4 @@ def _time(record: AccessRecord) -> datetime:
 
 
 def _pk(global_id: str | None, *type_names: str) -> int | None:
-    parsed = from_global_id(global_id) if global_id else None
-    if parsed is None or parsed[0] not in type_names or not parsed[1].isdigit():
-        return None
-    pk = int(parsed[1])
-    return pk if pk <= _MAX_SEQ else None
+    return global_pk(global_id, type_names) if global_id else None

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 
+from core.ids import pk_of
 from schema.errors import bad_argument
 
 T = TypeVar("T")
@@ -58,9 +59,10 @@ def decode_cursor(cursor: str | None) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad_argument("The cursor is not valid.") from None
     prefix, _, key = text.partition(":")
-    if prefix != "k" or not key.isdigit():
+    pk = pk_of(key) if prefix == "k" else None
+    if pk is None:
         raise bad_argument("The cursor is not valid.")
-    return int(key)
+    return pk
 
 
 def check_first(first: int | None) -> int:

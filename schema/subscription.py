@@ -10,7 +10,7 @@ from weakref import WeakKeyDictionary
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from core.ids import from_global_id
+from core.ids import global_pk
 from notify.pubsub import EventQueue
 from resolvers import messages as message_ops
 from resolvers import rows
@@ -44,10 +44,10 @@ CATCH_UP = 100
 def _resume_point(after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
-    parsed = from_global_id(after)
-    if parsed is None or parsed[0] != "Message" or not parsed[1].isdigit():
+    pk = global_pk(after, ("Message",))
+    if pk is None:
         raise bad_argument("`after` is not a message id.")
-    return int(parsed[1])
+    return pk
 
 
 @strawberry.type

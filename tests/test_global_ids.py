@@ -83,3 +83,45 @@ async def test_mutations_answer_not_found_for_an_id_no_row_can_have(
         assert body["data"][name]["userErrors"] == [
             {"code": "NOT_FOUND", "field": ["input", field]}
         ], key
+
+
+MESSAGES_AFTER = "query($after: String) { me { messages(first: 5, after: $after) { totalCount } } }"
+MARK_READ = """
+mutation($ids: [ID!]!) { markMessagesRead(input: {ids: $ids}) { count userErrors { code } } }
+"""
+
+
+async def test_a_cursor_no_row_can_have_is_refused_as_not_valid(gql: GraphQLClient) -> None:
+    agent = await make_agent()
+    token = await gql.sign_in(agent.email or "")
+    for key in ODD_KEYS:
+        cursor = base64.urlsafe_b64encode(f"k:{key}".encode()).decode()
+        body = await gql.raw(MESSAGES_AFTER, {"after": cursor}, token=token)
+        [error] = body["errors"]
+        assert error["message"] == "The cursor is not valid.", (key, error)
+        assert error["extensions"]["code"] == "INVALID_INPUT"
+    # a cursor of ASCII digits is one
+    cursor = base64.urlsafe_b64encode(b"k:1").decode()
+    assert "errors" not in await gql.raw(MESSAGES_AFTER, {"after": cursor}, token=token)
+
+
+async def test_message_ids_no_row_can_have_mark_nothing(gql: GraphQLClient) -> None:
+    agent = await make_agent()
+    token = await gql.sign_in(agent.email or "")
+    ids = [global_id("Message", key) for key in ODD_KEYS]
+    body = await gql.raw(MARK_READ, {"ids": ids}, token=token)
+    assert body == {"data": {"markMessagesRead": {"count": 0, "userErrors": []}}}
+
+
+def test_numbers_read_from_settings_and_addresses_are_ascii_digits() -> None:
+    from ble.socket_transport import parse_address
+    from settings import ConfigurationError, parse_prices
+
+    assert parse_prices("*=2500") == (("*", 2500),)
+    for amount in ("\u00b2", "\u0661\u0660\u0660", "-5", "0"):
+        with pytest.raises(ConfigurationError):
+            parse_prices(f"*={amount}")
+    assert parse_address("127.0.0.1:9000").port == 9000
+    for port in ("\u00b2", "\u0669\u0660", "70000"):
+        with pytest.raises(ValueError, match="HOST:PORT"):
+            parse_address(f"127.0.0.1:{port}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from core.errors import DomainError, invalid_input
-from core.ids import from_global_id
+from core.ids import global_pk
 from models.enums import PushPlatform
 from resolvers import messages as message_ops
 from resolvers import push as push_ops
@@ -80,7 +80,7 @@ def _message_pks(ids: list[strawberry.ID]) -> list[int]:
         raise invalid_input(f"At most {MAX_IDS} messages at a time.", "ids")
     pks = []
     for value in ids:
-        parsed = from_global_id(value)
-        if parsed is not None and parsed[0] == "Message" and parsed[1].isdigit():
-            pks.append(int(parsed[1]))
+        pk = global_pk(value, ("Message",))
+        if pk is not None:
+            pks.append(pk)
     return pks
