@@ -236,6 +236,9 @@ async def check_password_of(account: Account, password: str, *field: str) -> str
 async def _register_device(
     settings: Settings, account: Account, device_id: str, name: str, public_key: str | None
 ) -> Device:
+    """Run in the sign-in's transaction, after its update has taken the account row (PostgreSQL
+    holds it until commit; SQLite runs one transaction at a time): sign-ins from new devices
+    arriving at once count the devices one after the other, so no more than the limit register."""
     device = await Device.get_or_none(account=account, device_id=device_id)
     name = name.strip()[:100] or "Device"
     if device is not None:
