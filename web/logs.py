@@ -81,11 +81,49 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class HideQueryValues(logging.Filter):
+    """The server's request lines keep a query's names and drop its values: links keybin mails
+    carry their secret in the query (`/reset-password?token=…`, `/confirm-email?token=…`,
+    `/signup?invitation=…`), and the console's searches an email or a phone (`/console/search
+    ?q=…`). Whoever reads the log must not be able to follow the link or learn the search."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_has_query(arg) for arg in record.args):
+            record.args = tuple(_without_values(arg) for arg in record.args)
+        return True
+
+
+def _has_query(value: object) -> bool:
+    return isinstance(value, str) and value.startswith("/") and "?" in value
+
+
+def _without_values(value: object) -> object:
+    if not _has_query(value):
+        return value
+    path, _, query = str(value).partition("?")
+    names = (part.partition("=")[0] for part in query.split("&") if part)
+    return f"{path}?{'&'.join(f'{name}=***' for name in names)}"
+
+
+# uvicorn's request lines (uvicorn.access) and its WebSocket and error lines (uvicorn.error).
+SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")
+
+
+def hide_query_values() -> None:
+    """On the server's loggers themselves, so it holds whatever handlers uvicorn gives them."""
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, HideQueryValues) for f in logger.filters):
+            logger.addFilter(HideQueryValues())
+
+
 def configure(production: bool) -> None:
-    """Every logger to stderr at INFO: JSON lines in production, text otherwise."""
+    """Every logger to stderr at INFO: JSON lines in production, text otherwise; request lines
+    without their query's values."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if production else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    hide_query_values()
 
 
 def uvicorn_options(production: bool) -> dict[str, Any]:
