@@ -1,14 +1,15 @@
 """The phone's side: prove the device key over the lockbox's nonce, open, and fetch the log."""
 
 import asyncio
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ble import jws
 from ble.b64 import b64url_encode
 from ble.credential import CredentialClaims, InvalidCredential, peek_claims
 from ble.framing import Reassembler, frame
@@ -28,13 +29,16 @@ from ble.messages import (
     read_revocations,
 )
 from ble.outcomes import HOLDER_VERIFIED, AccessOutcome
-from ble.receipt import ReceiptVerdict
+from ble.receipt import InvalidReceipt, ReceiptVerdict, parse_receipt
 from ble.records import peek_record
 from ble.revocation import RevocationsVerdict, newest_for
 from ble.serials import same_serial
-from ble.transport import Transport
+from ble.transport import Transport, TransportError
 
 DEFAULT_TIMEOUT = 10.0
+# reportLockboxEvents takes at most this many records at a time: a log that grew longer
+# while no receipt came back goes up in several uploads, each with its own receipt.
+UPLOAD_BATCH = 500
 
 
 class NoCredentialError(LookupError):
@@ -122,13 +126,32 @@ class LockboxClient:
         return answer
 
 
+class UploadFailed(Exception):
+    """The records did not reach the server now (no network, the server down, a record
+    refused): the lockbox keeps them, as it keeps every record until a receipt names it."""
+
+
+# Sends records of one lockbox to the server (reportLockboxEvents) and returns the server's
+# receipt for them; raises UploadFailed when they did not get there.
+Upload = Callable[[list[str]], Awaitable[str]]
+
+
 @dataclass(frozen=True)
 class Visit:
-    """What one trip to a lockbox brought back: the outcome and the records to upload."""
+    """What one trip to a lockbox brought back: the outcome, the log, and what is left to do."""
 
     outcome: AccessOutcome
-    records: list[str] = field(default_factory=list)
+    records: list[str] = field(default_factory=list)  # the log, as the lockbox showed it
     revocations: RevocationsVerdict | None = None  # None: the phone had no list for it
+    # The records the server did not confirm during the visit (all of them when there was no
+    # upload): upload them later; the lockbox keeps them until their receipt comes.
+    to_upload: list[str] = field(default_factory=list)
+    # Receipts for this visit's uploads that the lockbox never got (the link ended first):
+    # carry them to the next visit to this lockbox.
+    to_deliver: list[str] = field(default_factory=list)
+    # The lockbox's verdict on each receipt it got: those carried in first, then this visit's.
+    acknowledged: list[ReceiptVerdict] = field(default_factory=list)
+    upload_error: str | None = None  # why the upload stopped short, when it did
 
 
 async def find_and_open(
@@ -139,23 +162,89 @@ async def find_and_open(
     *,
     now: datetime | None = None,
     revocations: Iterable[str] = (),
+    receipts: Iterable[str] = (),
+    upload: Upload | None = None,
 ) -> Visit:
-    """Open lockbox `serial` with the right credential and bring its log back for upload.
+    """Open lockbox `serial` with the right credential and bring its log back.
 
     `revocations` are the lists from the phone's last sync: the one for this lockbox goes
     first, so the lockbox knows of every revocation before it judges any credential.
+    `receipts` are those the phone got for uploads made away from the lockbox: the ones for
+    this lockbox go next, so the log read afterwards holds only what the server lacks. With
+    `upload`, the log goes to the server while the lockbox is still connected and the receipt
+    straight back to it, as an app with network does.
     """
     credential = choose_credential(serial, credentials, now or datetime.now(UTC))
     revocation_list = newest_for(serial, revocations)
+    carried = receipts_for(serial, receipts)
     verdict = None
     async with LockboxClient(transport_factory(serial), device_key) as lockbox:
         if revocation_list is not None:
             # A refusal (the lockbox holds a newer list, say) never stands in the way of opening.
             verdict = await lockbox.deliver_revocations(revocation_list)
+        # Whatever the verdicts: a refused receipt drops nothing, and its records are read
+        # again below and go up again, for a new receipt.
+        acknowledged = [await lockbox.ack(receipt) for receipt in carried]
         outcome = await lockbox.open(credential)
         # The lockbox shows its log only to a verified holder of a credential for it.
         records = await lockbox.collect_records() if outcome in HOLDER_VERIFIED else []
-    return Visit(outcome, records, verdict)
+        visit = Visit(outcome, records, verdict, to_upload=records, acknowledged=acknowledged)
+        if upload is not None and records:
+            visit = await _upload_and_hand_over(lockbox, visit, upload)
+    return visit
+
+
+def receipts_for(serial: str, receipts: Iterable[str]) -> list[str]:
+    """The receipts a phone carries that name lockbox `serial`: once a visit to it returns,
+    the lockbox has had each of them and the phone may forget them."""
+    mine = []
+    for token in receipts:
+        try:
+            receipt = parse_receipt(jws.split(token, InvalidReceipt)[1])
+        except InvalidReceipt:
+            continue  # not ours to judge; the lockbox would refuse it anyway
+        if same_serial(receipt.aud, serial):
+            mine.append(token)
+    return mine
+
+
+async def _upload_and_hand_over(lockbox: LockboxClient, visit: Visit, upload: Upload) -> Visit:
+    receipts, to_upload, error = await _upload(visit.records, upload)
+    verdicts, to_deliver = await _hand_over(lockbox, receipts)
+    acknowledged = visit.acknowledged + verdicts
+    return replace(
+        visit,
+        to_upload=to_upload,
+        to_deliver=to_deliver,
+        acknowledged=acknowledged,
+        upload_error=error,
+    )
+
+
+async def _upload(records: list[str], upload: Upload) -> tuple[list[str], list[str], str | None]:
+    """The receipt of each batch the server stored, the records it did not, and why not."""
+    receipts: list[str] = []
+    for start in range(0, len(records), UPLOAD_BATCH):
+        try:
+            receipts.append(await upload(records[start : start + UPLOAD_BATCH]))
+        except UploadFailed as error:
+            return receipts, records[start:], str(error) or "the upload failed"
+    return receipts, [], None
+
+
+async def _hand_over(
+    lockbox: LockboxClient, receipts: list[str]
+) -> tuple[list[ReceiptVerdict], list[str]]:
+    """The lockbox's verdict on each receipt, and those it never got."""
+    verdicts: list[ReceiptVerdict] = []
+    for index, receipt in enumerate(receipts):
+        try:
+            verdicts.append(await lockbox.ack(receipt))
+        except (TransportError, ProtocolError, TimeoutError):
+            # The server holds these records already: only the lockbox's copy waits for the
+            # next visit, so a link lost now costs no access record.
+            return verdicts, receipts[index:]
+    return verdicts, []
 
 
 def choose_credential(serial: str, credentials: Iterable[str], now: datetime) -> str:

@@ -22,10 +22,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from ble.b64 import b64url_decode, b64url_encode
-from ble.client import NoCredentialError, Visit, choose_credential, find_and_open
+from ble.client import (
+    NoCredentialError,
+    Upload,
+    UploadFailed,
+    Visit,
+    choose_credential,
+    find_and_open,
+)
 from ble.jwks import InvalidJwk, parse_jwks, raw_public_key
 from ble.messages import ProtocolError
 from ble.outcomes import AccessOutcome
+from ble.receipt import ReceiptVerdict
 from ble.records import peek_record
 from ble.scan import DEFAULT_SCAN_SECONDS, Air, FoundLockbox, scan
 from ble.serials import normalize_serial
@@ -64,7 +72,9 @@ mutation Sync($input: SyncCredentialsInput!) {
 """
 REPORT_EVENTS = """
 mutation Report($input: ReportLockboxEventsInput!) {
-  reportLockboxEvents(input: $input) { accepted duplicates userErrors { code message } }
+  reportLockboxEvents(input: $input) {
+    accepted duplicates receipt userErrors { code message }
+  }
 }
 """
 
@@ -162,9 +172,11 @@ def _add_open(actions: argparse._SubParsersAction[Any]) -> None:
         "open",
         help="sign in, fetch credentials and open a lockbox over Bluetooth",
         description="Does what the app does: signs in with this device's key, syncs "
-        "credentials, opens the lockbox over Bluetooth (or a simulated one with --via-socket) "
-        "and uploads the lockbox's access records. Exit codes: 0 opened, 1 refused or failed, "
-        "2 no Bluetooth adapter.",
+        "credentials, opens the lockbox over Bluetooth (or a simulated one with --via-socket), "
+        "uploads the lockbox's access records and, still connected, hands it the server's "
+        "receipt, so it drops the records the server stored and keeps any other for the next "
+        "open. Exit codes: 0 opened, 1 refused or failed (the upload too), 2 no Bluetooth "
+        "adapter.",
     )
     opener.add_argument(
         "--serial",
@@ -199,6 +211,12 @@ class NarratedLockbox(LockboxSimulator):
 
     def enter_code(self, code: str) -> AccessOutcome:
         return self._said(super().enter_code(code))
+
+    def acknowledge(self, token: str) -> tuple[ReceiptVerdict, int]:
+        verdict, dropped = super().acknowledge(token)
+        held = len(self.pending_records())
+        _say(f"receipt {verdict}: dropped {dropped} access records, {held} held")
+        return verdict, dropped
 
     def _said(self, outcome: AccessOutcome) -> AccessOutcome:
         record = peek_record(self.pending_records()[-1])
@@ -384,20 +402,58 @@ async def _open_lockbox(args: argparse.Namespace, settings: Settings) -> int:
             serial, sockets = await _nearest_openable(args.via_socket, credentials)
         else:
             serial, sockets = args.serial, args.via_socket
-        visit = await _visit(serial, sockets, credentials, device_key, revocations)
-        print(f"lockbox {serial}: {visit.outcome}")
-        if visit.records:
-            report = await _call(
-                http,
-                REPORT_EVENTS,
-                {"input": {"lockboxSerial": serial, "records": visit.records}},
-                token,
-            )
-            print(
-                f"uploaded {len(visit.records)} access records: {report['accepted']} new, "
-                f"{report['duplicates']} already known"
-            )
-    return 0 if visit.outcome is AccessOutcome.OPENED else 1
+        reports: list[dict[str, Any]] = []
+        upload = _uploader(http, token, serial, reports)
+        visit = await _visit(serial, sockets, credentials, device_key, revocations, upload)
+    print(f"lockbox {serial}: {visit.outcome}")
+    _tell_upload(visit, reports)
+    return 0 if visit.outcome is AccessOutcome.OPENED and visit.upload_error is None else 1
+
+
+def _uploader(
+    http: httpx.AsyncClient, token: str, serial: str, reports: list[dict[str, Any]]
+) -> Upload:
+    """reportLockboxEvents for lockbox `serial`, made while it is still connected so its
+    receipt goes straight back to it; each answer is added to `reports`."""
+
+    async def upload(records: list[str]) -> str:
+        variables = {"input": {"lockboxSerial": serial, "records": records}}
+        try:
+            report = await _call(http, REPORT_EVENTS, variables, token)
+        except CommandError as error:
+            raise UploadFailed(str(error)) from error
+        if not report["receipt"]:
+            raise UploadFailed(f"the server at {http.base_url} gave no receipt for the records")
+        reports.append(report | {"uploaded": len(records)})
+        return str(report["receipt"])
+
+    return upload
+
+
+def _tell_upload(visit: Visit, reports: list[dict[str, Any]]) -> None:
+    if reports:
+        uploaded = sum(report["uploaded"] for report in reports)
+        accepted = sum(report["accepted"] for report in reports)
+        duplicates = sum(report["duplicates"] for report in reports)
+        print(f"uploaded {uploaded} access records: {accepted} new, {duplicates} already known")
+    if visit.upload_error is not None:
+        _warn(
+            f"{len(visit.to_upload)} access records were not uploaded ({visit.upload_error}); "
+            "the lockbox keeps them and the next open uploads them"
+        )
+    refused = [verdict for verdict in visit.acknowledged if verdict is not ReceiptVerdict.ACCEPTED]
+    if visit.to_deliver or refused:
+        why = ", ".join(refused) if refused else "the connection ended"
+        _warn(
+            f"the lockbox did not take the server's receipt ({why}): it keeps the records, "
+            "which the next open uploads again"
+        )
+    elif reports:
+        print("the lockbox dropped the records the server stored")
+
+
+def _warn(text: str) -> None:
+    print(f"keybin: {text}", file=sys.stderr)
 
 
 async def _nearest_openable(via_socket: list[str], credentials: list[str]) -> tuple[str, list[str]]:
@@ -451,6 +507,7 @@ async def _visit(
     credentials: list[str],
     device_key: Ed25519PrivateKey,
     revocations: list[str],
+    upload: Upload,
 ) -> Visit:
     factory: Callable[[str], Transport]
     if via_socket:
@@ -469,7 +526,7 @@ async def _visit(
         factory = BleakTransport
     try:
         return await find_and_open(
-            serial, credentials, device_key, factory, revocations=revocations
+            serial, credentials, device_key, factory, revocations=revocations, upload=upload
         )
     except NoCredentialError as error:
         raise CommandError(f"this account has no credential for lockbox {serial}") from error

@@ -8,17 +8,26 @@ import re
 import socket
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from ble_helpers import SERIAL as BLE_SERIAL
 from ble_helpers import make_lockbox as ble_lockbox
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from ble.client import LockboxClient
+from ble.jwks import parse_jwks
 from ble.outcomes import AccessOutcome as BleOutcome
+from ble.records import peek_record
+from ble.simulator import LockboxSimulator
 from ble.socket_transport import SocketTransport, parse_address, serve_lockbox
 from ble.transport import LockboxNotFoundError
 from core import clock
@@ -30,6 +39,7 @@ from models.listings import Lockbox
 from resolvers.signing_keys import KEYS_ENV
 from settings import Settings
 from tests.factories import PASSWORD, make_agent, make_contractor, make_listing, make_lockbox
+from tests.live import serve
 
 KEYBIN = str(Path(sys.executable).with_name("keybin"))
 STEP_TIMEOUT = 60.0  # generous: a loaded machine starts processes slowly
@@ -200,16 +210,20 @@ async def test_a_simulator_trusting_the_published_jwks_over_a_unix_socket(
         "--listen", f"unix:{path}", "--jwks-url", f"{server.url}/.well-known/jwks.json",
     )  # fmt: skip
     try:
-        # when the phone opens twice: the second upload repeats the first record
+        # when the phone opens twice
         args = [*open_args(contractor, lockbox, server, tmp_path / "d.json"), "--via-socket"]
         first = await run(server.env, *args, address)
+        dropped = await said(simulator, r"receipt ACCEPTED: .*")
         second = await run(server.env, *args, address)
     finally:
         await _stop(simulator)
-    # then
+    # then the receipt of the first upload made the lockbox drop its record, so the second
+    # upload carries only the second visit's
     assert address == f"unix:{path}"
     assert first[0] == second[0] == 0, (first[2], second[2])
-    assert "1 new, 1 already known" in second[1]
+    assert "the lockbox dropped the records the server stored" in first[1]
+    assert dropped == "receipt ACCEPTED: dropped 1 access records, 0 held"
+    assert "1 new, 0 already known" in second[1]
     assert await AccessEvent.filter(lockbox_id=lockbox.id).count() == 2
 
 
@@ -252,6 +266,111 @@ async def test_the_socket_transport_carries_the_same_frames_in_process(tmp_path:
     assert transport.mtu == 23
     assert outcome is BleOutcome.OPENED
     assert records == box.simulator.pending_records()
+
+
+# ---- receipts: the lockbox keeps exactly what the server lacks -------------------------
+
+
+@asynccontextmanager
+async def lockbox_on_a_socket(
+    server: Server, lockbox: Lockbox, tmp_path: Path, secret: str | None = None
+) -> AsyncIterator[tuple[LockboxSimulator, str]]:
+    """The lockbox simulated in this process, trusting the server's published keys, so a
+    test can read its log; `keybin lockbox open --via-socket` reaches it at the address."""
+    async with httpx.AsyncClient() as client:
+        keys = parse_jwks((await client.get(f"{server.url}/.well-known/jwks.json")).json())
+    simulator = LockboxSimulator(lockbox.serial_number, secret or lockbox.secret, keys, clock.now)
+    address = parse_address(f"unix:{tmp_path / 'lockbox.sock'}")
+    async with await serve_lockbox(simulator, address, log=lambda _: None):
+        yield simulator, str(address)
+
+
+def held_seqs(simulator: LockboxSimulator) -> list[int]:
+    return [peek_record(record).seq for record in simulator.pending_records()]
+
+
+async def stored_seqs(lockbox: Lockbox) -> list[int]:
+    rows = await AccessEvent.filter(lockbox_id=lockbox.id).order_by("seq")
+    return [row.seq for row in rows if row.seq is not None]
+
+
+@asynccontextmanager
+async def uploads_down(server: Server) -> AsyncIterator[str]:
+    """The server's address behind a gateway whose upload backend is down: sign-in and sync
+    pass, reportLockboxEvents is answered 503, as in an outage after the credentials came."""
+
+    async def graphql(request: Request) -> Response:
+        body = await request.body()
+        if b"reportLockboxEvents" in body:
+            return Response("upstream unavailable", status_code=503)
+        passed = ("content-type", "authorization")
+        headers = {name: value for name in passed if (value := request.headers.get(name))}
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(f"{server.url}/graphql", content=body, headers=headers)
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    async with serve(Starlette(routes=[Route("/graphql", graphql, methods=["POST"])])) as gateway:
+        yield gateway.http_url.removesuffix("/graphql")
+
+
+async def test_open_leaves_on_the_lockbox_only_what_the_server_did_not_store(
+    server: Server, tmp_path: Path
+) -> None:
+    # given a lockbox that logged a wrong One Day Code before the contractor came
+    contractor, lockbox = await contractor_with_grant()
+    args = open_args(contractor, lockbox, server, tmp_path / "device.json")
+    async with lockbox_on_a_socket(server, lockbox, tmp_path) as (simulator, address):
+        simulator.enter_code("00000000")
+        # when the contractor opens it while the server cannot take uploads
+        async with uploads_down(server) as gateway:
+            at_gateway = open_args(
+                contractor, lockbox, Server(gateway, server.env), tmp_path / "device.json"
+            )
+            outage = await run(server.env, *at_gateway, "--via-socket", address)
+        held_after_outage = held_seqs(simulator)
+        # and opens it again once the server is back, then once more
+        first = await run(server.env, *args, "--via-socket", address)
+        held_after_first = held_seqs(simulator)
+        second = await run(server.env, *args, "--via-socket", address)
+        held_after_second = held_seqs(simulator)
+    # then the outage left every record on the lockbox, and said so
+    assert outage[0] == 1
+    assert "lockbox " + lockbox.serial_number + ": OPENED" in outage[1]
+    assert "2 access records were not uploaded" in outage[2]
+    assert "the lockbox keeps them" in outage[2]
+    assert held_after_outage == [1, 2]
+    # and the next open uploaded them with its own, and the lockbox dropped all three
+    assert first[0] == 0, first[2]
+    assert "uploaded 3 access records: 3 new, 0 already known" in first[1]
+    assert held_after_first == []
+    # and the open after that uploaded its own record alone, nothing twice
+    assert second[0] == 0, second[2]
+    assert "uploaded 1 access records: 1 new, 0 already known" in second[1]
+    assert held_after_second == []
+    assert await stored_seqs(lockbox) == [1, 2, 3, 4]
+
+
+async def test_records_the_server_refuses_stay_on_the_lockbox(
+    server: Server, tmp_path: Path
+) -> None:
+    # given a lockbox signing its log with a secret the server does not know for it
+    contractor, lockbox = await contractor_with_grant()
+    args = open_args(contractor, lockbox, server, tmp_path / "device.json")
+    other_secret = pyotp.random_base32()
+    async with lockbox_on_a_socket(server, lockbox, tmp_path, other_secret) as (
+        simulator,
+        address,
+    ):
+        # when the contractor opens it twice
+        first = await run(server.env, *args, "--via-socket", address)
+        second = await run(server.env, *args, "--via-socket", address)
+        held = held_seqs(simulator)
+    # then it opened, the server refused the records, and the lockbox kept every one
+    assert (first[0], second[0]) == (1, 1)
+    assert "OPENED" in first[1] and "OPENED" in second[1]
+    assert "INVALID_RECORD" in second[2] and "the lockbox keeps them" in second[2]
+    assert held == [1, 2]
+    assert await stored_seqs(lockbox) == []
 
 
 # ---- finding a lockbox by pressing ENT ------------------------------------------------

@@ -11,11 +11,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pyotp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ble.b64 import b64url_encode
-from ble.client import LockboxClient, find_and_open
+from ble.client import (
+    UPLOAD_BATCH,
+    LockboxClient,
+    Upload,
+    UploadFailed,
+    Visit,
+    find_and_open,
+    receipts_for,
+)
 from ble.credential import peek_claims, sign_credential
 from ble.framing import Reassembler, frame
 from ble.gatt import COMMAND_UUID, RESPONSE_UUID
@@ -24,8 +33,9 @@ from ble.jwks import parse_jwks, raw_public_key
 from ble.messages import OpenRequest, encode_request, read_outcome
 from ble.outcomes import AccessOutcome
 from ble.receipt import ReceiptVerdict, decode_receipt
-from ble.records import verify_record
+from ble.records import peek_record, verify_record
 from ble.simulator import LockboxSimulator
+from ble.transport import Transport, TransportError
 from core import clock
 from core.ids import to_global_id
 from models.access import AccessEvent
@@ -41,6 +51,7 @@ from tests.factories import (
     make_listing,
     make_lockbox,
 )
+from tests.smtp import free_port
 
 SYNC = """
 mutation Sync($deviceId: String!) {
@@ -61,6 +72,13 @@ REPORT_RECEIPT = """
 mutation Report($serial: String!, $records: [String!]!) {
   reportLockboxEvents(input: {lockboxSerial: $serial, records: $records}) {
     accepted receipt userErrors { code field message }
+  }
+}
+"""
+UPLOAD = """
+mutation Report($serial: String!, $records: [String!]!) {
+  reportLockboxEvents(input: {lockboxSerial: $serial, records: $records}) {
+    accepted duplicates receipt userErrors { code field message }
   }
 }
 """
@@ -102,11 +120,18 @@ async def sign_in_phone(gql: GraphQLClient, account: Account, device_id: str = "
     return Phone(account, device_id, key, token)
 
 
-async def trusted_simulator(http: httpx.AsyncClient, lockbox: Lockbox) -> LockboxSimulator:
-    """The lockbox, provisioned with the keys the server publishes; its clock is the server's."""
+async def trusted_simulator(
+    http: httpx.AsyncClient, lockbox: Lockbox, secret: str | None = None
+) -> LockboxSimulator:
+    """The lockbox, provisioned with the keys the server publishes; its clock is the server's.
+    Its secret is the one the server holds for it unless `secret` says otherwise."""
     document = (await http.get("/.well-known/jwks.json")).json()
     return LockboxSimulator(
-        lockbox.serial_number, lockbox.secret, parse_jwks(document), clock.now, "America/New_York"
+        lockbox.serial_number,
+        secret or lockbox.secret,
+        parse_jwks(document),
+        clock.now,
+        "America/New_York",
     )
 
 
@@ -583,6 +608,219 @@ async def test_an_empty_upload_gets_no_receipt(scene: Scene, gql: GraphQLClient)
 async def test_uploading_needs_a_session(scene: Scene, gql: GraphQLClient) -> None:
     body = await gql.raw(REPORT, {"serial": scene.lockbox.serial_number, "records": []})
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+# ---- the visit hands the server's receipt back -----------------------------------------
+
+
+def uploader(
+    gql: GraphQLClient, phone: Phone, serial: str, reports: list[dict[str, Any]]
+) -> Upload:
+    """The app's upload during a visit; each answer is added to `reports`."""
+
+    async def upload(records: list[str]) -> str:
+        try:
+            body = await gql.raw(UPLOAD, {"serial": serial, "records": records}, phone.token)
+        except httpx.HTTPError as error:
+            raise UploadFailed(f"no server: {error!r}") from error
+        payload: dict[str, Any] = body["data"]["reportLockboxEvents"]
+        if payload["userErrors"]:
+            raise UploadFailed(payload["userErrors"][0]["code"])
+        reports.append(payload)
+        return str(payload["receipt"])
+
+    return upload
+
+
+async def open_and_upload(
+    scene: Scene,
+    phone: Phone,
+    reports: list[dict[str, Any]],
+    *,
+    upload: Upload | None = None,
+    transport: Transport | None = None,
+    receipts: list[str] | None = None,
+) -> Visit:
+    """A visit with the network at hand: the log goes up and its receipt back at once."""
+    serial = scene.lockbox.serial_number
+    return await find_and_open(
+        serial,
+        await tokens_of(scene.gql, phone),
+        phone.key,
+        lambda _: transport or InMemoryTransport(scene.simulator),
+        receipts=receipts or [],
+        upload=upload or uploader(scene.gql, phone, serial, reports),
+    )
+
+
+class LinkLostDuringUpload(InMemoryTransport):
+    """The phone walks out of range while the server answers: nothing more reaches the
+    lockbox once `lost` is set."""
+
+    lost = False
+
+    async def write(self, char_uuid: str, data: bytes) -> None:
+        if self.lost:
+            raise TransportError("the lockbox is out of range")
+        await super().write(char_uuid, data)
+
+
+def held_seqs(simulator: LockboxSimulator) -> list[int]:
+    return [peek_record(record).seq for record in simulator.pending_records()]
+
+
+async def stored_seqs(lockbox: Lockbox) -> list[int]:
+    rows = await AccessEvent.filter(lockbox_id=lockbox.id).order_by("seq")
+    return [row.seq for row in rows if row.seq is not None]
+
+
+def counts(reports: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    return [(report["accepted"], report["duplicates"]) for report in reports]
+
+
+async def contractor_phone(scene: Scene) -> Phone:
+    """The contractor signed in, with a grant on the lockbox from an hour ago for four hours."""
+    await make_grant(
+        scene.agent, scene.contractor, scene.lockbox, timedelta(hours=-1), timedelta(hours=3)
+    )
+    return await sign_in_phone(scene.gql, scene.contractor)
+
+
+async def test_a_visit_leaves_the_lockbox_only_what_the_server_lacks(scene: Scene) -> None:
+    # given a lockbox that logged a wrong One Day Code before the contractor came
+    phone = await contractor_phone(scene)
+    scene.simulator.enter_code("00000000")
+    reports: list[dict[str, Any]] = []
+    # when the contractor opens it twice with the network at hand
+    first = await open_and_upload(scene, phone, reports)
+    held_after_first = held_seqs(scene.simulator)
+    second = await open_and_upload(scene, phone, reports)
+    # then each visit handed the receipt over: nothing stayed behind, nothing went up twice
+    assert (first.outcome, second.outcome) == (AccessOutcome.OPENED, AccessOutcome.OPENED)
+    assert first.acknowledged == second.acknowledged == [ReceiptVerdict.ACCEPTED]
+    assert (first.to_upload, first.to_deliver, first.upload_error) == ([], [], None)
+    assert held_after_first == held_seqs(scene.simulator) == []
+    assert counts(reports) == [(2, 0), (1, 0)]
+    assert await stored_seqs(scene.lockbox) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("failure", ["server down", "record refused"])
+async def test_records_the_server_did_not_take_stay_on_the_lockbox(
+    scene: Scene, gql: GraphQLClient, http: httpx.AsyncClient, failure: str
+) -> None:
+    # given an upload that cannot reach the server, or one the server refuses (the lockbox
+    # signs its log with a secret that is not the one the server holds for it)
+    phone = await contractor_phone(scene)
+    serial = scene.lockbox.serial_number
+    reports: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}") as nowhere:
+        if failure == "server down":
+            upload = uploader(GraphQLClient(nowhere), phone, serial, reports)
+        else:
+            scene.simulator = await trusted_simulator(http, scene.lockbox, pyotp.random_base32())
+            upload = uploader(gql, phone, serial, reports)
+        # when the contractor opens it
+        visit = await open_and_upload(scene, phone, reports, upload=upload)
+    # then it opened, and the lockbox keeps its record for a later upload
+    assert visit.outcome is AccessOutcome.OPENED
+    assert visit.upload_error is not None
+    assert visit.to_upload == visit.records == scene.simulator.pending_records()
+    assert (visit.acknowledged, visit.to_deliver) == ([], [])
+    assert held_seqs(scene.simulator) == [1]
+    assert await stored_seqs(scene.lockbox) == []
+
+
+async def visit_offline(scene: Scene, phone: Phone) -> list[str]:
+    _, records = await visit(scene, phone, await tokens_of(scene.gql, phone))
+    assert held_seqs(scene.simulator) == [peek_record(record).seq for record in records]
+    return records
+
+
+async def test_an_upload_made_away_from_the_lockbox_is_handed_over_at_the_next_visit(
+    scene: Scene, gql: GraphQLClient, http: httpx.AsyncClient
+) -> None:
+    # given a visit without network: the phone brings the log back and uploads it later
+    phone = await contractor_phone(scene)
+    offline = await visit_offline(scene, phone)
+    later = await gql(
+        UPLOAD, {"serial": scene.lockbox.serial_number, "records": offline}, token=phone.token
+    )
+    receipt = later["reportLockboxEvents"]["receipt"]
+    # and the receipt of another lockbox's upload in the same phone
+    other = await make_lockbox(scene.agent)
+    other_box = await trusted_simulator(http, other)
+    other_box.enter_code("00000000")
+    foreign = await gql(
+        UPLOAD,
+        {"serial": other.serial_number, "records": other_box.pending_records()},
+        token=phone.token,
+    )
+    carried = [foreign["reportLockboxEvents"]["receipt"], receipt]
+    # when the contractor comes back, still without network
+    visit = await find_and_open(
+        scene.lockbox.serial_number,
+        await tokens_of(gql, phone),
+        phone.key,
+        lambda _: InMemoryTransport(scene.simulator),
+        receipts=carried,
+    )
+    # then the lockbox got this lockbox's receipt first: the log read holds the new visit
+    # alone, for the next upload
+    assert receipts_for(scene.lockbox.serial_number, carried) == [receipt]
+    assert visit.acknowledged == [ReceiptVerdict.ACCEPTED]
+    assert [peek_record(record).seq for record in visit.to_upload] == [2]
+    assert held_seqs(scene.simulator) == [2]
+    assert len(other_box.pending_records()) == 1
+
+
+async def test_a_receipt_the_link_lost_goes_to_the_lockbox_at_the_next_visit(
+    scene: Scene, gql: GraphQLClient
+) -> None:
+    # given a phone that leaves the lockbox's range while the server stores the log
+    phone = await contractor_phone(scene)
+    serial = scene.lockbox.serial_number
+    reports: list[dict[str, Any]] = []
+    link = LinkLostDuringUpload(scene.simulator)
+    upload = uploader(gql, phone, serial, reports)
+
+    async def upload_and_walk_away(records: list[str]) -> str:
+        receipt = await upload(records)
+        link.lost = True
+        return receipt
+
+    # when it visits, and then visits again
+    first = await open_and_upload(
+        scene, phone, reports, upload=upload_and_walk_away, transport=link
+    )
+    held_between = held_seqs(scene.simulator)
+    second = await open_and_upload(scene, phone, reports, receipts=first.to_deliver)
+    # then the first visit kept the receipt the lockbox never got, the record stayed there
+    # meanwhile, and the second visit handed the receipt over before reading the log
+    assert first.outcome is AccessOutcome.OPENED
+    assert (first.to_upload, first.acknowledged, first.upload_error) == ([], [], None)
+    assert len(first.to_deliver) == 1
+    assert held_between == [1]
+    assert second.acknowledged == [ReceiptVerdict.ACCEPTED, ReceiptVerdict.ACCEPTED]
+    assert [peek_record(record).seq for record in second.records] == [2]
+    assert counts(reports) == [(1, 0), (1, 0)]
+    assert held_seqs(scene.simulator) == []
+    assert await stored_seqs(scene.lockbox) == [1, 2]
+
+
+async def test_a_log_longer_than_one_upload_goes_up_in_batches(scene: Scene) -> None:
+    # given a lockbox whose log grew past what one upload takes
+    phone = await contractor_phone(scene)
+    for _ in range(UPLOAD_BATCH + 10):
+        scene.simulator.enter_code("00000000")
+    reports: list[dict[str, Any]] = []
+    # when the contractor opens it
+    visit = await open_and_upload(scene, phone, reports)
+    # then every batch went up and its receipt back
+    assert visit.outcome is AccessOutcome.OPENED
+    assert counts(reports) == [(UPLOAD_BATCH, 0), (11, 0)]
+    assert visit.acknowledged == [ReceiptVerdict.ACCEPTED] * 2
+    assert held_seqs(scene.simulator) == []
+    assert len(await stored_seqs(scene.lockbox)) == UPLOAD_BATCH + 11
 
 
 # ---- who may sync ---------------------------------------------------------------------
