@@ -23,10 +23,12 @@ from bleak.exc import (
 
 import ble.bleak_transport
 from ble.bleak_transport import BleakTransport
-from ble.client import LockboxClient
+from ble.client import LockboxClient, find_and_open
 from ble.gatt import advertised_name, manufacturer_data
 from ble.inmemory import InMemoryTransport
 from ble.outcomes import AccessOutcome
+from ble.receipt import ReceiptVerdict
+from ble.records import peek_record
 from ble.transport import LockboxNotFoundError, NoAdapterError, TransportError
 
 Filter = Callable[[BLEDevice, AdvertisementData], bool]
@@ -158,6 +160,32 @@ async def test_the_client_opens_through_bleak_calls(
     # then
     assert outcome is AccessOutcome.OPENED
     assert len(fake.writes) > 1, "a credential does not fit one 20-byte write"
+    assert all(len(data) <= 20 and response is True for _, data, response in fake.writes)
+
+
+async def test_a_visit_hands_the_receipt_back_through_bleak_calls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a lockbox holding an earlier record, found by its advertised name
+    lockbox = make_lockbox()
+    lockbox.simulator.enter_code("00000000")
+    fake = FakeBleakClient(InMemoryTransport(lockbox.simulator, mtu=23))
+    advert = _advertisement(advertised_name(SERIAL), {})
+    monkeypatch.setattr(BleakScanner, "find_device_by_filter", _scanner_seeing(advert))
+    monkeypatch.setattr(ble.bleak_transport, "BleakClient", fake)
+
+    async def upload(records: list[str]) -> str:  # the server, storing every record
+        return lockbox.receipt([peek_record(record).seq for record in records])
+
+    # when the phone opens it with the network at hand
+    visit = await find_and_open(
+        SERIAL, [lockbox.credential()], lockbox.device_key, BleakTransport, upload=upload
+    )
+    # then the receipt went back in 20-byte writes, and the lockbox dropped both records
+    assert visit.outcome is AccessOutcome.OPENED
+    assert len(visit.records) == 2
+    assert visit.acknowledged == [ReceiptVerdict.ACCEPTED]
+    assert lockbox.simulator.pending_records() == []
     assert all(len(data) <= 20 and response is True for _, data, response in fake.writes)
 
 

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from ble.client import LockboxClient
 from ble.jwks import parse_jwks
 from ble.outcomes import AccessOutcome as BleOutcome
+from ble.receipt import ReceiptVerdict
 from ble.records import peek_record
 from ble.simulator import LockboxSimulator
 from ble.socket_transport import SocketTransport, parse_address, serve_lockbox
@@ -255,17 +256,22 @@ async def test_the_socket_transport_carries_the_same_frames_in_process(tmp_path:
     address = parse_address(f"unix:{tmp_path / 'box.sock'}")
     server = await serve_lockbox(box.simulator, address, mtu=23, log=lambda _: None)
     async with server:
-        # when a phone opens it, collects the log, and another phone asks for a wrong serial
+        # when a phone opens it, collects the log and hands back the server's receipt for
+        # it, and another phone asks for a wrong serial
         transport = SocketTransport(address, BLE_SERIAL)
         async with LockboxClient(transport, box.device_key, timeout=5) as client:
             outcome = await client.open(box.credential())
             records = await client.collect_records()
+            held = box.simulator.pending_records()
+            acknowledged = await client.ack(box.receipt([1]))
         with pytest.raises(LockboxNotFoundError):
             await SocketTransport(address, "SOMEONE-ELSE").connect()
     # then
     assert transport.mtu == 23
     assert outcome is BleOutcome.OPENED
-    assert records == box.simulator.pending_records()
+    assert records == held
+    assert acknowledged is ReceiptVerdict.ACCEPTED
+    assert box.simulator.pending_records() == []
 
 
 # ---- receipts: the lockbox keeps exactly what the server lacks -------------------------
