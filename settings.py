@@ -329,6 +329,11 @@ def finalize(settings: Settings) -> Settings:
             raise ConfigurationError("production needs a SECRET_KEY of 32 characters or more")
         if not settings.smtp_host:
             raise ConfigurationError("production needs SMTP_HOST: mail is never only logged")
+        if settings.sms_backend == "console":
+            raise ConfigurationError(
+                "production needs SMS_BACKEND=http and SMS_HTTP_URL: SMS codes are never only "
+                "logged"
+            )
         return settings
     if not settings.secret_key:
         settings = settings.with_(secret_key=_kept_secret(settings.data_dir))

@@ -60,6 +60,8 @@ class Context:
             # Required in production; nothing the benchmarks do sends mail.
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": "9",
+            "SMS_BACKEND": "http",
+            "SMS_HTTP_URL": "http://127.0.0.1:9/sms",
             "RATE_LIMIT_PER_MINUTE": "1000000",
             "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
         }

@@ -476,7 +476,13 @@ def test_the_role_rule_reads_strings_and_lists() -> None:
     assert rule.role({}) is None
 
 
-PRODUCTION = {"KEYBIN_ENV": "production", "SECRET_KEY": "k" * 40, "SMTP_HOST": "mail.example"}
+PRODUCTION = {
+    "KEYBIN_ENV": "production",
+    "SECRET_KEY": "k" * 40,
+    "SMTP_HOST": "mail.example",
+    "SMS_BACKEND": "http",
+    "SMS_HTTP_URL": "https://sms.example/send",
+}
 CONFIGURED = {"OIDC_CLIENT_ID": "keybin", "OIDC_CLIENT_SECRET": "secret"}
 
 

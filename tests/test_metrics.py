@@ -325,6 +325,8 @@ def _production_env(settings: Settings) -> dict[str, str]:
         "KEYBIN_DATA_DIR": settings.keybin_data_dir,
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(free_port()),  # nobody listens: mail waits in the outbox
+        "SMS_BACKEND": "http",
+        "SMS_HTTP_URL": f"http://127.0.0.1:{free_port()}/sms",  # nor here: SMS waits too
         "METRICS_TOKEN": TOKEN,
     }
 

@@ -59,6 +59,16 @@ def test_environment_values_are_read(tmp_path: Path) -> None:
         ({"KEYBIN_ENV": "production", "SMTP_HOST": "m"}, "SECRET_KEY"),
         ({"KEYBIN_ENV": "production", "SECRET_KEY": "short", "SMTP_HOST": "m"}, "SECRET_KEY"),
         ({"KEYBIN_ENV": "production", "SECRET_KEY": "s" * 40}, "SMTP_HOST"),
+        ({"KEYBIN_ENV": "production", "SECRET_KEY": "s" * 40, "SMTP_HOST": "m"}, "SMS_BACKEND"),
+        (
+            {
+                "KEYBIN_ENV": "production",
+                "SECRET_KEY": "s" * 40,
+                "SMTP_HOST": "m",
+                "SMS_BACKEND": "console",
+            },
+            "SMS_BACKEND=http and SMS_HTTP_URL",
+        ),
         ({"SMS_BACKEND": "http"}, "SMS_HTTP_URL"),
         ({"SMS_BACKEND": "pigeon"}, "SMS_BACKEND"),
         ({"TRUSTED_PROXIES": "10.0.0.1, proxy.internal"}, "TRUSTED_PROXIES"),
@@ -71,6 +81,24 @@ def test_unsafe_or_incomplete_settings_are_refused(
     with pytest.raises(ConfigurationError, match=complaint):
         from_env({"DATABASE_URL": f"sqlite://{tmp_path}/k.sqlite3", **env})
     assert not (tmp_path / "keybin.secret").exists() or "SECRET_KEY" not in env
+
+
+def test_production_starts_with_a_relay_and_an_sms_gateway_development_without(
+    tmp_path: Path,
+) -> None:
+    # given the same database, once in development with nothing set, once in production
+    database = {"DATABASE_URL": f"sqlite://{tmp_path}/k.sqlite3"}
+    production = {
+        **database,
+        "KEYBIN_ENV": "production",
+        "SECRET_KEY": "s" * 40,
+        "SMTP_HOST": "mail.example.com",
+        "SMS_BACKEND": "http",
+        "SMS_HTTP_URL": "https://sms.example.com/send",
+    }
+    # when / then development keeps logging SMS, production sends them through its gateway
+    assert from_env(database).sms_backend == "console"
+    assert from_env(production).sms_backend == "http"
 
 
 def test_trusted_proxies_are_addresses_or_networks_handed_to_uvicorn(tmp_path: Path) -> None:
