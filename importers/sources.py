@@ -10,6 +10,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import ijson
 
+from core.text import is_one_line
 from importers.report import ImportFileError, RowError
 
 # Rows per transaction: big enough that the per-batch lookups and the commit (a WAL sync
@@ -145,9 +146,10 @@ def optional(row: Mapping[str, Any], key: str, max_length: int) -> str | None:
         return None
     if len(text) > max_length:
         raise RowError(f"{key} is longer than {max_length} characters")
-    # PostgreSQL refuses NUL in text; SQLite would take it and break the data later.
-    if "\x00" in text:
-        raise RowError(f"{key} contains a NUL character")
+    # Every field is one line where it is shown or mailed (names, addresses); PostgreSQL
+    # refuses NUL, and SQLite would take it and break the data later.
+    if not is_one_line(text):
+        raise RowError(f"{key} contains a line break or another control character")
     return text
 
 

@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 from ble.onedaycode import one_day_code, one_day_code_window
 from core import clock
 from core.errors import invalid_input
+from core.text import is_one_line
 from models import prepared
 from models.accounts import Account
 from models.grants import OneDayCodeIssue
@@ -92,8 +93,8 @@ def _check_day(day: date, zone: str, max_days: int) -> None:
 
 def _recipient(issued_to: str | None) -> str | None:
     recipient = (issued_to or "").strip() or None
-    if recipient is not None and (len(recipient) > MAX_ISSUED_TO or "\x00" in recipient):
-        raise invalid_input(f"At most {MAX_ISSUED_TO} characters.", "issuedTo")
+    if recipient is not None and (len(recipient) > MAX_ISSUED_TO or not is_one_line(recipient)):
+        raise invalid_input(f"At most {MAX_ISSUED_TO} characters, on one line.", "issuedTo")
     return recipient
 
 

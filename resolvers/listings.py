@@ -10,6 +10,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from core.errors import DomainError, Forbidden, invalid_input
+from core.text import is_one_line
 from models.accounts import Account
 from models.enums import AccountKind, ListingSource, ListingStatus
 from models.listings import Listing, Lockbox, Region
@@ -75,8 +76,10 @@ _LIMITS = {"line1": 200, "line2": 200, "city": 100, "state": 50, "postalCode": 2
 
 def _clean(value: str | None, limit: int, *field: str, required: bool = True) -> str | None:
     text = (value or "").strip()
-    if "\x00" in text:
-        raise invalid_input("Text may not contain NUL characters.", *field)
+    # Addresses are shown and mailed on one line (invitation subjects among them): a line
+    # break or other control character there is refused, never stored.
+    if not is_one_line(text):
+        raise invalid_input("Write this on one line, without control characters.", *field)
     if not text:
         if required:
             raise invalid_input("This field is required.", *field)
