@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import ijson
 
@@ -49,32 +50,86 @@ class ResoFile:
 
 
 def reso_values(path: Path) -> ResoFile:
-    """Check the shape (`{"value": [...]}`) and count the rows, streaming. The whole file is
-    parsed here, so a broken one is refused before any row lands."""
+    """Check the shape (`{"value": [...]}`) and the nesting, and count the rows, streaming.
+    The whole file is read here, so a broken one is refused before any row lands."""
     try:
         with path.open("rb") as handle:
-            _require_value_array(handle)
-            handle.seek(0)
-            # Items are built by the C parser; counting them beats looping over its events.
-            count = sum(1 for _ in ijson.items(handle, "value.item", use_float=True))
+            count = _count_rows(ijson.basic_parse(handle, use_float=True))
     except OSError as error:
         raise ImportFileError(f"cannot read the file: {error.strerror}") from error
     except ijson.JSONError as error:
-        raise ImportFileError(f"not JSON: {error}") from error
+        raise ImportFileError(f"not JSON: {_parser_message(error)}") from error
     return ResoFile(path, count)
 
 
-def _require_value_array(handle: BinaryIO) -> None:
-    """An object whose `value` is an array; reads only up to where `value` starts."""
-    events = ijson.parse(handle, use_float=True)
-    first = next(events, None)
-    if first is not None and first[:2] == ("", "start_map"):
-        for prefix, event, _ in events:
-            if prefix == "value":
-                if event == "start_array":
-                    return
-                break
-    raise ImportFileError('expected RESO Web API JSON: an object {"value": [...]}')
+def _parser_message(error: ijson.JSONError) -> str:
+    """The parser's first line, as text: it gives bytes when the file is not UTF-8, and
+    follows with an excerpt of the file and a caret."""
+    detail = error.args[0] if error.args else ""
+    if isinstance(detail, bytes):
+        detail = detail.decode("utf-8", "replace")
+    return str(detail).strip().split("\n", 1)[0]
+
+
+# A RESO response nests its rows two deep, and a row's fields (Media, Rooms, ...) a few more.
+# ijson.items keeps a path per open level, so its memory grows with the square of the depth:
+# a small file of nested brackets would take gigabytes. Deeper files are refused before that.
+MAX_DEPTH = 8
+_NESTING = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
+_OPENING = ("start_map", "start_array")
+_NOT_RESO = 'expected RESO Web API JSON: an object {"value": [...]}'
+Event = tuple[str, Any]
+
+
+def _count_rows(events: Iterator[Event]) -> int:
+    """Rows in the top object's `value` array, from the parser's events (no paths kept)."""
+    if next(events, (None, None))[0] != "start_map":
+        raise ImportFileError(_NOT_RESO)
+    rows: int | None = None
+    for kind, key in events:
+        if kind == "end_map":
+            break
+        first = next(events)[0]  # kind is map_key: this starts the key's value
+        if key == "value":
+            if rows is not None:
+                raise ImportFileError('the key "value" appears twice')
+            if first != "start_array":
+                raise ImportFileError(_NOT_RESO)
+            rows = _count_items(map(itemgetter(0), events))
+        elif first in _OPENING:
+            _read_to_close(map(itemgetter(0), events), 2)
+    for _ in events:  # the parser refuses anything after the top object
+        pass
+    if rows is None:
+        raise ImportFileError(_NOT_RESO)
+    return rows
+
+
+def _count_items(kinds: Iterator[str]) -> int:
+    """Items up to the end of the array being read; the array is open at depth 2."""
+    items = 0
+    for kind in kinds:
+        if kind == "end_array":
+            return items
+        items += 1
+        if kind in _OPENING:
+            _read_to_close(kinds, 3)
+    return items  # not reached: the parser raises at a premature end
+
+
+def _read_to_close(kinds: Iterator[str], depth: int) -> None:
+    """Read past the array or object just opened at `depth`, refusing deeper nesting. Only
+    brackets reach this loop: the filter drops keys and values in C, which keeps a large
+    file's check about as quick as counting its rows with ijson.items was."""
+    opened = depth
+    for kind in filter(_NESTING.__contains__, kinds):
+        depth += _NESTING[kind]
+        if depth > MAX_DEPTH:
+            raise ImportFileError(
+                f"arrays and objects nest more than {MAX_DEPTH} deep: RESO Web API JSON never does"
+            )
+        if depth < opened:
+            return
 
 
 def count_csv_rows(path: Path) -> int:
