@@ -85,7 +85,10 @@ async def login(request: Request) -> Response:
         # Counted before anything is checked: a refused attempt costs no password hash.
         limiter: RateLimiter = request.app.state.limiter
         await limiter.hit("console_login", client_address(request), login=email)
-        staff = await staff_resolvers.login(email, password, code, client_address(request))
+        secret_key = request.app.state.settings.secret_key
+        staff = await staff_resolvers.login(
+            email, password, code, client_address(request), secret_key=secret_key
+        )
     except DomainError as error:
         context = {"error": error.message, "email": email}
         status = 429 if error.code == "TOO_MANY_ATTEMPTS" else 401

@@ -29,6 +29,22 @@ class Staff(Model):
         table = "staff"
 
 
+class UnknownStaffLogin(Model):
+    """Wrong console sign-ins at an address with no console password, locked out as a member's.
+
+    The address is no member's, or a member's who signs in through the company: counted the
+    same way, it is answered the same way. The key is a keyed digest of the address as it is
+    looked up, never the address itself."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=64, unique=True)
+    failed_logins = fields.IntField(default=0)
+    locked_until = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "unknown_staff_login"
+
+
 class ConsoleSession(Model):
     """A signed-in console session: the cookie holds only its token, the row is the truth."""
 

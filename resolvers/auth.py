@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tortoise.expressions import F, Q
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from ble.b64 import b64url_decode, b64url_encode
@@ -121,11 +122,13 @@ def device_public_key(text: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class Lockout:
-    """A count of wrong answers kept on the account row, and the time it refuses them until."""
+    """A count of wrong answers kept on a row (an account's, unless told), and the time it
+    refuses them until."""
 
     failures: str
     locked_until: str
     limit: int
+    table: type[Model] = Account
 
 
 PASSWORD_LOCKOUT = Lockout("failed_logins", "locked_until", MAX_FAILED_LOGINS)
@@ -136,12 +139,12 @@ PIN_LOCKOUT = Lockout("failed_pins", "pin_locked_until", MAX_FAILED_PINS)
 class Attempt:
     """One answer allowed to be checked; `locked_until` is set when taking it reached the limit."""
 
-    account_id: int
+    row_id: int
     lockout: Lockout
     locked_until: datetime | None
 
 
-async def take_attempt(account_id: int, lockout: Lockout) -> Attempt | None:
+async def take_attempt(row_id: int, lockout: Lockout) -> Attempt | None:
     """Count an answer as wrong before checking it (None while locked).
 
     Counted first and conditionally, so however many answers arrive at once, at most `limit`
@@ -154,15 +157,15 @@ async def take_attempt(account_id: int, lockout: Lockout) -> Attempt | None:
     open_ = Q(**unlocked) | Q(**expired)
     until = now + LOCKOUT
     async with in_transaction():
-        taken = await Account.filter(open_, id=account_id).update(
+        taken = await lockout.table.filter(open_, id=row_id).update(
             **{lockout.failures: F(lockout.failures) + 1}
         )
         if not taken:
             return None
-        reached = await Account.filter(
-            id=account_id, **{f"{lockout.failures}__gte": lockout.limit}
+        reached = await lockout.table.filter(
+            id=row_id, **{f"{lockout.failures}__gte": lockout.limit}
         ).update(**{lockout.failures: 0, lockout.locked_until: until})
-    return Attempt(account_id, lockout, until if reached else None)
+    return Attempt(row_id, lockout, until if reached else None)
 
 
 async def attempt_succeeded(attempt: Attempt) -> None:
@@ -170,7 +173,7 @@ async def attempt_succeeded(attempt: Attempt) -> None:
     changes: dict[str, object] = {attempt.lockout.failures: 0}
     if attempt.locked_until is not None:
         changes[attempt.lockout.locked_until] = None
-    await Account.filter(id=attempt.account_id).update(**changes)
+    await attempt.lockout.table.filter(id=attempt.row_id).update(**changes)
 
 
 async def _give_back(attempt: Attempt) -> None:
@@ -178,9 +181,9 @@ async def _give_back(attempt: Attempt) -> None:
     failures, lock = attempt.lockout.failures, attempt.lockout.locked_until
     if attempt.locked_until is not None:
         changes = {failures: attempt.lockout.limit - 1, lock: None}
-        await Account.filter(id=attempt.account_id).update(**changes)
+        await Account.filter(id=attempt.row_id).update(**changes)
     else:
-        await Account.filter(id=attempt.account_id, **{f"{failures}__gt": 0}).update(
+        await Account.filter(id=attempt.row_id, **{f"{failures}__gt": 0}).update(
             **{failures: F(failures) - 1}
         )
 

@@ -3,6 +3,8 @@ password change, disabling."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -12,7 +14,7 @@ from typing import NoReturn
 
 import pyotp
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core import clock
@@ -26,13 +28,22 @@ from core.security import (
 )
 from models.enums import StaffAction, StaffRole
 from models.prepared import get_with_related
-from models.staff import ConsoleSession, Staff
+from models.staff import ConsoleSession, Staff, UnknownStaffLogin
 from resolvers import audit
+from resolvers.auth import Attempt, Lockout, attempt_succeeded, take_attempt
 
 log = logging.getLogger("keybin.staff")
 
 MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
+# Counted as the app's password lockout counts, before each check: however many tries arrive
+# at once, five are checked, then 15 minutes locked. An address with no console password is
+# counted by the same rule, and so answered the same way.
+STAFF_LOCKOUT = Lockout("failed_logins", "locked_until", MAX_FAILED_LOGINS, Staff)
+UNKNOWN_LOGIN_LOCKOUT = Lockout(
+    "failed_logins", "locked_until", MAX_FAILED_LOGINS, UnknownStaffLogin
+)
+# How long an address's count outlives its ended lock: a try under way still finds its row.
+ENDED_LOCK_KEPT = timedelta(hours=1)
 TOTP_ISSUER = "keybin"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # ASCII digits only: `\d` also takes other scripts' digits ("١٢٣٤٥٦"), which no TOTP code holds.
@@ -99,13 +110,18 @@ def _matching_step(secret: str, code: str) -> int | None:
     return None
 
 
-async def login(email: str, password: str, code: str, client_address: str | None = None) -> Staff:
+async def login(
+    email: str, password: str, code: str, client_address: str | None = None, *, secret_key: str
+) -> Staff:
     """The staff member, or DomainError INVALID_CREDENTIALS / ACCOUNT_LOCKED; either way a
     line in the audit trail (never the password or the code that were typed)."""
     # PostgreSQL refuses a NUL in text: an address with one is no member's, and is not asked.
     typed = email.strip().lower()[:254]
     staff = None if "\x00" in typed else await Staff.get_or_none(email=typed)
     try:
+        if staff is None or not staff.password_hash:
+            # A member with no password (added at a company sign-in) has no local login at all.
+            await _refuse_unknown(_login_key(secret_key, typed), password)
         staff = await _check_login(staff, password, code)
     except DomainError as error:
         await _audit_failed_login(email, staff, error, client_address)
@@ -114,28 +130,54 @@ async def login(email: str, password: str, code: str, client_address: str | None
     return staff
 
 
-async def _check_login(staff: Staff | None, password: str, code: str) -> Staff:
+def _login_key(secret_key: str, typed: str) -> str:
+    # Keyed, as the rate limits' keys are: the table never holds an address.
+    digest = hmac.new(secret_key.encode(), f"staff login\0{typed}".encode(), hashlib.sha256)
+    return digest.hexdigest()
+
+
+async def _refuse_unknown(key: str, password: str) -> NoReturn:
+    """Refuse a sign-in at an address with no console password as a member's wrong one is:
+    the same count, the same lock, the same work."""
+    row = await UnknownStaffLogin.get_or_none(key=key).only("id")
+    if row is None:
+        await _forget_ended_locks()
+        await UnknownStaffLogin.bulk_create([UnknownStaffLogin(key=key)], ignore_conflicts=True)
+        row = await UnknownStaffLogin.get(key=key).only("id")
+    attempt = await take_attempt(row.id, UNKNOWN_LOGIN_LOCKOUT)
+    if attempt is None:
+        raise DomainError("ACCOUNT_LOCKED", LOCKED)
+    await verify_secret_async(None, password)  # the same work as a member's password check
+    raise _refusal(attempt)
+
+
+async def _forget_ended_locks() -> None:
+    """Addresses whose lock ended a while ago with no wrong try since: a row like that counts
+    as none would. A count just started is never one of them (it has no lock)."""
+    ended = clock.now() - ENDED_LOCK_KEPT
+    await UnknownStaffLogin.filter(failed_logins=0, locked_until__lte=ended).delete()
+
+
+async def _check_login(staff: Staff, password: str, code: str) -> Staff:
     # A disabled member goes through every check: only the right password and code may learn
     # why they cannot sign in (the reason tells that the address is a staff member's).
-    # A member with no password (added at a company sign-in) has no local login at all.
-    if staff is None or not staff.password_hash:
-        await verify_secret_async(None, password)  # the same work whether or not the email is known
-        raise DomainError("INVALID_CREDENTIALS", BAD_LOGIN)
-    now = clock.now()
-    if staff.locked_until and staff.locked_until > now:
+    attempt = await take_attempt(staff.id, STAFF_LOCKOUT)
+    if attempt is None:
         raise DomainError("ACCOUNT_LOCKED", LOCKED)
     code = code.strip().replace(" ", "")
     step = _matching_step(staff.totp_secret, code) if _CODE.fullmatch(code) else None
     if not await verify_secret_async(staff.password_hash, password) or step is None:
-        await _failed(staff)
-    # Conditional update: a code (its time step) is good for one login only, even
-    # when two logins race with the same code.
-    accepted = await Staff.filter(id=staff.id, last_totp_step__lt=step).update(
-        last_totp_step=step, failed_logins=0, locked_until=None
-    )
+        _failed(staff, attempt)
+    # Conditional update: a code (its time step) is good for one login only, even when two
+    # logins race with the same code; and only over the password just checked, so one
+    # changed meanwhile refuses the login.
+    accepted = await Staff.filter(
+        id=staff.id, last_totp_step__lt=step, password_hash=staff.password_hash
+    ).update(last_totp_step=step)
     if not accepted:
-        log.warning("staff %s: TOTP code replayed", staff.id)
-        await _failed(staff)
+        log.warning("staff %s: TOTP code replayed, or the password changed meanwhile", staff.id)
+        _failed(staff, attempt)
+    await attempt_succeeded(attempt)
     await staff.refresh_from_db()
     if staff.disabled:
         raise DomainError("ACCOUNT_DISABLED", DISABLED)
@@ -148,7 +190,7 @@ async def _audit_failed_login(
     """Labelled with the address as typed (the trail's reader sees what was tried); a known
     member is the line's target, so filtering by that member shows attempts on them."""
     if error.code == "ACCOUNT_LOCKED":
-        reason = "locked"
+        reason = "locked" if staff is not None else "locked (unknown address)"
     elif error.code == "ACCOUNT_DISABLED":
         reason = "disabled (right password and code)"
     elif staff is None:
@@ -167,21 +209,17 @@ async def _audit_failed_login(
     )
 
 
-async def _count_failure(staff: Staff) -> bool:
-    """One more failure in a row; True when it is the one that locks the staff member out."""
-    await Staff.filter(id=staff.id).update(failed_logins=F("failed_logins") + 1)
-    await staff.refresh_from_db(fields=["failed_logins"])
-    log.warning("staff %s: failed login (%s in a row)", staff.id, staff.failed_logins)
-    if staff.failed_logins < MAX_FAILED_LOGINS:
-        return False
-    await Staff.filter(id=staff.id).update(failed_logins=0, locked_until=clock.now() + LOCKOUT)
-    return True
+def _refusal(attempt: Attempt) -> DomainError:
+    """A wrong answer's refusal: the lock's when taking it reached the limit."""
+    if attempt.locked_until is not None:
+        return DomainError("ACCOUNT_LOCKED", LOCKED)
+    return DomainError("INVALID_CREDENTIALS", BAD_LOGIN)
 
 
-async def _failed(staff: Staff) -> NoReturn:
-    if await _count_failure(staff):
-        raise DomainError("ACCOUNT_LOCKED", LOCKED)
-    raise DomainError("INVALID_CREDENTIALS", BAD_LOGIN)
+def _failed(staff: Staff, attempt: Attempt) -> NoReturn:
+    locked = " (locked)" if attempt.locked_until is not None else ""
+    log.warning("staff %s: failed login%s", staff.id, locked)
+    raise _refusal(attempt)
 
 
 async def open_session(staff: Staff, client_address: str | None) -> str:
@@ -243,7 +281,7 @@ async def change_password(
     """Needs the current password (the one-time one at first login); a wrong one counts toward
     the lockout. Ends every session of the staff member, the changer's included, and returns
     the token of the changer's new one: no copy of any cookie from before survives."""
-    await _check_current_password(staff, current, client_address)
+    checked = await _check_current_password(staff, current, client_address)
     if new_password != confirmation:
         raise invalid_input("The two passwords differ.", "confirmation")
     check_password_policy(new_password, "password")
@@ -252,27 +290,34 @@ async def change_password(
     staff.password_hash = await hash_secret_async(new_password)
     staff.must_change_password = False
     async with in_transaction():
-        await Staff.filter(id=staff.id).update(
+        # Over the password just checked only: one changed meanwhile (another tab) stands.
+        changed = await Staff.filter(id=staff.id, password_hash=checked).update(
             password_hash=staff.password_hash, must_change_password=False, failed_logins=0
         )
+        if not changed:
+            raise DomainError("INVALID_CREDENTIALS", WRONG_CURRENT, ["input", "current"])
         await ConsoleSession.filter(staff_id=staff.id).delete()
         await audit.record(StaffAction.PASSWORD_CHANGED, staff, client_address=client_address)
         return await open_session(staff, client_address)
 
 
-async def _check_current_password(staff: Staff, current: str, client_address: str | None) -> None:
+async def _check_current_password(staff: Staff, current: str, client_address: str | None) -> str:
     """A wrong current password is a guess at the member's password, as at sign-in: it counts
-    toward the same lockout and is written to the trail the same way, the lock with it."""
-    if staff.locked_until and staff.locked_until > clock.now():
-        await _audit_password_form(staff, "locked", client_address)
-        raise DomainError("ACCOUNT_LOCKED", LOCKED)
+    toward the same lockout and is written to the trail the same way, the lock with it.
+    Returns the hash that was checked, read afresh (not the one loaded with the session)."""
     if not staff.password_hash:
         # A member made by the company's sign-in has no local password, and gets none here:
         # break-glass accounts are made with `keybin staff add`.
         raise invalid_input(NO_LOCAL_PASSWORD, "current")
-    if await verify_secret_async(staff.password_hash, current):
-        return
-    if await _count_failure(staff):
+    attempt = await take_attempt(staff.id, STAFF_LOCKOUT)
+    if attempt is None:
+        await _audit_password_form(staff, "locked", client_address)
+        raise DomainError("ACCOUNT_LOCKED", LOCKED)
+    stored = (await Staff.filter(id=staff.id).only("id", "password_hash").get()).password_hash
+    if stored and await verify_secret_async(stored, current):
+        await attempt_succeeded(attempt)
+        return stored
+    if attempt.locked_until is not None:
         async with in_transaction():
             # Whoever is guessing at an open console is signed out, with every other session.
             await ConsoleSession.filter(staff_id=staff.id).delete()
