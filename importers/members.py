@@ -20,6 +20,7 @@ from models.accounts import Account, AccountEvent
 from models.enums import AccountEventKind, AccountKind, AccountStatus
 from notify import sessions
 from resolvers.billing_status import held_past_due
+from resolvers.emails import valid_email
 from resolvers.phones import normalize_phone
 
 # RESO's MemberStatus values (Active, Inactive) and the contract's names, in any letter
@@ -31,7 +32,6 @@ STATUSES = {
     "pastdue": AccountStatus.PAST_DUE,
 }
 _SEPARATORS = re.compile(r"[\s_-]+")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # What a re-import may change; everything else (Key ID, password, PIN) is the agent's own.
 ROSTER_FIELDS = ("first_name", "last_name", "email", "phone", "status")
 # A batch whose insert collides with a concurrent writer is re-planned this many times.
@@ -72,11 +72,14 @@ def parse_member(index: int, value: Any, report: ImportReport) -> Member:
     last_name = required(row, "MemberLastName", 100)
     association = optional(row, "OriginatingSystemName", 128) or ""
     raw_status = optional(row, "MemberStatus", 32)
-    email = optional(row, "MemberEmail", 254)
+    raw_email = optional(row, "MemberEmail", 254)
     raw_phone = optional(row, "MemberMobilePhone", 32)
-    if email is not None and not _EMAIL.fullmatch(email):
-        report.warn(index, f"MemberEmail {email!r} is not an email address: left empty")
-        email = None
+    email = None
+    if raw_email is not None:
+        try:
+            email = valid_email(raw_email)
+        except DomainError:
+            report.warn(index, f"MemberEmail {raw_email!r} is not an email address: left empty")
     phone = None
     if raw_phone is not None:
         try:
@@ -89,7 +92,7 @@ def parse_member(index: int, value: Any, report: ImportReport) -> Member:
         mls_id=mls_id,
         first_name=first_name,
         last_name=last_name,
-        email=email.lower() if email else None,
+        email=email,
         phone=phone,
         status=_status(index, raw_status, report),
     )

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
-import re
+from email_validator import EmailNotValidError, validate_email
 
 from core.errors import DomainError, invalid_input
 from models.accounts import Account
 from models.enums import AccountKind
-from resolvers.auth import normalize_email
 
-# Deliberately plain: one @, a dotted domain, no spaces or control characters.
-_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f.]+")
 MAX_EMAIL = 254
 
 
 def valid_email(raw: str, *field: str) -> str:
-    """The address lower-cased, or INVALID_INPUT on the given input field."""
-    email = normalize_email(raw)
-    if len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email):
-        raise invalid_input("Enter a valid email address.", *field)
+    """One mailbox, written as mail is sent to it (lower-cased, the domain in ASCII), or
+    INVALID_INPUT on the given input field.
+
+    Anything else an address header may hold (a list, a group, a display name, a quoted or
+    bracketed part) would let one stored address reach other mailboxes, so it is refused.
+    No DNS look-up: the address is checked as written.
+    """
+    text = raw.strip()
+    if len(text) > MAX_EMAIL:
+        raise invalid_input(f"An email address is at most {MAX_EMAIL} characters.", *field)
+    local = text.rpartition("@")[0]
+    if not local.isascii():
+        # SMTPUTF8: few relays and mailboxes take it, so a code or invitation could be lost.
+        raise invalid_input(
+            "Use an address whose part before the @ is plain ASCII (a-z, 0-9 and . _ + -).",
+            *field,
+        )
+    try:
+        checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as error:
+        raise invalid_input(f"Enter a valid email address. {error}", *field) from None
+    email = (checked.ascii_email or checked.normalized).lower()
+    if len(email) > MAX_EMAIL:  # a domain can grow when written in ASCII
+        raise invalid_input(f"An email address is at most {MAX_EMAIL} characters.", *field)
     return email
 
 

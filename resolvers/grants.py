@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +23,7 @@ from models.listings import Listing, Lockbox
 from notify import outbox
 from resolvers import events, step_up
 from resolvers.account_status import require_active
-from resolvers.auth import normalize_email
+from resolvers.emails import valid_email
 from resolvers.grant_status import GrantStatus, in_status, status_filter
 from resolvers.listings import one_line_address, own_listing
 from resolvers.lockboxes import held_lockbox_on, require_agent, zone_of
@@ -32,7 +31,6 @@ from resolvers.notifications import post_message
 from resolvers.step_up import Confirmation
 from settings import Settings
 
-_EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
 MAX_KEY = 128
 # How far in the past a start may be: the phone's clock and the network's delay.
 START_SKEW = timedelta(minutes=5)
@@ -153,9 +151,7 @@ def _check_window(settings: Settings, starts_at: datetime, ends_at: datetime) ->
 
 
 async def _check_email(value: str) -> str:
-    email = normalize_email(value)
-    if len(email) > 254 or not _EMAIL.fullmatch(email):
-        raise invalid_input("This is not an email address.", "granteeEmail")
+    email = valid_email(value, "granteeEmail")
     agent_email = await Account.filter(
         email=email, kind=AccountKind.AGENT, deleted_at__isnull=True
     ).exists()
