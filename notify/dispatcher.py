@@ -48,7 +48,8 @@ Deliverer = Callable[[OutboxMessage], Awaitable[None]]
 
 
 class PermanentFailure(Exception):
-    """Delivery can never succeed (e.g. a push token the service rejected): drop the row."""
+    """Delivery can never succeed (a push token the service rejected, a mail address the
+    relay refuses or that no mail can be written to): the row fails for good."""
 
 
 class RetryLater(Exception):
@@ -236,7 +237,7 @@ class Dispatcher:
         try:
             await lane.deliver(row)
         except PermanentFailure as error:
-            log.warning("outbox %s %s dropped: %s", row.channel, row.id, error)
+            log.warning("outbox %s %s failed for good: %s", row.channel, row.id, error)
             await self._finish(row, OutboxStatus.DEAD, str(error))
         except RetryLater as error:
             await self._retry(row, str(error), error.delay)
@@ -297,7 +298,11 @@ class Dispatcher:
         return OutboxMessage.filter(id=row.id, claimed_by=row.claimed_by)
 
     async def _email(self, row: OutboxMessage) -> None:
-        await self._within_deadline(mail.send(self.settings, row.recipient, row.payload))
+        try:
+            await self._within_deadline(mail.send(self.settings, row.recipient, row.payload))
+        except mail.Undeliverable as error:
+            # Retrying would fail the same way every time, for days: it ends here, once.
+            raise PermanentFailure(str(error)) from error
 
     async def _sms(self, row: OutboxMessage) -> None:
         await self._within_deadline(sms.send(self.settings, row.recipient, row.payload["body"]))

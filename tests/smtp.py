@@ -19,10 +19,21 @@ def free_port() -> int:
 
 
 class _Handler:
-    def __init__(self, inbox: list[Message]) -> None:
+    def __init__(self, inbox: list[Message], recipients: list[str], refuse: dict[str, str]) -> None:
         self.inbox = inbox
+        self.recipients = recipients
+        self.refuse = refuse
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.recipients.extend(envelope.rcpt_tos)
         self.inbox.append(email.message_from_bytes(envelope.content))
         return "250 Message accepted for delivery"
 
@@ -31,10 +42,15 @@ class SmtpServer:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.inbox: list[Message] = []
+        self.recipients: list[str] = []  # every RCPT TO of the mails taken, in order
+        # An address and the relay's answer to RCPT TO for it ("550 5.1.1 no such user").
+        self.refuse: dict[str, str] = {}
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        self._controller = Controller(_Handler(self.inbox), hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(
+            _Handler(self.inbox, self.recipients, self.refuse), hostname="127.0.0.1", port=self.port
+        )
         self._controller.start()
 
     def stop(self) -> None:
