@@ -23,6 +23,7 @@ from core.security import (
     token_digest,
     verify_secret_async,
 )
+from core.text import one_line
 from models.accounts import MAX_DEVICE_ID, Account, Device, PasswordReset, PushToken, Session
 from models.enums import AccountEventKind, StaffAction
 from models.prepared import get_with_related
@@ -243,7 +244,8 @@ async def _register_device(
     holds it until commit; SQLite runs one transaction at a time): sign-ins from new devices
     arriving at once count the devices one after the other, so no more than the limit register."""
     device = await Device.get_or_none(account=account, device_id=device_id)
-    name = name.strip()[:100] or "Device"
+    # The phone's own name for itself ("Casey's iPhone"): kept, on one line, never refused.
+    name = one_line(name)[:100] or "Device"
     if device is not None:
         device.name = name
         device.last_seen_at = clock.now()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from core import clock
 from core.errors import DomainError, invalid_input
+from core.text import is_one_line
 from models.accounts import Account, Verification
 from models.enums import AccountEventKind, AccountKind, ContractorRole, StaffAction
 from models.enums import VerificationPurpose as Purpose
@@ -22,13 +21,12 @@ from settings import Settings
 
 MAX_NAME = 100
 MAX_COMPANY = 200
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def clean_text(value: str, max_length: int, *field: str) -> str:
     """Trimmed, non-empty, at most max_length, no control characters (PostgreSQL refuses NUL)."""
     text = value.strip()
-    if not text or len(text) > max_length or _CONTROL.search(text):
+    if not text or len(text) > max_length or not is_one_line(text):
         raise invalid_input(f"Enter 1-{max_length} characters.", *field)
     return text
 

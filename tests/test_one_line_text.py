@@ -129,3 +129,30 @@ async def test_a_listing_address_with_a_line_break_skips_the_row(orm: None, tmp_
         (2, "UnparsedAddress contains a line break or another control character"),
     ]
     assert [listing.mls_number for listing in await Listing.all()] == ["L1"]
+
+
+UPDATE_MY_INFO = """
+mutation($input: UpdateMyInfoInput!) { updateMyInfo(input: $input) { userErrors { code field } } }
+"""
+
+
+@pytest.mark.parametrize("brk", BREAKS, ids=repr)
+async def test_a_name_holds_no_line_break_or_control_character(
+    gql: GraphQLClient, brk: str
+) -> None:
+    agent = await make_agent(first_name="Alice")
+    token = await gql.sign_in(agent.email or "")
+    data = await gql(UPDATE_MY_INFO, {"input": {"firstName": f"Al{brk}ice"}}, token=token)
+    assert data["updateMyInfo"]["userErrors"] == [
+        {"code": "INVALID_INPUT", "field": ["input", "firstName"]}
+    ]
+    assert (await Account.get(id=agent.id)).first_name == "Alice"
+
+
+async def test_a_device_name_is_kept_on_one_line(gql: GraphQLClient) -> None:
+    from models.accounts import Device
+
+    agent = await make_agent()
+    await gql.sign_in(agent.email or "", deviceName="Casey's\r\nBcc: x@evil.example\u2028 phone")
+    [device] = await Device.filter(account_id=agent.id)
+    assert device.name == "Casey's Bcc: x@evil.example phone"
