@@ -12,6 +12,8 @@ from importers.regions import import_regions
 from importers.report import ImportReport
 
 Importer = Callable[[Path, ImportReport], Awaitable[ImportReport]]
+# Members and listings come from one association's feed, which the command line may name.
+AssociationImporter = Callable[[Path, ImportReport, str | None], Awaitable[ImportReport]]
 
 # In the order a new installation loads them: listings need their agents first.
 IMPORTERS: dict[str, Importer] = {
@@ -19,4 +21,8 @@ IMPORTERS: dict[str, Importer] = {
     "members": import_members,
     "listings": import_listings,
     "lockboxes": import_lockboxes,
+}
+FROM_AN_ASSOCIATION: dict[str, AssociationImporter] = {
+    "members": import_members,
+    "listings": import_listings,
 }

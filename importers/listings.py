@@ -15,7 +15,15 @@ from tortoise.transactions import in_transaction
 
 from importers import bulk
 from importers.report import ImportReport, RowError
-from importers.sources import batched, json_object, optional, required, reso_values
+from importers.sources import (
+    ASSOCIATION_LENGTH,
+    batched,
+    json_object,
+    optional,
+    originating_system,
+    required,
+    reso_values,
+)
 from models import prepared
 from models.accounts import Account
 from models.enums import AccountKind, ListingSource, ListingStatus
@@ -49,11 +57,20 @@ class ListingRow:
     state: str
     postal_code: str
     agent_mls_id: str
+    # Whose MLS numbered the listing, when the row or the command line says; else the list
+    # agent's association (a listing is in its agent's MLS unless told otherwise).
+    association: str | None
     # Which association's agent is meant when MLS ids repeat across associations.
     agent_association: str | None
 
 
-def parse_listing(index: int, value: Any) -> ListingRow:
+# A listing is known by its number within its association: associations number their
+# listings independently, and one's feed must never rewrite another's listing.
+Key = tuple[str, str]  # (ListingId, association)
+
+
+def parse_listing(index: int, value: Any, association: str | None = None) -> ListingRow:
+    """The row as a listing; `association` is the one the command line names, if any."""
     row = json_object(value)
     mls_number = required(row, "ListingId", 64)
     raw_status = required(row, "StandardStatus", 64)
@@ -61,6 +78,7 @@ def parse_listing(index: int, value: Any) -> ListingRow:
     if status is None:
         raise RowError(f"StandardStatus {raw_status!r} is not one keybin knows")
     line1, line2 = _address(row)
+    listing_association = originating_system(row, association)
     return ListingRow(
         index=index,
         mls_number=mls_number,
@@ -71,8 +89,9 @@ def parse_listing(index: int, value: Any) -> ListingRow:
         state=required(row, "StateOrProvince", 50),
         postal_code=required(row, "PostalCode", 20),
         agent_mls_id=required(row, "ListAgentMlsId", 64),
-        agent_association=optional(row, "ListAgentOriginatingSystemName", 128)
-        or optional(row, "OriginatingSystemName", 128),
+        association=listing_association,
+        agent_association=optional(row, "ListAgentOriginatingSystemName", ASSOCIATION_LENGTH)
+        or listing_association,
     )
 
 
@@ -94,8 +113,12 @@ def _address(row: Mapping[str, Any]) -> tuple[str, str | None]:
     return unparsed, line2
 
 
-async def import_listings(path: Path, report: ImportReport) -> ImportReport:
-    """Create or update one listing per row, keyed by ListingId; source IMPORTED."""
+async def import_listings(
+    path: Path, report: ImportReport, association: str | None = None
+) -> ImportReport:
+    """Create or update one listing per row, keyed by ListingId within its association;
+    source IMPORTED. `association`: the file is that association's (rows naming another
+    are refused)."""
     report.position = "index"
     values = reso_values(path)
     progress = report.progress("listings", len(values))
@@ -105,17 +128,13 @@ async def import_listings(path: Path, report: ImportReport) -> ImportReport:
     agents: AgentsByMlsId = {}
     done = 0
     for batch in batched(enumerate(values)):
-        rows: dict[str, ListingRow] = {}
-        repeats = 0
+        rows: list[ListingRow] = []
         for index, value in batch:
             try:
-                row = parse_listing(index, value)
+                rows.append(parse_listing(index, value, association))
             except RowError as error:
                 report.skip(index, str(error))
-                continue
-            repeats += row.mls_number in rows
-            rows[row.mls_number] = row
-        await _write(list(rows.values()), associations, agents, report, repeats)
+        await _write(rows, associations, agents, report)
         done += len(batch)
         progress.update(done)
     progress.finish(len(values))
@@ -127,25 +146,35 @@ async def _write(
     associations: Sequence[str],
     agents: AgentsByMlsId,
     report: ImportReport,
-    repeats: int,
 ) -> None:
     unknown = {row.agent_mls_id for row in rows} - agents.keys()
     agents.update(await _agents(connections.get("default"), unknown, associations))
-    placed: list[tuple[ListingRow, int]] = []
+    placed: dict[Key, tuple[ListingRow, int]] = {}
+    repeats = 0
     for row in rows:
         try:
-            placed.append((row, _list_agent(row, agents)))
+            agent_id, agent_association = _list_agent(row, agents)
         except RowError as error:
             report.skip(row.index, str(error))
+            continue
+        key = (row.mls_number, agent_association if row.association is None else row.association)
+        # The same listing twice in one batch: the later row wins, as a re-import would.
+        repeats += key in placed
+        placed[key] = (row, agent_id)
     for attempt in range(1, ATTEMPTS + 1):
         try:
             async with in_transaction() as db:
-                created, updated = await _upsert(db, placed)
+                created, updated, by_hand = await _upsert(db, placed)
         except IntegrityError:
             # Another writer added one of these listings meanwhile: plan the batch again.
             if attempt == ATTEMPTS:
                 raise
             continue
+        for row in by_hand:
+            report.skip(
+                row.index,
+                f"ListingId {row.mls_number!r} is a listing its agent added by hand: left alone",
+            )
         report.created += created
         report.updated += updated + repeats
         return
@@ -184,14 +213,20 @@ async def _agents(
     return found
 
 
-def _list_agent(row: ListingRow, agents: AgentsByMlsId) -> int:
+def _list_agent(row: ListingRow, agents: AgentsByMlsId) -> tuple[int, str]:
+    """(account id, association) of the row's list agent. Where the row names an association,
+    the agent is that association's: a listing never goes to another's agent by chance."""
     candidates = agents.get(row.agent_mls_id, [])
     if row.agent_association is not None:
-        preferred = [id_ for association, id_ in candidates if association == row.agent_association]
-        if preferred:
-            return preferred[0]
+        candidates = [found for found in candidates if found[0] == row.agent_association]
+        if not candidates:
+            raise RowError(
+                f"no agent of {row.agent_association!r} has ListAgentMlsId "
+                f"{row.agent_mls_id!r}: import members first"
+            )
     if len(candidates) == 1:
-        return candidates[0][1]
+        association, account_id = candidates[0]
+        return account_id, association
     if not candidates:
         raise RowError(f"no agent has ListAgentMlsId {row.agent_mls_id!r}: import members first")
     raise RowError(
@@ -201,20 +236,28 @@ def _list_agent(row: ListingRow, agents: AgentsByMlsId) -> int:
 
 
 async def _upsert(
-    db: BaseDBAsyncClient, placed: Sequence[tuple[ListingRow, int]]
-) -> tuple[int, int]:
+    db: BaseDBAsyncClient, placed: Mapping[Key, tuple[ListingRow, int]]
+) -> tuple[int, int, list[ListingRow]]:
+    """Write one batch; returns (created, updated, rows left alone for a listing added by
+    hand: an agent's own listing is not the feed's to change)."""
     if not placed:
-        return 0, 0
-    columns = ", ".join(f'"{c}"' for c in ("id", "mls_number", *LISTING_FIELDS))
+        return 0, 0, []
+    numbers = {number for number, _ in placed}
+    associations = {association for _, association in placed}
+    columns = ", ".join(f'"{c}"' for c in ("id", "mls_number", "association", "source"))
+    fields = ", ".join(f'"{c}"' for c in LISTING_FIELDS)
+    # Both lists name the (mls_number, association) key's index; the pairs are matched below.
     sql = (
-        f'SELECT {columns} FROM "{Listing._meta.db_table}" '  # noqa: S608
-        f'WHERE "mls_number" IN ({prepared.placeholders(len(placed))})'
+        f'SELECT {columns}, {fields} FROM "{Listing._meta.db_table}" '  # noqa: S608
+        f'WHERE "mls_number" IN ({prepared.placeholders(len(numbers))}) '
+        f'AND "association" IN ({prepared.placeholders(len(associations))})'
     )
-    found = await prepared.fetch(db, sql, [row.mls_number for row, _ in placed])
-    existing = {row[1]: row for row in found}
+    found = await prepared.fetch(db, sql, [*numbers, *associations])
+    existing = {(row[1], row[2]): row for row in found}
     changes: list[list[Any]] = []
     new: list[list[Any]] = []
-    for row, agent_id in placed:
+    by_hand: list[ListingRow] = []
+    for key, (row, agent_id) in placed.items():
         values = [
             row.status.value,
             row.line1,
@@ -224,11 +267,13 @@ async def _upsert(
             row.postal_code,
             agent_id,
         ]
-        old = existing.get(row.mls_number)
+        old = existing.get(key)
         if old is None:
-            new.append([row.mls_number, ListingSource.IMPORTED.value, *values])
-        elif list(old[2:]) != values:
+            new.append([*key, ListingSource.IMPORTED.value, *values])
+        elif old[3] == ListingSource.MANUAL.value:
+            by_hand.append(row)
+        elif list(old[4:]) != values:
             changes.append([*values, old[0]])
     await bulk.update(db, Listing, LISTING_FIELDS, changes)
-    await bulk.insert(db, Listing, ("mls_number", "source", *LISTING_FIELDS), new)
-    return len(new), len(placed) - len(new)
+    await bulk.insert(db, Listing, ("mls_number", "association", "source", *LISTING_FIELDS), new)
+    return len(new), len(placed) - len(new) - len(by_hand), by_hand

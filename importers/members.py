@@ -15,7 +15,14 @@ from tortoise.exceptions import IntegrityError
 from core.errors import DomainError
 from importers import bulk
 from importers.report import ImportReport, RowError
-from importers.sources import batched, json_object, optional, required, reso_values
+from importers.sources import (
+    batched,
+    json_object,
+    optional,
+    originating_system,
+    required,
+    reso_values,
+)
 from models.accounts import Account, AccountEvent
 from models.enums import AccountEventKind, AccountKind, AccountStatus
 from notify import sessions
@@ -64,13 +71,23 @@ def _stored(value: Any) -> Any:
     return value.value if isinstance(value, AccountStatus) else value
 
 
-def parse_member(index: int, value: Any, report: ImportReport) -> Member:
-    """The row as an agent; what is required is checked before any warning is given."""
+def parse_member(
+    index: int, value: Any, report: ImportReport, association: str | None = None
+) -> Member:
+    """The row as an agent; what is required is checked before any warning is given.
+    `association` is the one the command line names, if any."""
     row = json_object(value)
     mls_id = required(row, "MemberMlsId", 64)
     first_name = required(row, "MemberFirstName", 100)
     last_name = required(row, "MemberLastName", 100)
-    association = optional(row, "OriginatingSystemName", 128) or ""
+    # Agents are known by MLS id within their association, and MLS ids repeat across
+    # associations: a row naming none could take over any association's agent.
+    association = originating_system(row, association)
+    if association is None:
+        raise RowError(
+            "OriginatingSystemName is missing: name the association on each row or with "
+            "--association"
+        )
     raw_status = optional(row, "MemberStatus", 32)
     raw_email = optional(row, "MemberEmail", 254)
     raw_phone = optional(row, "MemberMobilePhone", 32)
@@ -108,8 +125,11 @@ def _status(index: int, raw: str | None, report: ImportReport) -> AccountStatus:
     return AccountStatus.INACTIVE
 
 
-async def import_members(path: Path, report: ImportReport) -> ImportReport:
-    """Create or update one agent per roster row; new agents get a Key ID."""
+async def import_members(
+    path: Path, report: ImportReport, association: str | None = None
+) -> ImportReport:
+    """Create or update one agent per roster row; new agents get a Key ID. `association`:
+    the file is that association's roster (rows naming another are refused)."""
     report.position = "index"
     values = reso_values(path)
     progress = report.progress("members", len(values))
@@ -119,7 +139,7 @@ async def import_members(path: Path, report: ImportReport) -> ImportReport:
         repeats = 0
         for index, value in batch:
             try:
-                member = parse_member(index, value, report)
+                member = parse_member(index, value, report, association)
             except RowError as error:
                 report.skip(index, str(error))
                 continue

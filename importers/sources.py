@@ -18,6 +18,8 @@ from importers.report import ImportFileError, RowError
 # each) are amortised, small enough that one batch holds SQLite's single connection for
 # tens of milliseconds and its IN lists stay far below both databases' parameter limits.
 BATCH_SIZE = 2000
+# An association's name as accounts and listings store it.
+ASSOCIATION_LENGTH = 128
 
 T = TypeVar("T")
 
@@ -212,3 +214,16 @@ def json_object(value: Any) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise RowError(f"expected an object, found {type(value).__name__}")
     return value
+
+
+def originating_system(row: Mapping[str, Any], imported: str | None) -> str | None:
+    """The association the row comes from: its OriginatingSystemName, or the one the command
+    line names for the whole file (`imported`), which no row may contradict: one
+    association's file must not write another's agents or listings."""
+    named = optional(row, "OriginatingSystemName", ASSOCIATION_LENGTH)
+    if imported is not None and named is not None and named != imported:
+        raise RowError(
+            f"OriginatingSystemName {named!r} is another association than {imported!r}, "
+            "the one being imported"
+        )
+    return named or imported

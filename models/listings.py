@@ -23,7 +23,10 @@ class Listing(Model):
     agent: fields.ForeignKeyRelation[Account] = fields.ForeignKeyField(
         "models.Account", related_name="listings", on_delete=fields.RESTRICT
     )
-    mls_number = fields.CharField(max_length=64, null=True, unique=True)
+    mls_number = fields.CharField(max_length=64, null=True)
+    # Whose MLS numbered it: associations number their listings independently, so an import
+    # finds a listing by (mls_number, association). By hand: its agent's association.
+    association = fields.CharField(max_length=128, default="", db_default="")
     source = fields.CharEnumField(ListingSource, max_length=16)
     status = fields.CharEnumField(ListingStatus, max_length=16, default=ListingStatus.ACTIVE)
     line1 = fields.CharField(max_length=200)
@@ -36,6 +39,8 @@ class Listing(Model):
     class Meta:
         table = "listing"
         indexes = (("agent_id",),)
+        # mls_number first: addListing and the search look a number up in every association.
+        unique_together = (("mls_number", "association"),)
 
 
 class Lockbox(Model):

@@ -113,6 +113,7 @@ async def add_listing(
             source=ListingSource.MANUAL,
             status=status,
             mls_number=mls,
+            association=agent.association,
             line1=line1,
             line2=line2,
             city=city,

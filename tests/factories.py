@@ -144,6 +144,7 @@ async def make_listing(agent: Account, **fields: Any) -> Listing:
     return await Listing.create(
         agent=agent,
         mls_number=fields.pop("mls_number", f"MLS{n}"),
+        association=fields.pop("association", agent.association),
         source=fields.pop("source", ListingSource.IMPORTED),
         line1=fields.pop("line1", f"{n} Main Street"),
         city=fields.pop("city", "Cincinnati"),

@@ -230,7 +230,12 @@ async def test_the_roster_making_an_agent_past_due_stops_grants_until_paid(
 
 
 def member(mls_id: str, status: str | None) -> dict[str, Any]:
-    row = {"MemberMlsId": mls_id, "MemberFirstName": "Pat", "MemberLastName": mls_id}
+    row = {
+        "MemberMlsId": mls_id,
+        "MemberFirstName": "Pat",
+        "MemberLastName": mls_id,
+        "OriginatingSystemName": "Cincinnati MLS",
+    }
     return row if status is None else {**row, "MemberStatus": status}
 
 

@@ -80,7 +80,8 @@ async def test_bad_region_rows_are_reported_by_line_and_the_good_ones_land(orm: 
         (6, "time_zone is missing"),
     ]
     assert report.created == 2
-    assert sorted(await Region.all().values_list("code", flat=True)) == ["CIN", "DEN"]
+    codes: list[Any] = await Region.all().values_list("code", flat=True)
+    assert sorted(codes) == ["CIN", "DEN"]
 
 
 async def test_members_become_agents_with_key_ids_and_an_import_event(orm: None) -> None:
@@ -108,7 +109,9 @@ async def test_members_become_agents_with_key_ids_and_an_import_event(orm: None)
     for agent in agents:
         assert re.fullmatch(r"[1-9]\d{8}", agent.key_id or "")
         assert agent.password_hash is None  # set through "Forgot password"
-        kinds = await AccountEvent.filter(account_id=agent.id).values_list("kind", flat=True)
+        kinds: list[Any] = await AccountEvent.filter(account_id=agent.id).values_list(
+            "kind", flat=True
+        )
         assert kinds == ["IMPORTED"]
 
 
@@ -149,7 +152,7 @@ async def test_reimporting_members_updates_them_and_keeps_key_ids(
         "Baker-Smith",
     )
     assert dict(await Account.all().values_list("mls_id", "key_id")) == key_ids
-    details = (
+    details: list[Any] = (
         await AccountEvent.filter(account_id=bob.id).order_by("id").values_list("detail", flat=True)
     )
     assert details[-1] == "roster update: last_name, email, phone, status"
@@ -208,7 +211,7 @@ async def test_key_ids_are_unique_nine_digit_numbers_across_batches(
     report = await import_members(path, ImportReport(progress_to=progress))
     # then
     assert report.created == 1203
-    key_ids = await Account.all().values_list("key_id", flat=True)
+    key_ids: list[Any] = await Account.all().values_list("key_id", flat=True)
     assert len(set(key_ids)) == 1203
     assert all(re.fullmatch(r"[1-9]\d{8}", key_id or "") for key_id in key_ids)
     assert await AccountEvent.filter(kind="IMPORTED").count() == 1203
@@ -284,11 +287,13 @@ async def test_reimporting_listings_updates_status_address_and_agent(
     await import_members(DATA / "members.json", ImportReport())
     await import_listings(DATA / "listings.json", ImportReport())
     rows = json.loads((DATA / "listings.json").read_text())["value"]
+    # Cincinnati's listing (its agent's association) now listed by a Denver MLS member
     rows[0].update(
         StandardStatus="Closed",
         UnitNumber="5C",
         ListAgentMlsId="A1001",
         ListAgentOriginatingSystemName="Denver MLS",
+        OriginatingSystemName="Cincinnati MLS",
     )
     changed = write_json(tmp_path / "listings.json", rows)
     # when
@@ -319,7 +324,8 @@ async def test_bad_listing_rows_are_reported_by_index(orm: None) -> None:
         (5, "expected an object, found int"),
     ]
     assert report.created == 1
-    assert await Listing.all().values_list("mls_number", flat=True) == ["CIN-300"]
+    numbers: list[Any] = await Listing.all().values_list("mls_number", flat=True)
+    assert numbers == ["CIN-300"]
 
 
 async def test_lockboxes_land_then_a_reimport_updates_them(orm: None, tmp_path: Path) -> None:
