@@ -146,6 +146,7 @@ async def import_members(
             # The same agent twice in one batch: the later row wins, as a re-import would.
             repeats += member.key in members
             members[member.key] = member
+        await _leave_out_contractor_emails(members, report)
         created, updated = await _write(members, report)
         report.created += created
         report.updated += updated + repeats
@@ -153,6 +154,21 @@ async def import_members(
         progress.update(done)
     progress.finish(len(values))
     return report
+
+
+async def _leave_out_contractor_emails(members: Mapping[Key, Member], report: ImportReport) -> None:
+    """A contractor's email stays theirs: held by an agent too, it would make every grant to
+    the contractor EMAIL_BELONGS_TO_AGENT. The agent lands without it, and the report says so."""
+    emails = {member.email for member in members.values() if member.email is not None}
+    if not emails:
+        return
+    taken: list[Any] = await Account.filter(
+        kind=AccountKind.CONTRACTOR, email__in=emails
+    ).values_list("email", flat=True)
+    for member in members.values():
+        if member.email in taken:
+            report.warn(member.index, "MemberEmail is a contractor's sign-in email: left empty")
+            member.email = None
 
 
 async def _write(members: Mapping[Key, Member], report: ImportReport) -> tuple[int, int]:
