@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -145,6 +146,63 @@ class Attempt:
     locked_until: datetime | None
 
 
+# Answers arriving at once are each counted before they are checked, so a burst of right ones
+# (an agent granting several contractors at once, each grant with its PIN) can reach the limit
+# and lock while they are being checked; the right answer that set the lock lifts it. An
+# answer refused by a lock that new waits for it to lift, for this long at most; a lock that
+# wrong answers set stays, and the answer is refused once the time is up.
+PATIENCE = timedelta(seconds=3)
+_LOOK_AGAIN = 0.05  # seconds between looks at a new lock
+
+
+class _OneAtATime:
+    """In this instance, the answers for one row are checked one after another: an answer is
+    taken once the one before it is settled (right, or its request over). So a burst of right
+    answers never counts up to the limit while they wait to be checked; across instances,
+    PATIENCE covers the few that can still be in flight at once."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[object, ...], asyncio.Lock] = {}
+        self._waiting: dict[tuple[object, ...], int] = {}
+        self._holder: dict[tuple[object, ...], asyncio.Task[Any]] = {}
+
+    async def enter(self, key: tuple[object, ...]) -> None:
+        task = asyncio.current_task()
+        if task is None or self._holder.get(key) is task:
+            return  # the same request checking the same row again: it holds it already
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._forget(key)
+            raise
+        self._holder[key] = task
+        # Whatever the request does next, its end lets the next answer in.
+        task.add_done_callback(lambda _: self.leave(key, task))
+
+    def leave(self, key: tuple[object, ...], task: asyncio.Task[Any] | None = None) -> None:
+        task = task or asyncio.current_task()
+        if task is None or self._holder.get(key) is not task:
+            return
+        del self._holder[key]
+        self._locks[key].release()
+        self._forget(key)
+
+    def _forget(self, key: tuple[object, ...]) -> None:
+        self._waiting[key] -= 1
+        if not self._waiting[key]:
+            del self._waiting[key], self._locks[key]
+
+
+_one_at_a_time = _OneAtATime()
+
+
+def _key(row_id: int, lockout: Lockout) -> tuple[object, ...]:
+    loop = asyncio.get_running_loop()
+    return (id(loop), lockout.table.__name__, lockout.failures, row_id)
+
+
 async def take_attempt(row_id: int, lockout: Lockout) -> Attempt | None:
     """Count an answer as wrong before checking it (None while locked).
 
@@ -152,6 +210,20 @@ async def take_attempt(row_id: int, lockout: Lockout) -> Attempt | None:
     are checked per lock: the one that reaches the limit locks at once, and only a right
     answer gives the count back.
     """
+    await _one_at_a_time.enter(_key(row_id, lockout))
+    give_up = asyncio.get_running_loop().time() + PATIENCE.total_seconds()
+    while (attempt := await _take(row_id, lockout)) is None:
+        row = await lockout.table.filter(id=row_id).values(lockout.locked_until)
+        until = row[0][lockout.locked_until] if row else None
+        locked_since = until - LOCKOUT if isinstance(until, datetime) else None
+        new_lock = locked_since is not None and clock.now() - locked_since < PATIENCE
+        if not new_lock or asyncio.get_running_loop().time() >= give_up:
+            return None
+        await asyncio.sleep(_LOOK_AGAIN)
+    return attempt
+
+
+async def _take(row_id: int, lockout: Lockout) -> Attempt | None:
     now = clock.now()
     unlocked: dict[str, Any] = {f"{lockout.locked_until}__isnull": True}
     expired: dict[str, Any] = {f"{lockout.locked_until}__lte": now}
@@ -175,6 +247,7 @@ async def attempt_succeeded(attempt: Attempt) -> None:
     if attempt.locked_until is not None:
         changes[attempt.lockout.locked_until] = None
     await attempt.lockout.table.filter(id=attempt.row_id).update(**changes)
+    _one_at_a_time.leave(_key(attempt.row_id, attempt.lockout))
 
 
 async def _give_back(attempt: Attempt) -> None:

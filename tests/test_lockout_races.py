@@ -182,3 +182,44 @@ async def test_a_burst_of_pins_checks_three_and_locks(
     assert kinds.count(AccountEventKind.PIN_FAILED.value) == 3
     assert kinds.count(AccountEventKind.PIN_LOCKED.value) == 1
     assert AccountEventKind.STEP_UP_ENABLED.value not in kinds
+
+
+async def test_a_burst_of_right_passwords_all_sign_in(live_gql: GraphQLClient) -> None:
+    # given an agent signing in from one phone eight times at once (an app retrying, say)
+    agent = await make_agent()
+
+    async def sign_in(_: int) -> dict[str, Any]:
+        variables = {
+            "input": {
+                "login": agent.email,
+                "password": PASSWORD,
+                "deviceId": "burst",
+                "deviceName": "Phone",
+            }
+        }
+        payload: dict[str, Any] = (await live_gql(SIGN_IN, variables))["signIn"]
+        return payload
+
+    answers = await asyncio.gather(*(sign_in(n) for n in range(8)))
+    # then each is signed in: right answers counted before their check never lock each other out
+    assert [a["userErrors"] for a in answers] == [[]] * 8
+    assert all(a["token"] for a in answers)
+    assert (await Account.get(id=agent.id)).locked_until is None
+
+
+async def test_a_burst_of_right_pins_all_pass(live_gql: GraphQLClient) -> None:
+    # given an agent's app sending eight PIN-checked operations at once
+    agent = await make_agent()
+    key = b64url_encode(raw_public_key(Ed25519PrivateKey.generate().public_key()))
+    token = await live_gql.sign_in(agent.email or "", devicePublicKey=key)
+
+    async def enable(_: int) -> dict[str, Any]:
+        payload: dict[str, Any] = (await live_gql(ENABLE_STEP_UP, {"pin": PIN}, token=token))[
+            "enableStepUp"
+        ]
+        return payload
+
+    answers = await asyncio.gather(*(enable(n) for n in range(8)))
+    # then none is refused for a lock the others' counting set
+    assert [a["userErrors"] for a in answers] == [[]] * 8
+    assert (await Account.get(id=agent.id)).pin_locked_until is None
