@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from core.security import verify_secret_async
 from models.accounts import Account, AccountEvent, Device, Session
 from models.enums import AccountEventKind
+from resolvers import auth
 from tests.factories import PASSWORD, SIGN_IN, GraphQLClient, make_agent
 
 # The per-account rate limit (a later wall) is off: these tests are about the device limit.
@@ -52,15 +52,16 @@ async def registered(agent: Account) -> tuple[int, int, int]:
 
 def passwords_checked_together(monkeypatch: pytest.MonkeyPatch, sign_ins: int) -> None:
     """Each sign-in goes on past its password check only once all of them have checked theirs,
-    so they reach the device registration together."""
+    so they reach the device registration together. (The answers for one account are checked
+    one after another, so they wait once each is settled, not during the check.)"""
     together = asyncio.Barrier(sign_ins)
+    settled = auth.attempt_succeeded
 
-    async def verify(stored: str | None, value: str) -> bool:
-        right = await verify_secret_async(stored, value)
+    async def succeeded(attempt: auth.Attempt) -> None:
+        await settled(attempt)
         await asyncio.wait_for(together.wait(), 30)
-        return right
 
-    monkeypatch.setattr("resolvers.auth.verify_secret_async", verify)
+    monkeypatch.setattr("resolvers.auth.attempt_succeeded", succeeded)
 
 
 @pytest.mark.parametrize("settings_overrides", [{**NO_RATE_LIMIT, "device_limit": 2}])
