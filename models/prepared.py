@@ -21,6 +21,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
 M = TypeVar("M", bound=Model)
+# A bound LIMIT written as an expression. SQLite (3.50 here) reads a bare `LIMIT ?`'s value
+# when it plans a statement, so binding it throws the plan away and every run prepares the
+# statement again: that took longer than running the Message Center page (59 against 23 µs).
+# `? + 0` is planned once; PostgreSQL answers both alike.
+LIMIT = "LIMIT ? + 0"
 # Larger batches by id are read in the database's thread, off the event loop.
 SHORT_BATCH = 100
 
@@ -111,7 +116,7 @@ def _listed(model: type[Model], alias: str = "") -> str:
 def _select_statement(model: type[Model], where: str, order_by: str) -> str:
     return (
         f'SELECT {_listed(model)} FROM "{model._meta.db_table}" '  # noqa: S608
-        f"WHERE {where} ORDER BY {order_by} LIMIT ?"
+        f"WHERE {where} ORDER BY {order_by} {LIMIT}"
     )
 
 

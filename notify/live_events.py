@@ -108,7 +108,7 @@ class MessageTail:
         delivered = 0
         while True:
             rows = await database.execute_query_dict(
-                "SELECT id, account_id FROM message WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, account_id FROM message WHERE id > ? ORDER BY id LIMIT ? + 0",
                 [self.last_id or 0, TAIL_BATCH],
             )
             for row in rows:

@@ -28,6 +28,9 @@ class Postgres:
     def bind(self, value: Any, cast: str) -> Any:
         return value
 
+    def limit(self, param: str) -> str:
+        return param
+
     def json_object(self, pairs: list[str]) -> str:
         return f"json_build_object({', '.join(pairs)})"
 
@@ -117,6 +120,11 @@ class Sqlite:
             # As Tortoise writes times (datetime.isoformat(" ")), so the text compares.
             return value.astimezone(UTC).isoformat(" ")
         return value
+
+    def limit(self, param: str) -> str:
+        # An expression, not the bare parameter: SQLite reads a bare one's value when it
+        # plans, so each run would prepare the whole statement again (models.prepared.LIMIT).
+        return f"{param} + 0"
 
     def json_object(self, pairs: list[str]) -> str:
         return f"json_object({', '.join(pairs)})"

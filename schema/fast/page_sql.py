@@ -195,7 +195,7 @@ class Builder:
             # once per row (or not at all), where one object is wanted.
             return f"SELECT {body}"
         page = self.page_rows(many, outer, row, index)
-        rows = f"SELECT {row}.* FROM {page} LIMIT {limit}"  # noqa: S608
+        rows = f"SELECT {row}.* FROM {page} LIMIT {self.dialect.limit(limit)}"  # noqa: S608
         return f"SELECT {body} FROM ({rows}) {row}"  # noqa: S608
 
     def page_rows(self, many: Many, outer: str, row: str, index: int) -> str:
@@ -246,7 +246,7 @@ class Builder:
                 fetched = params.add(("fetch", index), lambda b: b.pages[index].limit + 1, "int")
                 ahead = self.alias()
                 page = self.page_rows(many, outer, ahead, index)
-                rows = f"SELECT 1 FROM {page} LIMIT {fetched}"  # noqa: S608
+                rows = f"SELECT 1 FROM {page} LIMIT {dialect.limit(fetched)}"  # noqa: S608
                 counted = f"(SELECT count(*) FROM ({rows}) {ahead})"  # noqa: S608
                 value = dialect.boolean(f"{counted} > {limit}")
             elif name == "hasPreviousPage":
