@@ -26,6 +26,7 @@ from tortoise import Tortoise
 
 import db
 from console import create_console
+from core import security
 from models.enums import AccountStatus
 from notify.dispatcher import Dispatcher
 from notify.pg_pubsub import PostgresPubSub
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
         billing_scheduler.start()
         if serving:
             settle_heap()
+        security.prepare_dummy_hash()
         try:
             yield
         finally:

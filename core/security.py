@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import os
@@ -30,9 +31,15 @@ PASSWORD_RULE = (
 # [0-9], not \d: \d also matches other scripts' digits ("١٢٣٤"), which the app's keypad
 # cannot type back.
 _PIN = re.compile(r"[0-9]{4}")
-# A valid hash of nothing in particular: verifying against it when an account is
-# missing keeps the answer time the same whether or not the login exists.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A valid hash of nothing in particular: verifying against it when an account is
+    missing keeps the answer time the same whether or not the login exists. Made when first
+    needed (a server makes it as it starts, `prepare_dummy_hash`), not on import, where every
+    command and process paid an argon2 hash (~130 ms) to start."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 def hash_secret(value: str) -> str:
@@ -41,7 +48,7 @@ def hash_secret(value: str) -> str:
 
 def verify_secret(stored: str | None, value: str) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, value) and stored is not None
+        return _hasher.verify(stored or _dummy_hash(), value) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -132,3 +139,9 @@ async def hash_secret_async(value: str) -> str:
 
 async def verify_secret_async(stored: str | None, value: str) -> bool:
     return await asyncio.get_running_loop().run_in_executor(_hashing, verify_secret, stored, value)
+
+
+def prepare_dummy_hash() -> None:
+    """Make the hash unknown logins are checked against now, on a hashing thread, so the first
+    one is answered no slower than any other (not waited for: start-up goes on)."""
+    _hashing.submit(_dummy_hash)
