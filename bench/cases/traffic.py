@@ -143,7 +143,7 @@ def _seconds(ctx: Context, full: float, quick: float, tiny: float) -> float:
 
 def sizes(ctx: Context) -> Sizes:
     return Sizes(
-        users=ctx.size(1000, 1000, 20),
+        users=ctx.size(1000, 500, 20),
         agents=ctx.size(20, 20, 2),
         listings=ctx.size(25, 25, 10),
         grants_per_listing=10,
