@@ -11,10 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
 HOST = "127.0.0.1"
+# The CPUs this process may use, read before the load client pins itself to one of them.
+EVERY_CPU = frozenset(os.sched_getaffinity(0))
 
 
 def placement() -> tuple[int | None, int | None]:
@@ -28,6 +31,19 @@ def placement() -> tuple[int | None, int | None]:
 def pin(cpu: int | None, pid: int = 0) -> None:
     if cpu is not None:
         os.sched_setaffinity(pid, {cpu})
+
+
+def pin_threads(pid: int, cpu: int) -> None:
+    """Every thread of a running process on `cpu`, until a pass finds none left to move."""
+    moved: set[int] = set()
+    while True:
+        threads = {int(task) for task in os.listdir(f"/proc/{pid}/task")} - moved
+        if not threads:
+            return
+        for thread in threads:
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(thread, {cpu})
+        moved |= threads
 
 
 @contextlib.contextmanager
@@ -115,12 +131,14 @@ class Server:
         self.stop()
 
     def start(self, timeout: float = 60.0) -> None:
-        cpu = self.cpu
+        """Started on any CPU (servers starting side by side share both for their imports),
+        then, once ready, every thread of it put on its CPU: the threads it starts later
+        inherit that from the thread starting them."""
         self.terminated = False
 
-        def place() -> None:
-            # In the child before exec: every thread it ever starts stays on this CPU.
-            pin(cpu)
+        def unpin() -> None:
+            # In the child before exec: not the load client's CPU alone, which it inherits.
+            os.sched_setaffinity(0, EVERY_CPU)
 
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -130,12 +148,14 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=place if cpu is not None else None,  # noqa: PLW1509
+            preexec_fn=unpin,  # noqa: PLW1509
             start_new_session=True,
         )
         log.close()
         try:
             self._wait_ready(timeout)
+            if self.cpu is not None:
+                pin_threads(self.proc.pid, self.cpu)
         except BaseException:
             self.stop()
             raise
@@ -201,9 +221,14 @@ class Server:
 
 @contextlib.contextmanager
 def running(*servers: Server) -> Iterator[None]:
+    """Started side by side, each stopped however the others' starts went."""
     with contextlib.ExitStack() as stack:
         for server in servers:
-            stack.enter_context(server)
+            stack.callback(server.stop)
+        with ThreadPoolExecutor(len(servers)) as starting:
+            started = [starting.submit(server.start) for server in servers]
+        for future in started:
+            future.result()
         # All asked at once, then each waited for: a shutdown that takes a while (deliveries
         # still waiting on a hung mail relay get a few seconds) is not paid once per server.
         for server in servers:

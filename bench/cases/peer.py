@@ -27,7 +27,7 @@ from bench import load, seed, stats
 from bench.cases import nested, small
 from bench.context import ROOT, CaseResult, Context, run_async
 from bench.report import Row, unavailable
-from bench.servers import HOST, Server, bench_python, free_port, pin
+from bench.servers import HOST, Server, bench_python, free_port, pin, running
 
 NAME = "peer"
 VERSION = "4.14.1"
@@ -360,7 +360,7 @@ def _run(ctx: Context, cli: Path, base: str) -> CaseResult:
         ctx.server_cpu,
         cwd=ROOT,
     )
-    with keybin, kept, peer, by_hand:
+    with running(keybin, kept, peer, by_hand):
         requests = {
             "nested": (
                 load.graphql_request(

@@ -17,7 +17,7 @@ from bench import load, seed, stats
 from bench.cases.nested import KEPT, NOT_KEPT, keybin_server
 from bench.context import ROOT, CaseResult, Context, run_async
 from bench.report import Row
-from bench.servers import HOST, Server, bench_python, free_port
+from bench.servers import HOST, Server, bench_python, free_port, running
 
 NAME = "small"
 CONNECTIONS = 16
@@ -53,7 +53,7 @@ def run(ctx: Context) -> CaseResult:
     # The same server keeping the repeated answer (schema/fast/answer_cache.py), printed beside
     # the target row: what an unchanging database would give, not what traffic gets.
     kept = keybin_server(ctx, url, "keybin-small-kept", env=KEPT)
-    with kept, worked_out:
+    with running(kept, worked_out):
         raw = load.graphql_request(HOST, worked_out.port, QUERY, token=token)
         expected = run_async(load.request_once(HOST, worked_out.port, raw)).body
         assert b'"errors"' not in expected and b'"edges"' in expected, expected[:300]
@@ -80,7 +80,7 @@ def run(ctx: Context) -> CaseResult:
             ctx.server_cpu,
             cwd=ROOT,
         )
-        with floor, by_hand:
+        with running(floor, by_hand):
             servers = {
                 "worked_out": worked_out,
                 "kept": kept,

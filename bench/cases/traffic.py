@@ -30,8 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -45,7 +44,7 @@ from bench.cases import peer
 from bench.cases.nested import KEPT, NOT_KEPT, global_id, keybin_server
 from bench.context import ROOT, CaseResult, Context, run_async
 from bench.report import Row, unavailable
-from bench.servers import HOST, Server
+from bench.servers import HOST, Server, running
 
 NAME = "traffic"
 PIN = "2468"
@@ -799,7 +798,7 @@ def _sqlite(ctx: Context, size: Sizes) -> tuple[list[Config], dict[str, Any]]:
         server = keybin_server(ctx, database, f"keybin-traffic-{name}", env=_env(name))
         configs.append(Config(name, [server], Meter([server], None)))
     begin = time.monotonic()
-    with _started([s for c in configs for s in c.servers]):
+    with running(*(s for c in configs for s in c.servers)):
         seconds["servers started"] = round(time.monotonic() - begin, 1)
         seconds |= run_async(_measure(configs, seeded, size))
     return configs, {"seconds": seconds, "load_after": list(os.getloadavg())}
@@ -823,27 +822,10 @@ def _postgres(ctx: Context, size: Sizes) -> tuple[list[Config], dict[str, Any]]:
             ]
             configs.append(Config(name, servers, Meter(servers, postmaster)))
         begin = time.monotonic()
-        with _started([s for c in configs for s in c.servers]):
+        with running(*(s for c in configs for s in c.servers)):
             seconds["servers started"] = round(time.monotonic() - begin, 1)
             seconds |= run_async(_measure(configs, seeded, size))
     return configs, {"seconds": seconds, "load_after": list(os.getloadavg())}
-
-
-@contextlib.contextmanager
-def _started(servers: Sequence[Server]) -> Iterator[None]:
-    """Started side by side (each start mostly waits for its process's imports), stopped
-    together (see servers.running)."""
-    with ThreadPoolExecutor(len(servers)) as starting:
-        started = [starting.submit(server.start) for server in servers]
-    try:
-        for future in started:
-            future.result()
-        yield
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.stop()
 
 
 def _env(config: str) -> dict[str, str]:
