@@ -21,11 +21,19 @@ MAX_NESTING = 32
 NESTED_TOO_DEEP = f"Input may not be nested more than {MAX_NESTING} levels deep."
 
 
-def writable_name(operation_name: str | None) -> str | None:
+# What a request's operationName becomes when it is not text at all (7, [], {}): like the
+# name below, one no operation can have, so the request is refused as any unknown name is.
+NOT_A_NAME = "<not a string>"
+
+
+def writable_name(operation_name: object) -> str | None:
     """An operation name that can be quoted back: operation names are ASCII, so one with
-    half a surrogate pair names none, and is refused as any unknown name is."""
+    half a surrogate pair names none, and is refused as any unknown name is. JSON lets a
+    client send any value there; only text names an operation."""
     if operation_name is None:
         return None
+    if not isinstance(operation_name, str):
+        return NOT_A_NAME
     return _SURROGATE.sub("\ufffd", operation_name)
 
 
