@@ -39,6 +39,7 @@ from resolvers.scheduler import StartingNotifier
 from schema.context import Context
 from schema.fast import answer_cache, json_fragments
 from schema.fast.answer_cache import AnswerCache, versions_for
+from schema.fast.http_lane import AdmittedLane
 from schema.persisted.documents import PersistedDocuments
 from schema.persisted.view import with_document
 from schema.schema import KeybinSchema, build_schema
@@ -153,6 +154,12 @@ class KeybinGraphQL(GraphQL[Context, None]):
         schema = self.schema
         return isinstance(schema, KeybinSchema) and schema.admits_again(query, operation_name)
 
+    def runs_as_sent(self, query: str, operation_name: str | None) -> bool:
+        """Whether a request with this text (and no extensions) runs it as it is, admitted:
+        what schema/fast/http_lane.py may answer without the view."""
+        allowed = self.persisted.text_for(query, None, None, operation_name, may_register=True)
+        return allowed is query and self.admits_again(query, operation_name)
+
     async def on_ws_connect(self, context: Context) -> None:
         params = getattr(context, "connection_params", None) or {}
         raw = connection_authorization(params)
@@ -210,8 +217,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> St
     billing_scheduler = BillingScheduler(settings)  # runs only when billing is configured
     graphql = KeybinGraphQL(settings, pubsub)
     graphql.limiter.on_refusal = metrics.rate_limited
+    lane = AdmittedLane(graphql, graphql, graphql.runs_as_sent)
     kept_answers = AnswerCache(
-        graphql, versions_for(settings), graphql.admits_again, graphql.persisted.known_text
+        lane, versions_for(settings), graphql.admits_again, graphql.persisted.known_text
     )
     metrics.count_answers(kept_answers)
 
