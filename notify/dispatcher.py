@@ -305,7 +305,10 @@ class Dispatcher:
             raise PermanentFailure(str(error)) from error
 
     async def _sms(self, row: OutboxMessage) -> None:
-        await self._within_deadline(sms.send(self.settings, row.recipient, row.payload["body"]))
+        try:
+            await self._within_deadline(sms.send(self.settings, row.recipient, row.payload["body"]))
+        except sms.SmsRefused as error:
+            raise PermanentFailure(str(error)) from error
 
     async def _event(self, row: OutboxMessage) -> None:
         account_id, message_id = int(row.payload["account_id"]), int(row.payload["message_id"])

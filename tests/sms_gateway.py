@@ -31,6 +31,7 @@ class SmsGateway:
         self.received: list[Sms] = []
         self.attempts = 0
         self.fail_next = 0  # answer this many POSTs with 500, as a failing gateway would
+        self.fail_status = 500  # or with this status
         self._lock = threading.Lock()
         gateway = self
 
@@ -52,7 +53,7 @@ class SmsGateway:
                     else:
                         gateway.received.append(sms)
                 if failing:
-                    self.send_response(500)
+                    self.send_response(gateway.fail_status)
                     self.end_headers()
                     return
                 self.send_response(202)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from starlette.applications import Starlette
 
 from app import create_app
@@ -106,6 +107,32 @@ async def test_an_sms_gateway_answering_500_is_retried_and_delivers_once(
         assert stored.attempts == 3
         assert gateway.attempts == 3
         assert [sms.to for sms in gateway.received] == ["+15135550100"]
+
+
+@pytest.mark.parametrize(("status", "sent"), [(400, False), (422, False), (429, True), (503, True)])
+async def test_an_sms_gateway_refusal_for_good_ends_at_once_and_a_later_is_retried(
+    settings: Settings, orm: None, status: int, sent: bool
+) -> None:
+    from tests.sms_gateway import SmsGateway
+
+    with SmsGateway() as gateway:
+        # given a gateway answering `status` to the first attempt
+        gateway.fail_next, gateway.fail_status = 1, status
+        sms_settings = settings.with_(sms_backend="http", sms_http_url=gateway.url)
+        row = await outbox.sms("+15135550100", "Your keybin code is 1234")
+        dispatcher = Dispatcher(sms_settings, PubSub())
+        for _ in range(40):
+            await dispatcher.run_once()
+            if (await OutboxMessage.get(id=row.id)).status != OutboxStatus.PENDING:
+                break
+            await asyncio.sleep(0.05)
+        stored = await OutboxMessage.get(id=row.id)
+        if sent:  # then a "later" is tried again, and delivered once
+            assert stored.status == OutboxStatus.SENT and gateway.attempts == 2
+            assert len(gateway.received) == 1
+        else:  # then a refusal for good ends after the one attempt, never sent again
+            assert stored.status == OutboxStatus.DEAD and gateway.attempts == 1
+            assert stored.attempts == 1 and str(status) in (stored.last_error or "")
 
 
 async def test_minutes_of_smtp_outage_back_off_then_deliver_once(
