@@ -284,6 +284,8 @@ async def _lockbox(
     demo: DemoLockbox, agents: list[Account], listings: dict[str, Listing]
 ) -> Lockbox:
     on_listing = demo.listing is not None
+    # Held and listed since the listing's first day (records are filed by these times).
+    since = clock.now() - timedelta(days=demo.days_on_listing if on_listing else 0)
     lockbox, _ = await Lockbox.get_or_create(
         serial_number=demo.serial_number,
         defaults={
@@ -292,7 +294,9 @@ async def _lockbox(
             # Random, and kept: made only when the lockbox is.
             "secret": base64.b32encode(os.urandom(20)).decode(),
             "assigned_to": agents[demo.agent] if demo.agent is not None else None,
+            "assigned_at": since if demo.agent is not None else None,
             "listing": listings[demo.listing] if demo.listing is not None else None,
+            "listed_at": since if on_listing else None,
             "region_id": demo.region,
             "on_listing_since": (clock.now() - timedelta(days=demo.days_on_listing)).date()
             if on_listing

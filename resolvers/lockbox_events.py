@@ -225,11 +225,14 @@ async def _note_openings(
     grants: dict[int, Grant],
     actors: dict[int, Account],
 ) -> None:
-    latest = max(_time(record) for record in opened)
-    # Conditional, so an older upload arriving late never moves the time back.
-    await Lockbox.filter(
-        Q(last_access_at__isnull=True) | Q(last_access_at__lt=latest), id=lockbox.id
-    ).update(last_access_at=latest)
+    # The last access its present holder sees: only openings since they took it (one from
+    # before is another agent's). Conditional, so an older upload never moves it back.
+    theirs = [_time(r) for r in opened if _began_by(lockbox.assigned_at, _time(r))]
+    if theirs:
+        latest = max(theirs)
+        await Lockbox.filter(
+            Q(last_access_at__isnull=True) | Q(last_access_at__lt=latest), id=lockbox.id
+        ).update(last_access_at=latest)
     zone = ZoneInfo(lockbox.region.time_zone) if lockbox.region else UTC
     for record in opened:
         filing = filings[record.seq]

@@ -149,6 +149,7 @@ async def unassign_lockbox(agent: Account, lockbox_pk: int) -> Lockbox:
             listed_at=None,
             on_listing_since=None,
             region_id=None,
+            last_access_at=None,  # the next holder's begins with their own first visit
         )
     await lockbox.refresh_from_db()
     return lockbox

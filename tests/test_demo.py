@@ -376,6 +376,20 @@ async def test_loading_the_demo_twice_duplicates_nothing(orm: None, settings: Se
     assert second.invitation_link == first.invitation_link is not None
 
 
+async def test_the_demo_lockboxes_know_since_when_they_are_held_and_listed(
+    orm: None, settings: Settings
+) -> None:
+    # Late records are filed, and a holder's last access counted, by these times.
+    await load_demo(settings, announce=False)
+    for lockbox in await Lockbox.all():
+        held, listed = lockbox.assigned_to_id is not None, lockbox.listing_id is not None  # type: ignore[attr-defined]
+        assert (lockbox.assigned_at is not None) == held, lockbox.serial_number
+        assert (lockbox.listed_at is not None) == listed, lockbox.serial_number
+        if listed:
+            assert lockbox.assigned_at is not None and lockbox.listed_at is not None
+            assert lockbox.assigned_at <= lockbox.listed_at <= clock.now()
+
+
 async def test_the_demo_has_grants_open_now_tomorrow_and_waiting(
     orm: None, settings: Settings
 ) -> None:

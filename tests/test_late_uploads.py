@@ -10,6 +10,7 @@ from core.ids import to_global_id
 from models.access import AccessEvent
 from models.accounts import Account
 from models.grants import Grant
+from models.listings import Lockbox
 from models.messages import Message
 from tests.factories import GraphQLClient, make_agent, make_listing, make_region
 from tests.test_open_e2e import (
@@ -125,6 +126,38 @@ async def test_records_uploaded_after_the_lockbox_changed_hands_stay_with_their_
     }
     log = await gql(ACCESS_LOG, window, token=bob_phone.token)
     assert [e["node"]["actorName"] for e in log["accessLog"]["edges"]] == ["Bob Other"]
+
+
+async def test_the_last_access_a_holder_sees_is_from_their_own_time(
+    scene: Scene, gql: GraphQLClient
+) -> None:
+    serial = scene.lockbox.serial_number
+    await make_grant(
+        scene.agent, scene.contractor, scene.lockbox, timedelta(hours=-1), timedelta(hours=1)
+    )
+    # given Alice's visit uploaded, and the contractor's made but not yet uploaded
+    alice = await sign_in_phone(gql, scene.agent, device_id="alice-phone")
+    _, alice_records = await visit(scene, alice, await tokens_of(gql, alice))
+    await report(gql, alice.token, serial, alice_records)
+    assert (await Lockbox.get(id=scene.lockbox.id)).last_access_at is not None
+    contractor = await sign_in_phone(gql, scene.contractor)
+    _, records = await visit(scene, contractor, await tokens_of(gql, contractor))
+    # when the lockbox goes to Bob
+    clock.travel(2 * 3600)
+    bob = await make_agent(first_name="Bob", last_name="Other")
+    await _hand_over(gql, scene, bob, "99 Oak Avenue")
+    # then the time of Alice's last access went with her
+    assert (await Lockbox.get(id=scene.lockbox.id)).last_access_at is None
+    # and the contractor's visit, uploaded now, is not Bob's lockbox's last access either
+    uploaded = await report(gql, contractor.token, serial, records)
+    assert uploaded["accepted"] >= 1
+    assert (await Lockbox.get(id=scene.lockbox.id)).last_access_at is None
+    # while Bob's own visit is (a moment after he took it: records count whole seconds)
+    clock.travel(5)
+    bob_phone = await sign_in_phone(gql, bob, device_id="bob-phone")
+    _, bob_records = await visit(scene, bob_phone, await tokens_of(gql, bob_phone))
+    await report(gql, bob_phone.token, serial, bob_records)
+    assert (await Lockbox.get(id=scene.lockbox.id)).last_access_at is not None
 
 
 async def test_an_events_grant_reads_as_null_to_whom_it_is_not_shown(
