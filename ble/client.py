@@ -30,15 +30,14 @@ from ble.messages import (
 )
 from ble.outcomes import HOLDER_VERIFIED, AccessOutcome
 from ble.receipt import InvalidReceipt, ReceiptVerdict, parse_receipt
-from ble.records import peek_record
+from ble.records import MAX_UPLOAD, peek_record
 from ble.revocation import RevocationsVerdict, newest_for
 from ble.serials import same_serial
 from ble.transport import Transport, TransportError
 
 DEFAULT_TIMEOUT = 10.0
-# reportLockboxEvents takes at most this many records at a time: a log that grew longer
-# while no receipt came back goes up in several uploads, each with its own receipt.
-UPLOAD_BATCH = 500
+# A log that grew longer while no receipt came back goes up in several uploads.
+UPLOAD_BATCH = MAX_UPLOAD
 
 
 class NoCredentialError(LookupError):

@@ -11,6 +11,9 @@ from ble.outcomes import AccessMethod, AccessOutcome
 from ble.secret import secret_bytes
 
 FIELDS = ("serial", "seq", "at", "method", "outcome", "jti", "sub")
+# The most records one upload (reportLockboxEvents) carries: what a lockbox keeps between
+# visits; a longer log goes up in several uploads, each with its own receipt.
+MAX_UPLOAD = 500
 
 
 class InvalidRecord(ValueError):

@@ -13,7 +13,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from ble.outcomes import AccessOutcome as RecordOutcome
-from ble.records import AccessRecord, InvalidRecord, verify_record
+from ble.records import MAX_UPLOAD, AccessRecord, InvalidRecord, verify_record
 from ble.secret import InvalidSecret
 from ble.serials import normalize_serial, same_serial
 from core.errors import DomainError
@@ -28,7 +28,7 @@ from resolvers.lockboxes import MAX_SERIAL
 from resolvers.notifications import post_message
 
 # One upload is what a lockbox keeps between visits; far more means something is wrong.
-MAX_RECORDS = 500
+MAX_RECORDS = MAX_UPLOAD
 _MAX_SEQ = 2**31 - 1  # the column is a 32-bit integer
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 _ATTEMPTS = 3
