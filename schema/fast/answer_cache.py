@@ -42,6 +42,7 @@ from tortoise import connections
 
 from core import clock
 from core.sqlite import driver as sqlite3
+from schema.fast.asgi_body import read_body, replaying
 from settings import Settings, sqlite_path
 from web import metrics
 
@@ -219,8 +220,8 @@ class AnswerCache:
         if self.versions is None or scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        received, body = await _read_body(receive)
-        replay = _replaying(received, receive)
+        received, body = await read_body(receive, MAX_REQUEST)
+        replay = replaying(received, receive)
         if body is None:
             await self.app(scope, replay, send)
             return
@@ -364,31 +365,3 @@ def _plain(start: Message) -> bool:
     if start.get("status") != 200:
         return False
     return all(name.lower() != b"set-cookie" for name, _ in start.get("headers", ()))
-
-
-async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
-    """The messages read, and the whole body when it is small enough to key on."""
-    received: list[Message] = []
-    size = 0
-    while True:
-        message = await receive()
-        received.append(message)
-        if message["type"] != "http.request":
-            return received, None  # the client went away
-        size += len(message.get("body", b""))
-        if size > MAX_REQUEST:
-            return received, None
-        if not message.get("more_body", False):
-            return received, b"".join(m.get("body", b"") for m in received)
-
-
-def _replaying(received: list[Message], receive: Receive) -> Receive:
-    """The messages already read, then the client's own."""
-    queue = list(received)
-
-    async def replay() -> Message:
-        if queue:
-            return queue.pop(0)
-        return await receive()
-
-    return replay

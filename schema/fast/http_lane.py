@@ -23,10 +23,12 @@ from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
+
+from schema.fast.asgi_body import read_body, replaying
 
 # The largest body read here; a larger one goes to the view as it came.
 MAX_REQUEST = 64 * 1024
@@ -73,8 +75,8 @@ class AdmittedLane:
         if not _plain_json(scope["headers"]):
             await self.app(scope, receive, send)
             return
-        received, body = await _read_body(receive)
-        replay = _replaying(received, receive)
+        received, body = await read_body(receive, MAX_REQUEST)
+        replay = replaying(received, receive)
         asked = self._asked(body) if body is not None else None
         if asked is None:
             await self.app(scope, replay, send)
@@ -146,34 +148,3 @@ def _plain_json(headers: list[tuple[bytes, bytes]]) -> bool:
     if content_type is None or content_type.split(b";")[0].strip() != b"application/json":
         return False
     return (accept or b"").strip() in _PLAIN_ACCEPT
-
-
-async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
-    """The messages read, and the whole body when it is small enough to answer here."""
-    received: list[Message] = []
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        received.append(message)
-        if message["type"] != "http.request":
-            return received, None  # the client went away
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_REQUEST:
-            return received, None
-        if not message.get("more_body", False):
-            return received, b"".join(chunks)
-
-
-def _replaying(received: list[Message], receive: Receive) -> Receive:
-    """The messages already read, then the client's own."""
-    queue = list(received)
-
-    async def replay() -> Message:
-        if queue:
-            return queue.pop(0)
-        return await receive()
-
-    return replay
